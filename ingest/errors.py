@@ -1,0 +1,25 @@
+"""The exceptions ingest raises. Each message says what went wrong and what to do about it."""
+
+
+class IngestError(Exception):
+    """Base class for every error the ingest package raises on purpose."""
+
+
+class LoadError(IngestError):
+    """A file cannot be used. The message is a one-line reason for the report (no path in it)."""
+
+
+class IndexMismatchError(IngestError):
+    """The index was built with another embedding model or other chunking parameters."""
+
+
+class IndexNotFoundError(IngestError):
+    """There is no index yet at the given folder."""
+
+
+class CorpusNotFoundError(IngestError):
+    """The corpus folder does not exist or is not a folder."""
+
+
+class ModelUnavailableError(IngestError):
+    """The embedding model cannot be loaded offline."""

@@ -1,0 +1,43 @@
+"""Ingest settings: one pydantic-settings class, read from the environment (prefix RAG_).
+
+The app's Settings extends this class, so a setting means the same thing on both sides.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class IngestSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore")
+
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+
+    # Embedding. "sentence-transformers" is the real model; "hashing" is a deterministic,
+    # model-free stand-in for fast tests and for building large benchmark indexes.
+    embedder: Literal["sentence-transformers", "hashing"] = "sentence-transformers"
+    embedding_model: str = DEFAULT_MODEL  # a hub id or a local folder
+    allow_model_download: bool = False  # never reach a model hub unless asked to
+    embed_batch_size: int = Field(32, ge=1, le=4096)
+
+    # Chunking, counted in the embedding model's own tokens (special tokens excluded).
+    # The effective size is capped by the model's window, so the model never truncates a chunk.
+    chunk_tokens: int = Field(200, ge=16, le=8192)
+    chunk_overlap: int = Field(32, ge=0)
+
+    max_file_bytes: int = Field(50_000_000, ge=1)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> "IngestSettings":
+        if self.chunk_overlap >= self.chunk_tokens // 2:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be under half of chunk_tokens "
+                f"({self.chunk_tokens}); lower RAG_CHUNK_OVERLAP"
+            )
+        return self

@@ -1,0 +1,92 @@
+"""PDF: the text layer of each page (pypdf), one section per page that has text."""
+from __future__ import annotations
+
+import io
+import logging
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ingest.errors import LoadError
+from ingest.loaders import LoadedDocument
+from ingest.loaders.common import build_sections, normalize_newlines, short_exc
+
+_HEADER_WINDOW = 1024  # readers accept a header a little way into the file
+_EOF_WINDOW = 2048
+# C0 controls other than tab and newline: font-mapping debris, never readable text.
+_JUNK_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+@contextmanager
+def quiet_pypdf() -> Iterator[None]:
+    """Silence pypdf's logger and warnings while parsing (damaged files make them chatty)."""
+    logger = logging.getLogger("pypdf")
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(previous)
+
+
+def check_envelope(data: bytes) -> None:
+    """Refuse files that are not PDFs or were cut off before their end."""
+    if b"%PDF-" not in data[:_HEADER_WINDOW]:
+        raise LoadError("not a PDF file (bad header)")
+    if b"%%EOF" not in data[-_EOF_WINDOW:]:
+        raise LoadError("truncated PDF (no %%EOF at the end); re-export or re-download it")
+
+
+def page_texts(data: bytes) -> list[str]:
+    """The extracted text of every page (newlines normalised, trailing whitespace stripped)."""
+    from pypdf import PdfReader  # imported here: only PDF ingestion pays for it
+
+    check_envelope(data)
+    with quiet_pypdf():
+        try:
+            reader = PdfReader(io.BytesIO(data), strict=False)
+            encrypted = reader.is_encrypted
+        except Exception as exc:
+            raise LoadError(f"corrupt PDF: {short_exc(exc)}") from exc
+        if encrypted:
+            try:
+                decrypted = bool(reader.decrypt(""))
+            except Exception as exc:
+                reason = f"encrypted PDF that cannot be decrypted: {short_exc(exc)}"
+                raise LoadError(reason) from exc
+            if not decrypted:
+                raise LoadError("encrypted PDF (password required); save an unencrypted copy")
+        try:
+            count = len(reader.pages)
+        except Exception as exc:
+            raise LoadError(f"corrupt PDF: {short_exc(exc)}") from exc
+        if count == 0:
+            raise LoadError("PDF has no pages")
+        texts: list[str] = []
+        for number in range(1, count + 1):
+            try:
+                raw = reader.pages[number - 1].extract_text() or ""
+            except Exception as exc:
+                raise LoadError(f"page {number} could not be read: {short_exc(exc, 60)}") from exc
+            texts.append(_JUNK_CONTROLS.sub("", normalize_newlines(raw)).rstrip())
+    return texts
+
+
+def load_pdf(data: bytes) -> LoadedDocument:
+    """Load a PDF: the pages with text joined by blank lines, each its own section (page=N)."""
+    parts: list[str] = []
+    marks: list[tuple[int, tuple[str, ...], int | None]] = []
+    offset = 0
+    for number, page_text in enumerate(page_texts(data), start=1):
+        if not page_text.strip():
+            continue
+        marks.append((offset, (), number))
+        parts.append(page_text)
+        offset += len(page_text) + 2
+    if not parts:
+        raise LoadError("PDF has no text layer (scanned?); run OCR on it first")
+    text = "\n\n".join(parts)
+    return LoadedDocument(text=text, sections=build_sections(text, marks), kind="pdf")

@@ -1,0 +1,731 @@
+"""Tests for ingest.loaders: text decoding, Markdown, HTML and PDF extraction, and refusals."""
+from __future__ import annotations
+
+import codecs
+import io
+import logging
+import random
+import re
+from pathlib import Path, PurePath
+
+import pytest
+
+from ingest.errors import LoadError
+from ingest.loaders import SUPPORTED_EXTENSIONS, LoadedDocument, Section, load
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def assert_well_formed(doc: LoadedDocument) -> None:
+    """The invariants every loader's output must hold (chunking relies on them)."""
+    text = doc.text
+    assert isinstance(doc, LoadedDocument)
+    assert "\r" not in text, "newlines must be normalised to \\n"
+    assert doc.sections, "a loaded document has at least one section"
+    covered = [False] * len(text)
+    previous_end = 0
+    for section in doc.sections:
+        assert isinstance(section, Section)
+        assert 0 <= section.start < section.end <= len(text), section
+        assert section.start >= previous_end, f"sections overlap or are out of order: {section}"
+        assert text[section.start : section.end].strip(), f"whitespace-only section {section}"
+        assert all(isinstance(title, str) and title for title in section.heading), section
+        if doc.kind == "pdf":
+            assert isinstance(section.page, int) and section.page >= 1
+        else:
+            assert section.page is None
+        previous_end = section.end
+        covered[section.start : section.end] = [True] * (section.end - section.start)
+    lost = [i for i, ch in enumerate(text) if not ch.isspace() and not covered[i]]
+    assert not lost, f"text outside every section: {text[lost[0]:lost[0] + 40]!r}"
+
+
+def loaded(name: str, data: bytes | str) -> LoadedDocument:
+    """Load `data` (str is UTF-8 encoded) as a file called `name`, checking the invariants."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    doc = load(PurePath("corpus", "sub", name), raw)
+    assert_well_formed(doc)
+    return doc
+
+
+def refusal(name: str, data: bytes | str) -> str:
+    """The LoadError reason for loading `data` as `name`; checks the reason is one short line."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    with pytest.raises(LoadError) as info:
+        load(PurePath("corpus", "sub", name), raw)
+    reason = str(info.value)
+    assert reason and "\n" not in reason and "\r" not in reason, repr(reason)
+    assert len(reason) <= 120, reason
+    assert "corpus" not in reason and name not in reason, f"path leaked into {reason!r}"
+    return reason
+
+
+def texts(doc: LoadedDocument) -> list[str]:
+    return [doc.text[s.start : s.end] for s in doc.sections]
+
+
+def headings(doc: LoadedDocument) -> list[tuple[str, ...]]:
+    return [s.heading for s in doc.sections]
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def test_supported_extensions() -> None:
+    assert SUPPORTED_EXTENSIONS == frozenset(
+        {".md", ".markdown", ".txt", ".text", ".html", ".htm", ".pdf"}
+    )
+
+
+def test_unsupported_extension_is_refused_with_the_supported_list() -> None:
+    reason = refusal("report.docx", b"PK\x03\x04 whatever")
+    assert reason == (
+        "unsupported file type '.docx' (supported: .htm, .html, .markdown, .md, .pdf, .text, .txt)"
+    )
+
+
+def test_file_without_extension_is_refused() -> None:
+    assert refusal("Makefile", b"all:\n\techo hi\n").startswith("file has no extension")
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("README.MD", "markdown"), ("notes.Markdown", "markdown"), ("a.TXT", "text"),
+     ("b.Text", "text"), ("page.HTML", "html"), ("page.Htm", "html")],
+)
+def test_extension_match_is_case_insensitive(name: str, kind: str) -> None:
+    source = "<h1>Title</h1><p>Body</p>" if kind == "html" else "# Title\n\nBody\n"
+    assert loaded(name, source).kind == kind
+
+
+def test_loader_crash_becomes_a_one_line_load_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ingest.loaders import html as html_module
+
+    def explode(_: str) -> list[tuple[str, int | None]]:
+        raise ValueError("parser blew up\nwith a second line")
+
+    monkeypatch.setattr(html_module, "html_to_blocks", explode)
+    reason = refusal("page.html", "<p>hello</p>")
+    assert reason.startswith("could not read the file (ValueError: parser blew up with")
+
+
+def test_empty_data_is_refused_for_every_type() -> None:
+    for ext in sorted(SUPPORTED_EXTENSIONS):
+        assert refusal(f"empty{ext}", b"") == "empty file"
+
+
+# --------------------------------------------------------------------------- text and decoding
+
+LATIN1_FALLBACK = "Grüße aus Köln, ça va? " * 10 + "\x81"  # 0x81 is undefined in cp1252
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        pytest.param("café naïve €".encode("utf-8"), "café naïve €", id="utf-8"),
+        pytest.param(codecs.BOM_UTF8 + "café".encode("utf-8"), "café", id="utf-8-bom"),
+        pytest.param(codecs.BOM_UTF16_LE + "café €".encode("utf-16-le"), "café €",
+                     id="utf-16-le"),
+        pytest.param(codecs.BOM_UTF16_BE + "café €".encode("utf-16-be"), "café €",
+                     id="utf-16-be"),
+        pytest.param(codecs.BOM_UTF32_LE + "café €".encode("utf-32-le"), "café €",
+                     id="utf-32-le"),
+        pytest.param(codecs.BOM_UTF32_BE + "café €".encode("utf-32-be"), "café €",
+                     id="utf-32-be"),
+        pytest.param(b"a na\xefve \x80 price, \x93quoted\x94", "a naïve € price, “quoted”",
+                     id="cp1252"),
+        pytest.param("Grüße aus Köln, ça va?".encode("latin-1"), "Grüße aus Köln, ça va?",
+                     id="latin-1"),
+        pytest.param(LATIN1_FALLBACK.encode("latin-1"), LATIN1_FALLBACK, id="latin-1-fallback"),
+    ],
+)
+def test_text_decoding(data: bytes, expected: str) -> None:
+    doc = loaded("notes.txt", data)
+    assert doc.kind == "text"
+    assert doc.text == expected
+    assert "\ufeff" not in doc.text
+    assert texts(doc) == [expected]
+    assert doc.sections[0].heading == ()
+
+
+def test_text_newlines_are_normalised() -> None:
+    doc = loaded("notes.txt", b"one\r\ntwo\rthree\nfour\r\n")
+    assert doc.text == "one\ntwo\nthree\nfour\n"
+    assert texts(doc) == ["one\ntwo\nthree\nfour"]
+
+
+def test_utf16_crlf_is_normalised_too() -> None:
+    doc = loaded("notes.txt", "line one\r\nline two".encode("utf-16"))
+    assert doc.text == "line one\nline two"
+
+
+def test_text_single_section_spans_the_trimmed_content() -> None:
+    doc = loaded("notes.text", "\n\n   First line.\n\nLast line.  \n\n")
+    assert len(doc.sections) == 1
+    assert texts(doc) == ["First line.\n\nLast line."]
+
+
+def test_text_with_nul_bytes_is_refused() -> None:
+    assert refusal("data.txt", b"header\x00\x01\x02\x00payload") == (
+        "binary content under a text extension"
+    )
+
+
+def test_utf16_without_bom_is_refused_as_binary() -> None:
+    assert "binary" in refusal("notes.txt", "plain words".encode("utf-16-le"))
+
+
+def test_random_bytes_are_refused() -> None:
+    rng = random.Random(20240601)
+    noise = bytes(rng.randrange(256) for _ in range(4096))
+    assert "binary" in refusal("noise.txt", noise)
+    assert "binary" in refusal("noise.md", noise.replace(b"\x00", b""))  # no NULs: control chars
+
+
+def test_control_character_threshold() -> None:
+    text = "x" * 500
+    assert loaded("ok.txt", text[:250] + "\x1b" + text[250:]).text.count("\x1b") == 1
+    assert "binary" in refusal("bad.txt", ("abc\x01\x02" * 100).encode("ascii"))
+    assert loaded("ff.txt", "page one\fpage two\tcol").text == "page one\fpage two\tcol"
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [(b"", "empty file"), (codecs.BOM_UTF8, "empty file"),
+     (b" \t\r\n\n  ", "file has only whitespace"),
+     (codecs.BOM_UTF16_LE + " \n ".encode("utf-16-le"), "file has only whitespace")],
+)
+def test_empty_and_whitespace_text_is_refused(data: bytes, reason: str) -> None:
+    assert refusal("blank.txt", data) == reason
+    assert refusal("blank.md", data) == reason
+
+
+# --------------------------------------------------------------------------- Markdown
+
+SLA_MD = """\
+Preamble before any heading.
+
+# Quillmate SLA
+
+Intro paragraph.
+
+## Service credits
+
+Credits are paid monthly.
+
+### Claims
+
+File a claim within 30 days.
+
+## Uptime
+
+99.9% monthly.
+
+# Appendix
+
+Glossary.
+"""
+
+
+def test_markdown_heading_paths_nest_and_pop() -> None:
+    doc = loaded("sla.md", SLA_MD)
+    assert doc.kind == "markdown"
+    assert doc.text == SLA_MD  # the source itself, markup kept
+    assert headings(doc) == [
+        (),
+        ("Quillmate SLA",),
+        ("Quillmate SLA", "Service credits"),
+        ("Quillmate SLA", "Service credits", "Claims"),
+        ("Quillmate SLA", "Uptime"),
+        ("Appendix",),
+    ]
+    assert texts(doc) == [
+        "Preamble before any heading.",
+        "# Quillmate SLA\n\nIntro paragraph.",
+        "## Service credits\n\nCredits are paid monthly.",
+        "### Claims\n\nFile a claim within 30 days.",
+        "## Uptime\n\n99.9% monthly.",
+        "# Appendix\n\nGlossary.",
+    ]
+
+
+def test_markdown_skipped_levels_and_heading_first() -> None:
+    doc = loaded("skip.md", "# A\ntext a\n### C\ntext c\n## B\ntext b\n#### D\ntext d\n")
+    assert headings(doc) == [("A",), ("A", "C"), ("A", "B"), ("A", "B", "D")]
+    assert doc.sections[0].start == 0  # no empty preamble section
+
+
+def test_markdown_closing_hashes_and_title_markup() -> None:
+    source = (
+        "# Title with closing ##\nbody\n"
+        "## C# and F#\nbody\n"
+        "## Spaces after closing ###   \nbody\n"
+        "## **Bold** [link](https://example.com) `code` \\#hash ##\nbody\n"
+    )
+    assert headings(loaded("t.md", source)) == [
+        ("Title with closing",),
+        ("Title with closing", "C# and F#"),
+        ("Title with closing", "Spaces after closing"),
+        ("Title with closing", "Bold link code #hash"),
+    ]
+
+
+def test_markdown_atx_indentation_and_non_headings() -> None:
+    source = (
+        "   ## Three spaces\nbody\n"
+        "    # four spaces is code\n"
+        "#hashtag is not a heading\n"
+        "####### seven hashes is not a heading\n"
+    )
+    doc = loaded("t.md", source)
+    assert headings(doc) == [("Three spaces",)]
+    assert texts(doc) == [source[3:].rstrip()]  # the section starts at the "#"
+
+
+def test_markdown_setext_headings() -> None:
+    source = (
+        "Top Title\n=========\n\nintro\n\n"
+        "Second Level\n------------\n\nbody\n\n"
+        "- a list item\n---\n\n"
+        "- another item\n  continued\n---\n\n"
+        "> quoted\nlazy continuation\n---\n\n"
+        "after a blank line\n\n---\n\n"
+        "Another Top\n===\nend\n"
+    )
+    doc = loaded("setext.md", source)
+    assert headings(doc) == [("Top Title",), ("Top Title", "Second Level"), ("Another Top",)]
+    first, second, third = texts(doc)
+    assert first == "Top Title\n=========\n\nintro"
+    assert second.startswith("Second Level\n------------\n\nbody")
+    for not_a_heading in ("- a list item\n---", "continued\n---", "lazy continuation\n---"):
+        assert not_a_heading in second
+    assert third == "Another Top\n===\nend"
+
+
+def test_markdown_fenced_code_is_never_a_heading() -> None:
+    source = (
+        "# Real\n\n"
+        "```bash\n# a shell comment\nSetext lookalike\n---\n```\n\n"
+        "~~~\n## tilde fenced\n~~~\n\n"
+        "````\n```\n# inside a longer fence\n```\n````\n\n"
+        "## After fences\n\ntext\n\n"
+        "```\n# unclosed fence runs to the end\n"
+    )
+    doc = loaded("code.md", source)
+    assert headings(doc) == [("Real",), ("Real", "After fences")]
+    assert "# a shell comment" in texts(doc)[0]
+    assert texts(doc)[1].endswith("# unclosed fence runs to the end")
+
+
+def test_markdown_front_matter_belongs_to_the_first_section() -> None:
+    source = "---\ntitle: Quillmate SLA\nowner: ops\n---\n# Quillmate SLA\n\nBody.\n"
+    doc = loaded("fm.md", source)
+    assert headings(doc) == [(), ("Quillmate SLA",)]
+    assert texts(doc)[0] == "---\ntitle: Quillmate SLA\nowner: ops\n---"
+    # Without front matter, "text" then "---" would be a setext heading; inside it, it is not.
+    assert headings(loaded("fm2.md", "---\ntitle: x\n---\nBody\n")) == [()]
+
+
+def test_markdown_crlf_source_is_normalised() -> None:
+    doc = loaded("crlf.md", b"# One\r\n\r\nalpha\r\n## Two\r\nbeta\r\n")
+    assert doc.text == "# One\n\nalpha\n## Two\nbeta\n"
+    assert headings(doc) == [("One",), ("One", "Two")]
+    assert texts(doc) == ["# One\n\nalpha", "## Two\nbeta"]
+
+
+def test_markdown_empty_headings_do_not_open_sections() -> None:
+    doc = loaded("e.md", "# Real\ntext\n#\nmore\n## ##\nend\n")
+    assert headings(doc) == [("Real",)]
+
+
+def test_markdown_without_headings_is_one_section() -> None:
+    doc = loaded("plain.markdown", "Just a paragraph\nwith two lines.\n")
+    assert headings(doc) == [()]
+    assert texts(doc) == ["Just a paragraph\nwith two lines."]
+
+
+# --------------------------------------------------------------------------- HTML
+
+PAGE = """<!DOCTYPE html>
+<html>
+<head>
+  <meta charset="utf-8">
+  <title>HeadTitle | Quillmate</title>
+  <style>body { color: StyleRule; }</style>
+  <script>var secret = "ScriptCode";</script>
+</head>
+<body>
+  <header><a href="/">SiteHeaderLogo</a></header>
+  <nav><ul><li>NavHome</li><li>NavPricing</li></ul></nav>
+  <main>
+    <article>
+      <header><h1>Quillmate   SLA</h1><p>BylineInHeader</p></header>
+      <p>Intro  paragraph
+         with <strong>bold</strong> and <a href="#">a link</a>.</p>
+      <h2>Service credits</h2>
+      <p>Credits are paid monthly.</p>
+      <h3>Claims</h3>
+      <p>File within 30 days.</p>
+      <h2>Uptime</h2>
+      <p>99.9% monthly.<button>ButtonText</button></p>
+      <form><label>FormLabel</label><input name="q"></form>
+      <aside>AsideText</aside>
+      <footer>ArticleFooter</footer>
+    </article>
+  </main>
+  <noscript>NoscriptText</noscript>
+  <template><p>TemplateText</p></template>
+  <iframe src="x">IframeText</iframe>
+  <svg><text>SvgText</text></svg>
+  <footer>SiteFooter &copy; 2024</footer>
+  <script>trailingScript()</script>
+</body>
+</html>
+"""
+
+
+def test_html_boilerplate_is_dropped() -> None:
+    doc = loaded("page.html", PAGE)
+    for absent in ("HeadTitle", "StyleRule", "ScriptCode", "SiteHeaderLogo", "NavHome",
+                   "NavPricing", "BylineInHeader", "ButtonText", "FormLabel", "AsideText",
+                   "ArticleFooter", "NoscriptText", "TemplateText", "IframeText", "SvgText",
+                   "SiteFooter", "trailingScript"):
+        assert absent not in doc.text, absent
+
+
+def test_html_blocks_and_heading_paths() -> None:
+    doc = loaded("page.html", PAGE)
+    assert doc.kind == "html"
+    assert doc.text == (
+        "Quillmate SLA\n\n"
+        "Intro paragraph with bold and a link.\n\n"
+        "Service credits\n\nCredits are paid monthly.\n\n"
+        "Claims\n\nFile within 30 days.\n\n"
+        "Uptime\n\n99.9% monthly."
+    )
+    assert headings(doc) == [
+        ("Quillmate SLA",),
+        ("Quillmate SLA", "Service credits"),
+        ("Quillmate SLA", "Service credits", "Claims"),
+        ("Quillmate SLA", "Uptime"),
+    ]
+    assert texts(doc)[1] == "Service credits\n\nCredits are paid monthly."
+
+
+def test_html_text_before_first_heading_has_no_heading() -> None:
+    doc = loaded("p.htm", "<p>Lead text.</p><h2>Part</h2><p>Body.</p><h1>Top</h1><p>x</p>")
+    assert headings(doc) == [(), ("Part",), ("Top",)]
+    assert texts(doc) == ["Lead text.", "Part\n\nBody.", "Top\n\nx"]
+
+
+def test_html_entities_are_unescaped() -> None:
+    html = "<p>Fish &amp; chips &lt;b&gt; caf&eacute; &#8364;5 &#x2014; a&nbsp;b</p>"
+    doc = loaded("e.html", html)
+    assert doc.text == "Fish & chips <b> café €5 — a b"
+
+
+def test_html_whitespace_is_collapsed_but_pre_keeps_its_lines() -> None:
+    html = (
+        "<p>  many    spaces\n\n\tand\ttabs  </p>"
+        "<pre>\ndef f():\n    return  1\n\n# done\n</pre>"
+        "<p>line one<br>line two<br/>  line three</p>"
+    )
+    doc = loaded("w.html", html)
+    assert doc.text == (
+        "many spaces and tabs\n\n"
+        "def f():\n    return  1\n\n# done\n\n"
+        "line one\nline two\nline three"
+    )
+
+
+def test_html_lists_tables_and_divs() -> None:
+    html = (
+        "<ul><li>One</li><li>Two<ul><li>Nested</li></ul></li></ul>"
+        "<ol><li>First<li>Second</ol>"
+        "<table><tr><th>Plan</th><th>Price</th></tr><tr><td>Basic</td><td>$5</td></tr></table>"
+        "<div>Direct div text<p>inner para</p>tail</div>"
+        "<dl><dt>Term</dt><dd>Definition</dd></dl>"
+        "<blockquote>Quoted words</blockquote>"
+        "<figure><img src=x alt=pic><figcaption>Caption</figcaption></figure>"
+    )
+    blocks = loaded("l.html", html).text.split("\n\n")
+    assert blocks == [
+        "- One", "- Two", "- Nested", "1. First", "2. Second",
+        "Plan | Price", "Basic | $5",
+        "Direct div text", "inner para", "tail",
+        "Term", "Definition", "Quoted words", "Caption",
+    ]
+
+
+def test_html_tolerates_broken_markup() -> None:
+    html = (
+        "<title>T</title><p>No body tag<p>Unclosed paragraph</div></span>"
+        "<div><nav>unclosed nav</div><p>After the div"
+        "<h2>Unclosed heading<h3>Next heading</h3><p>end"
+    )
+    doc = loaded("broken.html", html)
+    assert doc.text.split("\n\n") == [
+        "No body tag", "Unclosed paragraph", "After the div",
+        "Unclosed heading", "Next heading", "end",
+    ]
+    assert headings(doc) == [(), ("Unclosed heading",), ("Unclosed heading", "Next heading")]
+
+
+def test_html_meta_charset_windows_1252_is_honoured() -> None:
+    body = "<p>Caf\xe9 \x93quoted\x94 costs \x805</p>".encode("latin-1")
+    declared = b'<html><head><meta charset="windows-1252"></head><body>' + body
+    assert loaded("a.html", declared).text == "Café “quoted” costs €5"
+    # The declaration wins even over bytes that happen to be valid UTF-8 (as in browsers).
+    utf8_bytes = b'<meta charset="windows-1252"><p>' + "é".encode("utf-8") + b"</p>"
+    assert loaded("b.html", utf8_bytes).text == "Ã©"
+
+
+def test_html_http_equiv_charset_is_honoured() -> None:
+    head = b'<meta http-equiv="Content-Type" content="text/html; charset=koi8-r">'
+    data = head + b"<p>" + "Привет, мир".encode("koi8_r") + b"</p>"
+    assert loaded("ru.html", data).text == "Привет, мир"
+    # Undeclared, the same bytes are not UTF-8 and would come out as Windows-1252.
+    undeclared = b"<p>" + "Привет".encode("koi8_r") + b"</p>"
+    assert loaded("ru2.html", undeclared).text != "Привет"
+
+
+def test_html_charset_fallbacks() -> None:
+    # A wrong utf-8 declaration falls back to the usual guessing; a BOM beats the declaration.
+    wrong = b'<meta charset="utf-8"><p>caf\xe9</p>'
+    assert loaded("w.html", wrong).text == "café"
+    bom = codecs.BOM_UTF8 + '<meta charset="windows-1252"><p>café</p>'.encode("utf-8")
+    assert loaded("bom.html", bom).text == "café"
+    unknown = b'<meta charset="no-such-charset"><p>plain</p>'
+    assert loaded("u.html", unknown).text == "plain"
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<html><head><title>Only a title</title></head><body></body></html>",
+        "<html><body><nav>menu</nav><script>x()</script><footer>(c)</footer></body></html>",
+        "<div>   <p> </p> <!-- a comment --> </div>",
+    ],
+)
+def test_html_without_text_is_refused(html: str) -> None:
+    assert refusal("empty.html", html) == "HTML page has no text content"
+
+
+def test_html_whitespace_file_is_refused() -> None:
+    assert refusal("blank.html", b"  \n\n ") == "file has only whitespace"
+
+
+# --------------------------------------------------------------------------- PDF
+
+
+def make_pdf(pages: list[str]) -> bytes:
+    """A PDF (fpdf2) with one page per string; an empty string makes a blank page."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=12)
+    for page_text in pages:
+        pdf.add_page()
+        if page_text:
+            pdf.multi_cell(0, 8, page_text)
+    return bytes(pdf.output())
+
+
+def encrypt_pdf(data: bytes, user_password: str) -> bytes:
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    writer.append(PdfReader(io.BytesIO(data)))
+    writer.encrypt(user_password=user_password, owner_password="o", algorithm="AES-128")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+THREE_PAGES = ["Alpha page one.", "Bravo page two.\nIts second line.", "Charlie page three."]
+
+
+@pytest.fixture(scope="module")
+def three_page_pdf() -> bytes:
+    return make_pdf(THREE_PAGES)
+
+
+def test_pdf_one_section_per_page(three_page_pdf: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "three.pdf"
+    path.write_bytes(three_page_pdf)
+    doc = loaded(path.name, path.read_bytes())
+    assert doc.kind == "pdf"
+    assert [s.page for s in doc.sections] == [1, 2, 3]
+    assert headings(doc) == [(), (), ()]
+    assert texts(doc) == THREE_PAGES
+    assert doc.text == "\n\n".join(THREE_PAGES)
+
+
+def test_pdf_blank_middle_page_is_skipped() -> None:
+    doc = loaded("gap.pdf", make_pdf(["First page text.", "", "Third page text."]))
+    assert [s.page for s in doc.sections] == [1, 3]
+    assert texts(doc) == ["First page text.", "Third page text."]
+
+
+def test_pdf_without_text_layer_is_refused() -> None:
+    assert refusal("scan.pdf", make_pdf(["", ""])) == (
+        "PDF has no text layer (scanned?); run OCR on it first"
+    )
+
+
+def test_pdf_with_user_password_is_refused(three_page_pdf: bytes) -> None:
+    assert refusal("locked.pdf", encrypt_pdf(three_page_pdf, "secret")) == (
+        "encrypted PDF (password required); save an unencrypted copy"
+    )
+
+
+def test_pdf_encrypted_with_empty_user_password_loads(three_page_pdf: bytes) -> None:
+    doc = loaded("owner-only.pdf", encrypt_pdf(three_page_pdf, ""))
+    assert texts(doc) == THREE_PAGES
+    assert [s.page for s in doc.sections] == [1, 2, 3]
+
+
+def test_truncated_pdf_is_refused(three_page_pdf: bytes) -> None:
+    reason = refusal("cut.pdf", three_page_pdf[: len(three_page_pdf) // 2])
+    assert reason == "truncated PDF (no %%EOF at the end); re-export or re-download it"
+
+
+def test_corrupt_pdf_is_refused() -> None:
+    rng = random.Random(7)
+    garbage = bytes(rng.randrange(256) for _ in range(3000))
+    reason = refusal("corrupt.pdf", b"%PDF-1.7\n" + garbage + b"\n%%EOF\n")
+    assert reason.startswith("corrupt PDF: ")
+
+
+def test_non_pdf_under_pdf_extension_is_refused() -> None:
+    assert refusal("fake.pdf", b"<html><p>not a pdf</p></html>\n%%EOF") == (
+        "not a PDF file (bad header)"
+    )
+
+
+def test_pdf_with_zero_pages_is_refused() -> None:
+    from pypdf import PdfWriter
+
+    out = io.BytesIO()
+    PdfWriter().write(out)
+    assert refusal("nothing.pdf", out.getvalue()) == "PDF has no pages"
+
+
+def test_pdf_page_that_fails_is_reported_not_skipped(
+    three_page_pdf: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pypdf import PageObject
+
+    original = PageObject.extract_text
+    calls = []
+
+    def flaky(self: PageObject, *args: object, **kwargs: object) -> str:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyError("/Font\nresource missing")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(PageObject, "extract_text", flaky)
+    reason = refusal("flaky.pdf", three_page_pdf)
+    assert reason.startswith("page 2 could not be read: ")
+
+
+def test_pdf_warnings_are_silenced(caplog: pytest.LogCaptureFixture) -> None:
+    data = make_pdf(["Recovered text."])
+    damaged = re.sub(rb"startxref\s+\d+", b"startxref\n999", data)  # pypdf warns and recovers
+    level = logging.getLogger("pypdf").level
+    with caplog.at_level(logging.DEBUG):
+        assert loaded("damaged.pdf", damaged).text == "Recovered text."
+    assert not [r for r in caplog.records if r.name.startswith("pypdf")]
+    assert logging.getLogger("pypdf").level == level
+
+
+# --------------------------------------------------------------------------- properties
+
+
+def _random_markdown(rng: random.Random) -> str:
+    pieces = ["# Top", "## Sub ##", "### Deep", "Title", "=====", "-----", "---", "```", "~~~",
+              "- item", "> quote", "    indented", "plain words", "", "", "  ", "#tag",
+              "####### seven", "title: x", "\t", "1. one", "# C#"]
+    lines = [rng.choice(pieces) for _ in range(rng.randrange(1, 30))]
+    return rng.choice(["\n", "\r\n"]).join(lines)
+
+
+def _random_html(rng: random.Random) -> str:
+    tags = ["p", "div", "h1", "h2", "h3", "li", "ul", "pre", "nav", "header", "article", "main",
+            "table", "tr", "td", "span", "b", "script", "footer", "section", "br"]
+    out = []
+    for _ in range(rng.randrange(1, 40)):
+        roll = rng.random()
+        tag = rng.choice(tags)
+        if roll < 0.35:
+            out.append(f"<{tag}>")
+        elif roll < 0.6:
+            out.append(f"</{tag}>")
+        else:
+            out.append(rng.choice(["word", " two words ", "\n", "&amp;", "x\ny", "  ", "é"]))
+    return "".join(out)
+
+
+def test_markdown_sections_hold_for_random_documents() -> None:
+    rng = random.Random(1)
+    for _ in range(300):
+        source = _random_markdown(rng)
+        if not source.strip():
+            continue
+        loaded("fuzz.md", source)  # asserts the section invariants
+
+
+def test_html_sections_hold_for_random_tag_soup() -> None:
+    rng = random.Random(2)
+    outcomes = {"loaded": 0, "refused": 0}
+    for _ in range(300):
+        html = _random_html(rng)
+        try:
+            doc = load(PurePath("fuzz.html"), html.encode("utf-8"))
+        except LoadError as exc:
+            assert "\n" not in str(exc)
+            outcomes["refused"] += 1
+            continue
+        assert_well_formed(doc)
+        outcomes["loaded"] += 1
+    assert outcomes["loaded"] > 100  # the soup mostly holds some text
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("a.md", SLA_MD),
+        ("b.md", "   \n\n# Heading after blank lines\n\n   text   \n\n\n"),
+        ("c.txt", "\ufeffwith a BOM character already decoded\n"),
+        ("d.html", PAGE),
+        ("e.htm", "<pre>\n\n  indented\n\n</pre><h1>H</h1>  <p> p </p>"),
+    ],
+)
+def test_every_loader_output_is_well_formed(name: str, data: str) -> None:
+    loaded(name, data)
+
+
+def test_pdf_output_is_well_formed(three_page_pdf: bytes) -> None:
+    assert_well_formed(load(PurePath("x.pdf"), three_page_pdf))
+
+
+# --------------------------------------------------------------------------- refusal messages
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("x.docx", b"PK"),
+        ("x.txt", b""),
+        ("x.txt", b"\n\n"),
+        ("x.txt", b"a\x00b"),
+        ("x.md", b"\x01\x02\x03\x04 text"),
+        ("x.html", b"<script>only()</script>"),
+        ("x.pdf", b"not a pdf"),
+        ("x.pdf", b"%PDF-1.4\n1 0 obj"),
+        ("x.pdf", b"%PDF-1.4\n" + b"\x00garbage\n" * 50 + b"%%EOF\n"),
+    ],
+)
+def test_every_refusal_is_a_single_short_line(name: str, data: bytes) -> None:
+    refusal(name, data)  # the helper asserts: one line, <= 120 chars, no path

@@ -1,0 +1,131 @@
+"""Reader side of the index: a consistent snapshot of one generation.
+
+`IndexSnapshot.open(index_dir)` starts a read transaction on the SQLite database and keeps it
+open, so every lookup through the snapshot (dense search, BM25 search, chunk and document
+fetches) sees the same generation even while an ingest commits a new one. Close it (or open a
+new snapshot) to move to the latest generation.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ingest.dense import load_dense
+from ingest.errors import IndexNotFoundError
+from ingest.store import DB_NAME, DocumentRow, IndexParams, check_params, connect, read_meta
+
+_TERM = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    id: int
+    path: str
+    ordinal: int
+    start: int
+    end: int
+    heading: tuple[str, ...]
+    page: int | None
+    text: str
+
+
+class IndexSnapshot:
+    def __init__(self, conn: sqlite3.Connection, index_dir: Path, meta: dict[str, str],
+                 dense, chunk_count: int, document_count: int) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+        self.index_dir = index_dir
+        self.meta = meta
+        self.generation = int(meta["generation"])
+        self.dense = dense
+        self.chunk_count = chunk_count
+        self.document_count = document_count
+
+    @classmethod
+    def open(cls, index_dir: Path, expect: IndexParams | None = None) -> "IndexSnapshot":
+        db = index_dir / DB_NAME
+        if not db.exists():
+            raise IndexNotFoundError(
+                f"no index in {index_dir}: run `make ingest` (or `python -m ingest`) first")
+        conn = connect(db)
+        try:
+            conn.execute("BEGIN")  # deferred: the first read below fixes the snapshot
+            meta = read_meta(conn)
+            if "generation" not in meta:
+                raise IndexNotFoundError(f"the index in {index_dir} is not initialised: "
+                                         "run `make ingest` first")
+            if expect is not None:
+                check_params(meta, expect, index_dir)
+            chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+            docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+            dense = load_dense(conn, index_dir, meta["uid"], int(meta["generation"]),
+                               int(meta["dim"]), chunks)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, index_dir, meta, dense, chunks, docs)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "IndexSnapshot":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _query(self, sql: str, args: Sequence = ()) -> list[tuple]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    def search_dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """(chunk id, cosine similarity), best first."""
+        if self.chunk_count == 0:
+            return []
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+        scores, ids = self.dense.search(query, min(k, self.chunk_count))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
+
+    def search_lexical(self, query: str, k: int) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score), best first. Any words in the query may match (OR)."""
+        terms = dict.fromkeys(t.lower() for t in _TERM.findall(query))
+        if not terms:
+            return []
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        rows = self._query("SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts "
+                           "MATCH ? ORDER BY bm25(chunks_fts) LIMIT ?", (match, k))
+        return [(int(r), float(s)) for r, s in rows]
+
+    def chunks(self, ids: Sequence[int]) -> list[ChunkRecord]:
+        """The chunks with these ids, in the order asked (unknown ids are left out)."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self._query(
+            'SELECT c.id, d.path, c.ordinal, c.start, c."end", c.heading, c.page, c.text '
+            f"FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
+            list(ids))
+        by_id = {r[0]: ChunkRecord(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])),
+                                   r[6], r[7]) for r in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def document_text(self, path: str) -> str | None:
+        rows = self._query("SELECT text FROM documents WHERE path = ?", (path,))
+        return rows[0][0] if rows else None
+
+    def documents(self) -> list[DocumentRow]:
+        rows = self._query(
+            "SELECT d.path, d.sha256, d.size, d.kind, COUNT(c.id), d.ingested_at "
+            "FROM documents d LEFT JOIN chunks c ON c.doc_id = d.id GROUP BY d.id ORDER BY d.path")
+        return [DocumentRow(*r) for r in rows]
+
+    def failures(self) -> list[tuple[str, str]]:
+        return [(p, r) for p, r in self._query("SELECT path, reason FROM failures ORDER BY path")]

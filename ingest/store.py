@@ -1,0 +1,228 @@
+"""The index's source of truth: one SQLite database (WAL mode).
+
+Tables: `documents` (path, content hash, extracted text), `chunks` (spans, heading path, page,
+text, a key into `vectors`), `vectors` (float32 blobs keyed by model + text hash, so identical
+text is embedded once and a crashed run's work is reused), `chunks_fts` (FTS5, BM25 ranking,
+kept in step with `chunks` by triggers), `failures` (files refused in the last run), and `meta`
+(model id, dimension, chunking parameters, generation).
+
+Every run's changes land in ONE transaction (`commit_run`), so a reader sees the previous
+generation or the new one, never a mix; a SIGKILL at any instant leaves the last commit intact.
+Only `put_vectors` commits earlier: it adds vectors no reader looks up until a run commits.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ingest.chunking import Chunk
+from ingest.errors import IndexMismatchError, IndexNotFoundError
+
+SCHEMA_VERSION = 1
+DB_NAME = "index.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL,
+    ingested_at REAL NOT NULL, generation INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL REFERENCES documents(id),
+    ordinal INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
+    heading TEXT NOT NULL, page INTEGER, tokens INTEGER NOT NULL, text TEXT NOT NULL,
+    vec_key TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE INDEX IF NOT EXISTS chunks_vec ON chunks(vec_key);
+CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS failures (
+    path TEXT PRIMARY KEY, reason TEXT NOT NULL, size INTEGER);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    text, content='chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2');
+CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text); END;
+CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); END;
+"""
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    """What an index is built with. Opening it with different values is refused."""
+
+    model_id: str
+    dim: int
+    chunk_tokens: int
+    chunk_overlap: int
+
+    def as_meta(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    path: str
+    sha256: str
+    size: int
+    kind: str
+    chunks: int
+    ingested_at: float
+
+
+@dataclass(frozen=True)
+class NewDocument:
+    """A document to (re)write in a run: its text and chunks, with each chunk's vector key."""
+
+    path: str
+    sha256: str
+    size: int
+    kind: str
+    text: str
+    chunks: Sequence[Chunk]
+    vec_keys: Sequence[str]
+
+
+def vector_key(model_id: str, text: str) -> str:
+    return hashlib.sha256(f"{model_id}\0{text}".encode()).hexdigest()
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
+    return dict(conn.execute("SELECT key, value FROM meta"))
+
+
+def check_params(meta: dict[str, str], params: IndexParams, index_dir: Path) -> None:
+    wanted = params.as_meta()
+    diffs = [f"{k}: index has {meta.get(k)!r}, settings ask for {v!r}"
+             for k, v in wanted.items() if meta.get(k) != v]
+    if diffs:
+        raise IndexMismatchError(
+            f"the index in {index_dir} was built with other settings ({'; '.join(diffs)}). "
+            "Rebuild it with `python -m ingest --rebuild` (or `make ingest ARGS=--rebuild`), "
+            "or point RAG_INDEX_DIR at another folder."
+        )
+
+
+class Store:
+    """Writer side of the index. One writer at a time (the sync module holds a file lock)."""
+
+    def __init__(self, index_dir: Path, params: IndexParams, *, rebuild: bool = False) -> None:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        self.index_dir = index_dir
+        self.params = params
+        self.conn = connect(index_dir / DB_NAME)
+        self.conn.executescript(_SCHEMA)
+        meta = read_meta(self.conn)
+        if "uid" not in meta:  # a new index: record what it is built with
+            self._write_meta({"schema": str(SCHEMA_VERSION), "uid": secrets.token_hex(8),
+                              "generation": "0", **params.as_meta()})
+        elif not rebuild:  # a rebuild rewrites the parameters in its own commit
+            check_params(meta, params, index_dir)
+        self.rebuild = rebuild
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _write_meta(self, values: dict[str, str]) -> None:
+        self.conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                              values.items())
+
+    @property
+    def meta(self) -> dict[str, str]:
+        return read_meta(self.conn)
+
+    @property
+    def generation(self) -> int:
+        return int(self.meta["generation"])
+
+    def documents(self) -> dict[str, DocumentRow]:
+        rows = self.conn.execute(
+            "SELECT d.path, d.sha256, d.size, d.kind, COUNT(c.id), d.ingested_at "
+            "FROM documents d LEFT JOIN chunks c ON c.doc_id = d.id GROUP BY d.id")
+        return {r[0]: DocumentRow(*r) for r in rows}
+
+    def missing_vectors(self, keys: Iterable[str]) -> list[str]:
+        """Keys (in first-seen order, without repeats) that have no stored vector yet."""
+        wanted = list(dict.fromkeys(keys))
+        have: set[str] = set()
+        for i in range(0, len(wanted), 500):
+            batch = wanted[i:i + 500]
+            marks = ",".join("?" * len(batch))
+            have.update(k for (k,) in self.conn.execute(
+                f"SELECT key FROM vectors WHERE key IN ({marks})", batch))
+        return [k for k in wanted if k not in have]
+
+    def put_vectors(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        """Store embedded vectors in their own small commit (a checkpoint a rerun can reuse)."""
+        if vectors.shape != (len(keys), self.params.dim):
+            raise ValueError(f"expected {(len(keys), self.params.dim)} vectors, got {vectors.shape}")
+        blobs = [np.asarray(v, dtype="<f4").tobytes() for v in vectors]
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.executemany("INSERT OR IGNORE INTO vectors(key, vector) VALUES (?, ?)",
+                                  zip(keys, blobs))
+
+    def commit_run(self, upserts: Sequence[NewDocument], deletes: Sequence[str],
+                   failures: Sequence[tuple[str, str, int | None]],
+                   before_commit=lambda: None) -> int:
+        """Apply one run atomically. Returns the generation readers now see.
+
+        `deletes` are paths to drop; `upserts` replace a path's previous version.
+        `failures` replaces the list of refused files. The generation moves only when the
+        indexed content changed (or on a rebuild).
+        """
+        now = time.time()
+        conn = self.conn
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            generation = int(read_meta(conn)["generation"])
+            changed = bool(upserts or deletes or self.rebuild)
+            if changed:
+                generation += 1
+            drop = [*deletes, *(d.path for d in upserts)]
+            if self.rebuild:
+                conn.execute("DELETE FROM chunks")
+                conn.execute("DELETE FROM documents")
+                self._write_meta(self.params.as_meta())
+            for path in drop:
+                row = conn.execute("SELECT id FROM documents WHERE path = ?", (path,)).fetchone()
+                if row:
+                    conn.execute("DELETE FROM chunks WHERE doc_id = ?", row)
+                    conn.execute("DELETE FROM documents WHERE id = ?", row)
+            for doc in upserts:
+                doc_id = conn.execute(
+                    "INSERT INTO documents(path, sha256, size, kind, text, ingested_at, generation)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (doc.path, doc.sha256, doc.size, doc.kind, doc.text, now, generation),
+                ).lastrowid
+                conn.executemany(
+                    'INSERT INTO chunks(doc_id, ordinal, start, "end", heading, page, tokens, text,'
+                    " vec_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(doc_id, c.ordinal, c.start, c.end, json.dumps(list(c.heading)), c.page,
+                      c.tokens, c.text, key) for c, key in zip(doc.chunks, doc.vec_keys)])
+            missing = conn.execute(
+                "SELECT COUNT(*) FROM chunks c LEFT JOIN vectors v ON v.key = c.vec_key"
+                " WHERE v.key IS NULL").fetchone()[0]
+            if missing:
+                raise RuntimeError(f"{missing} chunks have no vector; refusing to commit")
+            conn.execute("DELETE FROM vectors WHERE key NOT IN (SELECT vec_key FROM chunks)")
+            conn.execute("DELETE FROM failures")
+            conn.executemany("INSERT INTO failures(path, reason, size) VALUES (?, ?, ?)", failures)
+            self._write_meta({"generation": str(generation)})
+            before_commit()
+        return generation

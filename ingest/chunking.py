@@ -1,4 +1,4 @@
-"""Token-aware chunking: structure first (sections, paragraphs, lines, sentences, words),
+"""Token-aware chunking: structure first (sections, paragraphs, sentences, lines, words),
 characters last, with sizes counted in the embedding model's own tokenizer.
 
 Invariants (tested): every chunk has at most `max_tokens` tokens and `max_chars` characters,
@@ -19,9 +19,9 @@ CountTokens = Callable[[Sequence[str]], list[int]]
 # Split points, coarsest first. A span that is too big is split at every match of its level.
 _LEVELS = (
     re.compile(r"\n[ \t]*\n\s*"),          # paragraphs
-    re.compile(r"\n\s*"),                  # lines
-    re.compile(r"(?<=[.!?;:])\s+"),        # sentences (and clauses)
-    re.compile(r"\s+"),                    # words
+    re.compile(r"(?<=[.!?;:])\s+"),        # sentences (and clauses); before lines, because
+    re.compile(r"\n\s*"),                  # lines are often just wrapping (PDF, hard-wrapped
+    re.compile(r"\s+"),                    # Markdown); then words
 )
 _SENTENCE_START = re.compile(r"(?:^|(?<=[.!?]))\s+(?=\S)")
 _WORD = re.compile(r"\S+")

@@ -119,6 +119,7 @@ class SentenceTransformerEmbedder:
 
 
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+_WORD_RE = re.compile(r"\w+", re.UNICODE)
 
 
 class HashingEmbedder:
@@ -149,7 +150,7 @@ class HashingEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         for row, text in enumerate(texts):
-            for token in _TOKEN_RE.findall(text.lower()):
+            for token in _WORD_RE.findall(text.lower()):
                 h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
                 out[row, h % self._dim] += 1.0 if (h >> 63) else -1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)

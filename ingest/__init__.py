@@ -1,0 +1,1 @@
+"""Ingestion: corpus files -> token-aware chunks -> embeddings -> a crash-safe, incremental index."""

@@ -1,0 +1,73 @@
+"""Walk the corpus folder: the files to ingest, by path relative to the corpus.
+
+Hidden files and folders (a name starting with ".") are ignored. Symbolic links are followed
+only while their target stays inside the corpus folder, and a folder reached twice (a link
+loop, or two links to one folder) is walked once.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.errors import CorpusNotFoundError
+
+
+@dataclass(frozen=True)
+class CorpusFile:
+    rel: str  # POSIX path relative to the corpus folder: the document's identity
+    path: Path
+    size: int
+
+
+def scan_corpus(corpus_dir: Path) -> list[CorpusFile]:
+    if not corpus_dir.is_dir():
+        what = "is not a folder" if corpus_dir.exists() else "does not exist"
+        raise CorpusNotFoundError(
+            f"corpus folder {corpus_dir} {what}: create it and put .md, .txt, .html or .pdf "
+            "files in it, or pass --corpus PATH (setting RAG_CORPUS_DIR)")
+    root = corpus_dir.resolve()
+    seen_dirs: set[tuple[int, int]] = set()
+    found: dict[tuple[int, int], tuple[bool, CorpusFile]] = {}  # one entry per real file
+
+    def inside(target: Path) -> bool:
+        return target == root or root in target.parents
+
+    linked: list[tuple[Path, tuple[str, ...]]] = []  # folders reached through a link
+
+    def walk(folder: Path, rel: tuple[str, ...]) -> None:
+        st = folder.stat()
+        if (st.st_dev, st.st_ino) in seen_dirs:
+            return
+        seen_dirs.add((st.st_dev, st.st_ino))
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            is_link = entry.is_symlink()
+            if is_link and not inside(path.resolve()):
+                continue  # never leave the corpus folder through a link
+            try:
+                if entry.is_dir():
+                    if is_link:  # walked after the real tree, so real names win
+                        linked.append((path, (*rel, entry.name)))
+                    else:
+                        walk(path, (*rel, entry.name))
+                elif entry.is_file():
+                    st = entry.stat()
+                    key = (st.st_dev, st.st_ino)
+                    if key not in found or (found[key][0] and not is_link):
+                        # a file reached through links too is listed once, by its own name
+                        found[key] = (is_link, CorpusFile("/".join((*rel, entry.name)), path,
+                                                          st.st_size))
+            except OSError:  # vanished or unreadable while scanning: skip like a deleted file
+                continue
+
+    walk(root, ())
+    while linked:
+        walk(*linked.pop(0))
+    return sorted((f for _, f in found.values()), key=lambda f: f.rel)

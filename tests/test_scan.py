@@ -1,0 +1,43 @@
+"""The corpus walk: hidden files, symbolic links out of the corpus, and link loops."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ingest.errors import CorpusNotFoundError
+from ingest.scan import scan_corpus
+
+
+def test_hidden_and_nested(tmp_path):
+    (tmp_path / "a.md").write_text("a")
+    (tmp_path / ".secret.md").write_text("hidden")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "config.txt").write_text("hidden too")
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    (tmp_path / "deep" / "er" / "b.txt").write_text("b")
+    assert [f.rel for f in scan_corpus(tmp_path)] == ["a.md", "deep/er/b.txt"]
+
+
+def test_links_do_not_leave_the_corpus_and_loops_end(tmp_path):
+    corpus, outside = tmp_path / "corpus", tmp_path / "outside"
+    (corpus / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "private.md").write_text("must not be ingested")
+    (corpus / "sub" / "doc.md").write_text("inside")
+    os.symlink(outside, corpus / "escape")                    # folder link out
+    os.symlink(outside / "private.md", corpus / "leak.md")   # file link out
+    os.symlink(corpus, corpus / "sub" / "loop")               # loop back to the root
+    os.symlink(corpus / "sub", corpus / "alias")              # second name for a folder
+    os.symlink(corpus / "sub" / "doc.md", corpus / "a-link.md")  # second name for a file
+    os.symlink(tmp_path / "missing.md", corpus / "dangling.md")
+    rels = [f.rel for f in scan_corpus(corpus)]
+    assert rels == ["sub/doc.md"]
+
+
+def test_missing_or_not_a_folder(tmp_path):
+    with pytest.raises(CorpusNotFoundError, match="does not exist"):
+        scan_corpus(tmp_path / "nope")
+    (tmp_path / "file.md").write_text("x")
+    with pytest.raises(CorpusNotFoundError, match="not a folder"):
+        scan_corpus(tmp_path / "file.md")

@@ -1,0 +1,172 @@
+"""Incremental sync: added, changed, unchanged, deleted and failed files, in one commit each run."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ingest.errors import CorpusNotFoundError, IndexMismatchError
+from ingest.index import IndexSnapshot
+from ingest.settings import IngestSettings
+from ingest.store import IndexParams
+from ingest.sync import run_ingest
+from tests.conftest import PYTHON, ROOT, subprocess_env
+
+
+def write(corpus: Path, rel: str, text: str | bytes) -> Path:
+    path = corpus / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def state(index_dir: Path) -> dict:
+    """Everything a reader can see, order-independent: documents and their chunks' text."""
+    with IndexSnapshot.open(index_dir) as snap:
+        docs = {d.path: d.sha256 for d in snap.documents()}
+        ids = [i for (i,) in snap._query("SELECT id FROM chunks")]
+        chunks = sorted((c.path, c.ordinal, c.start, c.end, c.text) for c in snap.chunks(ids))
+        return {"docs": docs, "chunks": chunks, "failures": snap.failures(),
+                "dense": snap.dense.ntotal}
+
+
+def test_add_change_delete_unchanged(settings, hashing_embedder):
+    c = settings.corpus_dir
+    write(c, "a.md", "# Alpha\n\nThe alpha document mentions zebras.\n")
+    write(c, "b.txt", "Bravo talks about yaks and their fur.\n")
+    write(c, "sub/c.md", "# Charlie\n\nCharlie covers walruses.\n")
+    r1 = run_ingest(settings, hashing_embedder)
+    assert sorted(r1.added) == ["a.md", "b.txt", "sub/c.md"]
+    assert r1.chunks_added == 3 and r1.embedded == 3 and r1.generation == 1
+
+    r2 = run_ingest(settings, hashing_embedder)
+    assert r2.embedded == 0 and r2.chunks_added == 0 and r2.generation == 1
+    assert sorted(r2.unchanged) == ["a.md", "b.txt", "sub/c.md"]
+
+    write(c, "a.md", "# Alpha\n\nThe alpha document now mentions giraffes instead.\n")
+    (c / "b.txt").unlink()
+    write(c, "d.html", "<h1>Delta</h1><p>Delta is about otters.</p>")
+    r3 = run_ingest(settings, hashing_embedder)
+    assert (r3.added, r3.changed, r3.deleted) == (["d.html"], ["a.md"], ["b.txt"])
+    assert r3.unchanged == ["sub/c.md"]
+    assert r3.chunks_removed == 2 and r3.chunks_added == 2 and r3.generation == 2
+
+    with IndexSnapshot.open(settings.index_dir) as snap:
+        assert [d.path for d in snap.documents()] == ["a.md", "d.html", "sub/c.md"]
+        hits = [c.path for c in snap.chunks([i for i, _ in snap.search_lexical("giraffes", 5)])]
+        assert hits == ["a.md"]
+        assert snap.search_lexical("zebras", 5) == []  # the old version is gone
+        assert snap.search_lexical("yaks", 5) == []  # the deleted file is gone
+        assert snap.dense.ntotal == snap.chunk_count == 3
+        vec = hashing_embedder.embed(["Delta is about otters."])[0]
+        best = snap.chunks([snap.search_dense(vec, 1)[0][0]])[0]
+        assert best.path == "d.html" and best.text.endswith("Delta is about otters.")
+
+
+def test_failed_files_are_reported_and_the_rest_ingested(settings, hashing_embedder):
+    c = settings.corpus_dir
+    write(c, "good.md", "# Good\n\nUseful text about penguins.\n")
+    write(c, "empty.txt", "")
+    write(c, "blank.md", "  \n\n\t \n")
+    write(c, "binary.txt", bytes(range(256)) * 4)
+    write(c, "broken.pdf", b"%PDF-1.4\n1 0 obj garbage")
+    write(c, "notes.docx", b"PK\x03\x04 not supported")
+    settings = settings.model_copy(update={"max_file_bytes": 10_000})
+    write(c, "huge.txt", "word " * 5000)
+    report = run_ingest(settings, hashing_embedder)
+    assert report.added == ["good.md"]
+    failed = dict(report.failed)
+    assert set(failed) == {"empty.txt", "blank.md", "binary.txt", "broken.pdf", "notes.docx",
+                           "huge.txt"}
+    assert all("\n" not in reason and reason for reason in failed.values())
+    assert "unsupported" in failed["notes.docx"] and "limit" in failed["huge.txt"]
+    assert state(settings.index_dir)["failures"] == sorted(failed.items())
+
+
+def test_file_that_becomes_unreadable_leaves_the_index(settings, hashing_embedder):
+    c = settings.corpus_dir
+    write(c, "x.md", "# X\n\nX is about narwhals.\n")
+    run_ingest(settings, hashing_embedder)
+    write(c, "x.md", b"\x00\x01\x02 binary now")
+    report = run_ingest(settings, hashing_embedder)
+    assert [p for p, _ in report.failed] == ["x.md"] and report.deleted == []
+    assert report.chunks_removed == 1
+    assert state(settings.index_dir)["docs"] == {}
+
+
+def test_same_text_in_two_files_is_embedded_once(settings, hashing_embedder):
+    write(settings.corpus_dir, "one.txt", "Identical text about lemurs.")
+    write(settings.corpus_dir, "two.txt", "Identical text about lemurs.")
+    report = run_ingest(settings, hashing_embedder)
+    assert report.chunks_added == 2 and report.embedded == 1
+    assert state(settings.index_dir)["dense"] == 2
+
+
+def test_rebuild_reindexes_everything(settings, hashing_embedder):
+    write(settings.corpus_dir, "a.md", "# A\n\nApples.\n")
+    run_ingest(settings, hashing_embedder)
+    report = run_ingest(settings, hashing_embedder, rebuild=True)
+    assert report.changed == ["a.md"] and report.chunks_removed == 1 and report.generation == 2
+
+
+def test_model_mismatch_is_refused_with_the_fix(settings, hashing_embedder):
+    write(settings.corpus_dir, "a.md", "# A\n\nApples.\n")
+    run_ingest(settings, hashing_embedder)
+    other = settings.model_copy(update={"chunk_tokens": 100})
+    with pytest.raises(IndexMismatchError, match="--rebuild"):
+        run_ingest(other, hashing_embedder)
+    expect = IndexParams("sentence-transformers/all-MiniLM-L6-v2", 384, 200, 32)
+    with pytest.raises(IndexMismatchError, match="model_id"):
+        IndexSnapshot.open(settings.index_dir, expect=expect)
+    # the fix the message names works, and afterwards the new parameters are accepted
+    assert run_ingest(other, hashing_embedder, rebuild=True).changed == ["a.md"]
+    assert run_ingest(other, hashing_embedder).unchanged == ["a.md"]
+
+
+def test_missing_corpus_folder(tmp_path, hashing_embedder):
+    s = IngestSettings(corpus_dir=tmp_path / "nope", index_dir=tmp_path / "i", embedder="hashing")
+    with pytest.raises(CorpusNotFoundError, match="create it"):
+        run_ingest(s, hashing_embedder)
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, "-m", "ingest", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env=subprocess_env(**env))
+
+
+def test_cli_json_report(settings):
+    c = settings.corpus_dir
+    write(c, "a.md", "# A\n\nAardvarks dig burrows.\n")
+    write(c, "bad.pdf", b"not a pdf")
+    args = ("--corpus", str(c), "--index", str(settings.index_dir), "--json")
+    first = run_cli(*args, RAG_EMBEDDER="hashing")
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert report["files"] == {"added": ["a.md"], "changed": [], "unchanged": [], "deleted": [],
+                               "failed": [{"path": "bad.pdf", "reason": report["files"]["failed"][0]["reason"]}]}
+    assert report["chunks"] == {"added": 1, "removed": 0, "embedded": 1, "truncated": 0}
+    assert isinstance(report["seconds"], float)
+    second = json.loads(run_cli(*args, RAG_EMBEDDER="hashing").stdout)
+    assert second["files"]["unchanged"] == ["a.md"] and second["chunks"]["embedded"] == 0
+
+
+def test_cli_table_and_errors(settings):
+    write(settings.corpus_dir, "a.md", "# A\n\nAardvarks.\n")
+    args = ("--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir))
+    out = run_cli(*args, RAG_EMBEDDER="hashing")
+    assert out.returncode == 0 and "added" in out.stdout and "a.md" in out.stdout
+    again = run_cli(*args, RAG_EMBEDDER="hashing")
+    assert "Nothing changed" in again.stdout and "0 chunks embedded" in again.stdout
+    missing = run_cli("--corpus", str(settings.corpus_dir / "nope"), "--index",
+                      str(settings.index_dir), RAG_EMBEDDER="hashing")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    bad = run_cli(*args, RAG_EMBEDDER="hashing", RAG_CHUNK_OVERLAP="150")
+    assert bad.returncode == 2 and "RAG_CHUNK_OVERLAP" in bad.stderr
+    mismatch = run_cli(*args, RAG_EMBEDDER="hashing", RAG_CHUNK_TOKENS="120")
+    assert mismatch.returncode == 2 and "--rebuild" in mismatch.stderr

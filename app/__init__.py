@@ -1,0 +1,1 @@
+"""The FastAPI service: retrieve-then-generate with verified citations (built on ingest's index)."""

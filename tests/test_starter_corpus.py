@@ -1,0 +1,53 @@
+"""The starter corpus ingests cleanly with the real model, in all four formats."""
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+
+import pytest
+
+from ingest.index import IndexSnapshot
+from ingest.settings import IngestSettings
+from ingest.sync import run_ingest
+from tests.conftest import STARTER_CORPUS
+
+
+@pytest.fixture(scope="module")
+def starter_index(tmp_path_factory, real_embedder):
+    base = tmp_path_factory.mktemp("starter")
+    corpus = base / "corpus"
+    shutil.copytree(STARTER_CORPUS, corpus)
+    settings = IngestSettings(corpus_dir=corpus, index_dir=base / "index")
+    report = run_ingest(settings, real_embedder)
+    return settings, report
+
+
+@pytest.mark.slow
+def test_every_starter_document_is_ingested(starter_index):
+    settings, report = starter_index
+    assert report.failed == []
+    assert report.truncated == 0
+    kinds = Counter(p.rsplit(".", 1)[-1] for p in report.added)
+    assert len(report.added) >= 20 and {"md", "txt", "html", "pdf"} <= set(kinds)
+    with IndexSnapshot.open(settings.index_dir) as snap:
+        pdf_pages = {}
+        for doc in snap.documents():
+            assert doc.chunks > 0
+        ids = [i for (i,) in snap._query("SELECT id FROM chunks")]
+        for c in snap.chunks(ids):
+            assert snap.document_text(c.path)[c.start:c.end] == c.text
+            if c.page is not None:
+                pdf_pages.setdefault(c.path, set()).add(c.page)
+    assert sum(1 for pages in pdf_pages.values() if len(pages) >= 3) >= 2, pdf_pages
+
+
+@pytest.mark.slow
+def test_questions_find_their_documents(starter_index, real_embedder):
+    settings, _ = starter_index
+    with IndexSnapshot.open(settings.index_dir) as snap:
+        for question, words in [("How many days do I have to get a refund?", "refund"),
+                                ("What is reciprocal rank fusion?", "fusion")]:
+            dense = snap.chunks([i for i, _ in snap.search_dense(real_embedder.embed([question])[0], 3)])
+            lexical = snap.chunks([i for i, _ in snap.search_lexical(question, 3)])
+            assert any(words in c.text.lower() for c in dense), [c.path for c in dense]
+            assert any(words in c.text.lower() for c in lexical), [c.path for c in lexical]

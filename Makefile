@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: help install ingest test test-fast bench-ingest clean
+.PHONY: help install ingest test test-fast bench-ingest corpus-pdfs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,6 +31,9 @@ test-fast: $(STAMP)  ## run the fast tests only
 
 bench-ingest: $(STAMP)  ## ingest throughput: pipeline vs raw model.encode, and an unchanged re-run
 	$(PY) -m tests.bench.bench_ingest $(ARGS)
+
+corpus-pdfs: $(STAMP)  ## rebuild the starter corpus' PDFs from scripts/pdf_sources (deterministic)
+	$(PY) scripts/build_corpus_pdfs.py
 
 clean:  ## remove the virtual environment and the default index
 	rm -rf $(VENV) index

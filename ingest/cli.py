@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def format_report(report: IngestReport, corpus: Path, index: Path) -> str:
         width = min(max(len(p) for p, _ in f.failed), 50)
         lines += ["", "refused (the rest of the corpus was ingested):"]
         lines += [f"  {p:<{width}}  {r}" for p, r in f.failed]
-    if not (f.added or f.changed or f.deleted) and f.embedded == 0:
+    if not (f.added or f.changed or f.deleted or f.chunks_removed or f.embedded):
         lines += ["", f"Nothing changed: {len(f.unchanged)} files unchanged, 0 chunks embedded."]
     return "\n".join(lines)
 
@@ -59,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
                             progress=False if (args.quiet or args.json) else None)
     except IngestError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (sqlite3.Error, OSError) as exc:
+        print(f"error: cannot use the index in {settings.index_dir}: {exc}. Check that the "
+              "folder is writable and the disk not full; `--rebuild` into a new --index "
+              "folder starts afresh.", file=sys.stderr)
         return 2
     except ValidationError as exc:
         problems = "; ".join(f"RAG_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"

@@ -1,14 +1,17 @@
 """The dense (FAISS) index: a file derived from the vectors in SQLite.
 
-Its name carries the index's uid and the generation it was built from, so a reader can tell a
-current file from a stale one and rebuilds (then saves) it when the file is missing, stale or
-damaged. It is written to a temporary file, fsynced and renamed into place: a crash leaves
-either no file or a whole one.
+Its name carries the id of the commit it was built from (a random id per commit, kept in the
+database's meta table), so a reader can tell the current file from a stale one, even after the
+database was restored from a backup. When the file is missing or damaged, the reader rebuilds
+it from SQLite and saves it. It is written to a unique temporary file, fsynced and renamed into
+place: a crash leaves either no file or a whole one. Only the ingest (under its lock) removes
+files of older commits.
 """
 from __future__ import annotations
 
 import os
 import sqlite3
+import tempfile
 from pathlib import Path
 
 import faiss
@@ -17,8 +20,8 @@ import numpy as np
 from ingest import failpoints
 
 
-def dense_path(index_dir: Path, uid: str, generation: int) -> Path:
-    return index_dir / f"dense-{uid}-g{generation}.faiss"
+def dense_path(index_dir: Path, commit: str) -> Path:
+    return index_dir / f"dense-{commit}.faiss"
 
 
 def build_dense(conn: sqlite3.Connection, dim: int) -> faiss.Index:
@@ -35,39 +38,38 @@ def build_dense(conn: sqlite3.Connection, dim: int) -> faiss.Index:
 
 
 def write_dense(index: faiss.Index, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    faiss.write_index(index, str(tmp))
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    failpoints.hit("mid-dense-write")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        os.close(fd)
+        faiss.write_index(index, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        failpoints.hit("mid-dense-write")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    for old in path.parent.glob("dense-*.faiss"):  # older generations are no longer needed
-        if old != path:
+
+
+def remove_stale(index_dir: Path, keep: Path) -> None:
+    """Drop FAISS files of older commits and temporary files of killed writers. Only the
+    ingest calls this, under its lock: it owns the index folder's files."""
+    for old in index_dir.glob("dense-*.faiss"):
+        if old != keep:
             old.unlink(missing_ok=True)
-    for tmp in path.parent.glob(".dense-*.tmp"):  # left by a writer that was killed
-        if not _alive(int(tmp.suffixes[-2].lstrip("."))):
-            tmp.unlink(missing_ok=True)
+    for tmp in index_dir.glob(".dense-*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def load_dense(conn: sqlite3.Connection, index_dir: Path, uid: str, generation: int,
-               dim: int, expected: int) -> faiss.Index:
-    """The current file if it is whole and matches; else rebuilt from SQLite and saved."""
-    path = dense_path(index_dir, uid, generation)
+def load_dense(conn: sqlite3.Connection, index_dir: Path, commit: str, dim: int,
+               expected: int, *, save: bool = True) -> faiss.Index:
+    """The current file if it is whole and matches; else rebuilt from SQLite (and saved)."""
+    path = dense_path(index_dir, commit)
     try:
         index = faiss.read_index(str(path))
         if index.ntotal == expected and index.d == dim:
@@ -75,8 +77,9 @@ def load_dense(conn: sqlite3.Connection, index_dir: Path, uid: str, generation: 
     except (RuntimeError, OSError):  # missing or damaged: rebuild below
         pass
     index = build_dense(conn, dim)
-    try:
-        write_dense(index, path)
-    except OSError:  # a read-only index folder still serves from memory
-        pass
+    if save:
+        try:
+            write_dense(index, path)
+        except OSError:  # a read-only index folder still serves from memory
+            pass
     return index

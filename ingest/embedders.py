@@ -56,7 +56,14 @@ def resolve_model_path(name: str) -> str:
 class SentenceTransformerEmbedder:
     def __init__(self, name: str = DEFAULT_MODEL, *, batch_size: int = 32,
                  allow_download: bool = False, device: str = "cpu") -> None:
-        self.model_id = DEFAULT_MODEL if name in _DEFAULT_ALIASES else name
+        # The identity the index records: the canonical id for the default model, the absolute
+        # path for a local folder (so "./m" and "/abs/m" are the same model), else the hub id.
+        if name in _DEFAULT_ALIASES:
+            self.model_id = DEFAULT_MODEL
+        elif Path(name).is_dir():
+            self.model_id = str(Path(name).resolve())
+        else:
+            self.model_id = name
         self._name = name
         self._batch_size = batch_size
         self._allow_download = allow_download

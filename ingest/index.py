@@ -3,7 +3,8 @@
 `IndexSnapshot.open(index_dir)` starts a read transaction on the SQLite database and keeps it
 open, so every lookup through the snapshot (dense search, BM25 search, chunk and document
 fetches) sees the same generation even while an ingest commits a new one. Close it (or open a
-new snapshot) to move to the latest generation.
+new snapshot) to move to the latest generation. While a snapshot is open SQLite cannot
+checkpoint its write-ahead log past it, so long-lived readers should reopen after each commit.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from ingest.dense import load_dense
 from ingest.errors import IndexNotFoundError
-from ingest.store import DB_NAME, DocumentRow, IndexParams, check_params, connect, read_meta
+from ingest.store import DB_NAME, DOCUMENTS_SQL, DocumentRow, IndexParams, check_params, connect, read_meta
 
 _TERM = re.compile(r"\w+", re.UNICODE)
 
@@ -49,7 +50,10 @@ class IndexSnapshot:
         self.document_count = document_count
 
     @classmethod
-    def open(cls, index_dir: Path, expect: IndexParams | None = None) -> "IndexSnapshot":
+    def open(cls, index_dir: Path, expect: IndexParams | None = None, *,
+             save_dense: bool = True) -> "IndexSnapshot":
+        """Snapshot the latest committed generation. `save_dense=False` never writes to the
+        index folder (a missing FAISS file is rebuilt in memory only)."""
         db = index_dir / DB_NAME
         if not db.exists():
             raise IndexNotFoundError(
@@ -58,15 +62,15 @@ class IndexSnapshot:
         try:
             conn.execute("BEGIN")  # deferred: the first read below fixes the snapshot
             meta = read_meta(conn)
-            if "generation" not in meta:
+            if "model_id" not in meta:
                 raise IndexNotFoundError(f"the index in {index_dir} is not initialised: "
                                          "run `make ingest` first")
             if expect is not None:
                 check_params(meta, expect, index_dir)
             chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
             docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-            dense = load_dense(conn, index_dir, meta["uid"], int(meta["generation"]),
-                               int(meta["dim"]), chunks)
+            dense = load_dense(conn, index_dir, meta["commit"], int(meta["dim"]), chunks,
+                               save=save_dense)
         except BaseException:
             conn.close()
             raise
@@ -122,10 +126,10 @@ class IndexSnapshot:
         return rows[0][0] if rows else None
 
     def documents(self) -> list[DocumentRow]:
-        rows = self._query(
-            "SELECT d.path, d.sha256, d.size, d.kind, COUNT(c.id), d.ingested_at "
-            "FROM documents d LEFT JOIN chunks c ON c.doc_id = d.id GROUP BY d.id ORDER BY d.path")
-        return [DocumentRow(*r) for r in rows]
+        return [DocumentRow(*r) for r in self._query(DOCUMENTS_SQL)]
+
+    def chunk_ids(self) -> list[int]:
+        return [i for (i,) in self._query("SELECT id FROM chunks ORDER BY id")]
 
     def failures(self) -> list[tuple[str, str]]:
         return [(p, r) for p, r in self._query("SELECT path, reason FROM failures ORDER BY path")]

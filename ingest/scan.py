@@ -20,18 +20,25 @@ class CorpusFile:
     size: int
 
 
-def scan_corpus(corpus_dir: Path) -> list[CorpusFile]:
+def check_corpus(corpus_dir: Path) -> None:
     if not corpus_dir.is_dir():
         what = "is not a folder" if corpus_dir.exists() else "does not exist"
         raise CorpusNotFoundError(
             f"corpus folder {corpus_dir} {what}: create it and put .md, .txt, .html or .pdf "
             "files in it, or pass --corpus PATH (setting RAG_CORPUS_DIR)")
+
+
+def scan_corpus(corpus_dir: Path) -> list[CorpusFile]:
+    check_corpus(corpus_dir)
     root = corpus_dir.resolve()
     seen_dirs: set[tuple[int, int]] = set()
     found: dict[tuple[int, int], tuple[bool, CorpusFile]] = {}  # one entry per real file
 
     def inside(target: Path) -> bool:
-        return target == root or root in target.parents
+        """Within the corpus, and not inside a hidden folder or a hidden file of it."""
+        if target != root and root not in target.parents:
+            return False
+        return not any(part.startswith(".") for part in target.relative_to(root).parts)
 
     linked: list[tuple[Path, tuple[str, ...]]] = []  # folders reached through a link
 

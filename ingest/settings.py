@@ -25,6 +25,8 @@ class IngestSettings(BaseSettings):
     embedding_model: str = DEFAULT_MODEL  # a hub id or a local folder
     allow_model_download: bool = False  # never reach a model hub unless asked to
     embed_batch_size: int = Field(32, ge=1, le=4096)
+    # Texts embedded between two commits of their vectors: what a killed run can lose at most.
+    embed_checkpoint: int = Field(512, ge=1)
 
     # Chunking, counted in the embedding model's own tokens (special tokens excluded).
     # The effective size is capped by the model's window, so the model never truncates a chunk.

@@ -4,7 +4,8 @@ Tables: `documents` (path, content hash, extracted text), `chunks` (spans, headi
 text, a key into `vectors`), `vectors` (float32 blobs keyed by model + text hash, so identical
 text is embedded once and a crashed run's work is reused), `chunks_fts` (FTS5, BM25 ranking,
 kept in step with `chunks` by triggers), `failures` (files refused in the last run), and `meta`
-(model id, dimension, chunking parameters, generation).
+(model id, dimension, chunking parameters, generation, and `commit`: a random id per commit
+that names the FAISS file derived from it).
 
 Every run's changes land in ONE transaction (`commit_run`), so a reader sees the previous
 generation or the new one, never a mix; a SIGKILL at any instant leaves the last commit intact.
@@ -24,7 +25,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ingest.chunking import Chunk
-from ingest.errors import IndexMismatchError, IndexNotFoundError
+from ingest.errors import IndexMismatchError
 
 SCHEMA_VERSION = 1
 DB_NAME = "index.db"
@@ -36,7 +37,7 @@ CREATE TABLE IF NOT EXISTS documents (
     size INTEGER NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL,
     ingested_at REAL NOT NULL, generation INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL REFERENCES documents(id),
+    id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id INTEGER NOT NULL REFERENCES documents(id),
     ordinal INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
     heading TEXT NOT NULL, page INTEGER, tokens INTEGER NOT NULL, text TEXT NOT NULL,
     vec_key TEXT NOT NULL);
@@ -90,6 +91,10 @@ class NewDocument:
     vec_keys: Sequence[str]
 
 
+DOCUMENTS_SQL = ("SELECT d.path, d.sha256, d.size, d.kind, COUNT(c.id), d.ingested_at "
+                 "FROM documents d LEFT JOIN chunks c ON c.doc_id = d.id GROUP BY d.id ORDER BY d.path")
+
+
 def vector_key(model_id: str, text: str) -> str:
     return hashlib.sha256(f"{model_id}\0{text}".encode()).hexdigest()
 
@@ -128,9 +133,11 @@ class Store:
         self.conn = connect(index_dir / DB_NAME)
         self.conn.executescript(_SCHEMA)
         meta = read_meta(self.conn)
-        if "uid" not in meta:  # a new index: record what it is built with
-            self._write_meta({"schema": str(SCHEMA_VERSION), "uid": secrets.token_hex(8),
-                              "generation": "0", **params.as_meta()})
+        if "model_id" not in meta:  # a new index: record what it is built with, atomically
+            with self.conn:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self._write_meta({"schema": str(SCHEMA_VERSION), "generation": "0",
+                                  "commit": "none", **params.as_meta()})
         elif not rebuild:  # a rebuild rewrites the parameters in its own commit
             check_params(meta, params, index_dir)
         self.rebuild = rebuild
@@ -151,10 +158,7 @@ class Store:
         return int(self.meta["generation"])
 
     def documents(self) -> dict[str, DocumentRow]:
-        rows = self.conn.execute(
-            "SELECT d.path, d.sha256, d.size, d.kind, COUNT(c.id), d.ingested_at "
-            "FROM documents d LEFT JOIN chunks c ON c.doc_id = d.id GROUP BY d.id")
-        return {r[0]: DocumentRow(*r) for r in rows}
+        return {r[0]: DocumentRow(*r) for r in self.conn.execute(DOCUMENTS_SQL)}
 
     def missing_vectors(self, keys: Iterable[str]) -> list[str]:
         """Keys (in first-seen order, without repeats) that have no stored vector yet."""
@@ -167,20 +171,23 @@ class Store:
                 f"SELECT key FROM vectors WHERE key IN ({marks})", batch))
         return [k for k in wanted if k not in have]
 
-    def put_vectors(self, keys: Sequence[str], vectors: np.ndarray) -> None:
-        """Store embedded vectors in their own small commit (a checkpoint a rerun can reuse)."""
+    def put_vectors(self, keys: Sequence[str], vectors: np.ndarray, *,
+                    replace: bool = False) -> None:
+        """Store embedded vectors in their own small commit (a checkpoint a rerun can reuse).
+        `replace` overwrites vectors already stored under the same keys (a rebuild)."""
         if vectors.shape != (len(keys), self.params.dim):
             raise ValueError(f"expected {(len(keys), self.params.dim)} vectors, got {vectors.shape}")
         blobs = [np.asarray(v, dtype="<f4").tobytes() for v in vectors]
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.executemany("INSERT OR IGNORE INTO vectors(key, vector) VALUES (?, ?)",
+            verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+            self.conn.executemany(f"{verb} INTO vectors(key, vector) VALUES (?, ?)",
                                   zip(keys, blobs))
 
     def commit_run(self, upserts: Sequence[NewDocument], deletes: Sequence[str],
                    failures: Sequence[tuple[str, str, int | None]],
-                   before_commit=lambda: None) -> int:
-        """Apply one run atomically. Returns the generation readers now see.
+                   before_commit=lambda: None) -> tuple[int, str]:
+        """Apply one run atomically. Returns the (generation, commit id) readers now see.
 
         `deletes` are paths to drop; `upserts` replace a path's previous version.
         `failures` replaces the list of refused files. The generation moves only when the
@@ -190,10 +197,10 @@ class Store:
         conn = self.conn
         with conn:
             conn.execute("BEGIN IMMEDIATE")
-            generation = int(read_meta(conn)["generation"])
-            changed = bool(upserts or deletes or self.rebuild)
-            if changed:
-                generation += 1
+            meta = read_meta(conn)
+            generation, commit = int(meta["generation"]), meta["commit"]
+            if upserts or deletes or self.rebuild:
+                generation, commit = generation + 1, secrets.token_hex(8)
             drop = [*deletes, *(d.path for d in upserts)]
             if self.rebuild:
                 conn.execute("DELETE FROM chunks")
@@ -223,6 +230,6 @@ class Store:
             conn.execute("DELETE FROM vectors WHERE key NOT IN (SELECT vec_key FROM chunks)")
             conn.execute("DELETE FROM failures")
             conn.executemany("INSERT INTO failures(path, reason, size) VALUES (?, ?, ?)", failures)
-            self._write_meta({"generation": str(generation)})
+            self._write_meta({"generation": str(generation), "commit": commit})
             before_commit()
-        return generation
+        return generation, commit

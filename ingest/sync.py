@@ -20,15 +20,13 @@ from tqdm import tqdm
 
 from ingest import failpoints
 from ingest.chunking import Chunker
-from ingest.dense import build_dense, dense_path, write_dense
+from ingest.dense import build_dense, dense_path, remove_stale, write_dense
 from ingest.embedders import Embedder, build_embedder
 from ingest.errors import IngestError, LoadError
-from ingest.loaders import SUPPORTED_EXTENSIONS, load
-from ingest.scan import scan_corpus
+from ingest.loaders import check_supported, load
+from ingest.scan import check_corpus, scan_corpus
 from ingest.settings import IngestSettings
 from ingest.store import IndexParams, NewDocument, Store, vector_key
-
-CHECKPOINT_TEXTS = 512  # texts embedded between two vector commits
 
 
 @dataclass
@@ -79,31 +77,37 @@ def params_for(settings: IngestSettings, embedder: Embedder) -> IndexParams:
 
 
 def chunker_for(settings: IngestSettings, embedder: Embedder) -> Chunker:
-    return Chunker(embedder.count_tokens, min(settings.chunk_tokens, embedder.max_tokens),
-                   settings.chunk_overlap)
+    size = min(settings.chunk_tokens, embedder.max_tokens)
+    if settings.chunk_overlap >= size // 2:
+        raise IngestError(
+            f"RAG_CHUNK_OVERLAP={settings.chunk_overlap} must be under half the chunk size, "
+            f"which is {size} tokens ({embedder.model_id} reads at most {embedder.max_tokens}); "
+            "lower RAG_CHUNK_OVERLAP")
+    return Chunker(embedder.count_tokens, size, settings.chunk_overlap)
 
 
 def run_ingest(settings: IngestSettings, embedder: Embedder | None = None, *,
                rebuild: bool = False, progress: bool | None = None) -> IngestReport:
     """Bring the index in `settings.index_dir` in step with `settings.corpus_dir`."""
     started = time.perf_counter()
-    files = scan_corpus(settings.corpus_dir)  # fails early, before any model loads
+    check_corpus(settings.corpus_dir)  # fails early, before any model loads
     embedder = embedder or build_embedder(settings)
+    chunker = chunker_for(settings, embedder)
     with ingest_lock(settings.index_dir):
         store = Store(settings.index_dir, params_for(settings, embedder), rebuild=rebuild)
         try:
-            report = _run(store, files, settings, embedder, rebuild, progress)
+            files = scan_corpus(settings.corpus_dir)  # inside the lock: no stale file list
+            report = _run(store, files, settings, embedder, chunker, rebuild, progress)
         finally:
             store.close()
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _run(store: Store, files, settings: IngestSettings, embedder: Embedder, rebuild: bool,
-         progress: bool | None) -> IngestReport:
+def _run(store: Store, files, settings: IngestSettings, embedder: Embedder, chunker: Chunker,
+         rebuild: bool, progress: bool | None) -> IngestReport:
     report = IngestReport()
     indexed = store.documents()
-    chunker = chunker_for(settings, embedder)
     show = (sys.stderr.isatty() if progress is None else progress) or False
     upserts: list[NewDocument] = []
     present: set[str] = set()
@@ -129,36 +133,32 @@ def _run(store: Store, files, settings: IngestSettings, embedder: Embedder, rebu
         drops = sorted(indexed)
     failpoints.hit("after-scan")
 
-    report.truncated = sum(c.tokens > embedder.max_tokens for d in upserts for c in d.chunks)
-    report.embedded = _embed_missing(store, embedder, upserts, show)
+    report.embedded, report.truncated = _embed(store, embedder, upserts, rebuild,
+                                               settings.embed_checkpoint, show)
 
     replaced = set(drops) | {d.path for d in upserts}
     report.chunks_removed = sum(row.chunks for p, row in indexed.items() if p in replaced)
     report.chunks_added = sum(len(d.chunks) for d in upserts)
     sizes = {f.rel: f.size for f in files}
-    generation = store.commit_run(
+    report.generation, commit = store.commit_run(
         upserts, [p for p in drops if p not in {d.path for d in upserts}],
         [(p, r, sizes.get(p)) for p, r in report.failed],
         before_commit=lambda: failpoints.hit("before-commit"))
     failpoints.hit("after-commit")
-    report.generation = generation
-    uid = store.meta["uid"]
-    target = dense_path(store.index_dir, uid, generation)
+    target = dense_path(store.index_dir, commit)
     if not target.exists():
-        with store.conn:  # one read transaction: the file matches the generation just committed
+        with store.conn:  # one read transaction: the file matches the commit just made
             store.conn.execute("BEGIN")
             dense = build_dense(store.conn, store.params.dim)
         write_dense(dense, target)
+    remove_stale(store.index_dir, keep=target)
     return report
 
 
 def _load_and_chunk(f, settings: IngestSettings, chunker: Chunker, model_id: str,
                     indexed: dict, rebuild: bool) -> NewDocument | None:
     """The file's new version, or None when it is unchanged. Raises LoadError to refuse it."""
-    suffix = Path(f.rel).suffix.lower()
-    if suffix not in SUPPORTED_EXTENSIONS:
-        raise LoadError(f"unsupported file type {suffix or '(none)'!r} "
-                        f"(supported: {', '.join(sorted(SUPPORTED_EXTENSIONS))})")
+    check_supported(f.path)  # before reading: an unsupported file may be huge
     if f.size > settings.max_file_bytes:
         raise LoadError(f"file is {f.size:,} bytes, over the {settings.max_file_bytes:,}-byte "
                         "limit (raise RAG_MAX_FILE_BYTES to allow it)")
@@ -180,21 +180,22 @@ def _load_and_chunk(f, settings: IngestSettings, chunker: Chunker, model_id: str
     return NewDocument(f.rel, sha, len(data), loaded.kind, loaded.text, chunks, keys)
 
 
-def _embed_missing(store: Store, embedder: Embedder, upserts: list[NewDocument],
-                   show: bool) -> int:
-    """Embed the chunk texts that have no stored vector, longest first (less padding), in
-    checkpoints of CHECKPOINT_TEXTS. Returns how many texts were embedded."""
+def _embed(store: Store, embedder: Embedder, upserts: list[NewDocument], everything: bool,
+           checkpoint: int, show: bool) -> tuple[int, int]:
+    """Embed the chunk texts that have no stored vector (or all of them, for a rebuild),
+    longest first (less padding), committing vectors every `checkpoint` texts. Returns (texts
+    embedded, texts the model truncated), counted with its tokenizer just before embedding."""
     text_of = {k: c.text for d in upserts for c, k in zip(d.chunks, d.vec_keys)}
-    missing = store.missing_vectors(text_of)
+    missing = list(text_of) if everything else store.missing_vectors(text_of)
     missing.sort(key=lambda k: len(text_of[k]), reverse=True)
+    truncated = 0
     with tqdm(total=len(missing), desc="chunks", unit="chunk", disable=not show,
               leave=False) as bar:
-        for i in range(0, len(missing), CHECKPOINT_TEXTS):
-            keys = missing[i:i + CHECKPOINT_TEXTS]
-            store.put_vectors(keys, embedder.embed([text_of[k] for k in keys]))
-            bar.update(len(keys))
+        for i in range(0, len(missing), checkpoint):
+            texts = [text_of[k] for k in missing[i:i + checkpoint]]
+            truncated += sum(n > embedder.max_tokens for n in embedder.count_tokens(texts))
+            store.put_vectors(missing[i:i + checkpoint], embedder.embed(texts),
+                              replace=everything)
+            bar.update(len(texts))
             failpoints.hit("mid-embed")
-    return len(missing)
-
-
-__all__ = ["IngestReport", "run_ingest", "IngestError"]
+    return len(missing), truncated

@@ -34,14 +34,17 @@ def test_snapshot_is_isolated_from_later_commits(settings, hashing_embedder):
 
 def test_dense_file_rebuilt_when_missing_or_damaged(settings, hashing_embedder):
     write(settings.corpus_dir, "a.md", "# A\n\nAlbatross facts.\n\n## B\n\nBuzzard facts.\n")
-    report = run_ingest(settings, hashing_embedder)
+    run_ingest(settings, hashing_embedder)
     with IndexSnapshot.open(settings.index_dir) as snap:
-        path = dense_path(settings.index_dir, snap.meta["uid"], report.generation)
+        path = dense_path(settings.index_dir, snap.meta["commit"])
     assert path.exists()
     path.write_bytes(b"garbage")
     with IndexSnapshot.open(settings.index_dir) as snap:
         assert snap.dense.ntotal == 2
     path.unlink()
+    with IndexSnapshot.open(settings.index_dir, save_dense=False) as snap:
+        assert snap.dense.ntotal == 2
+    assert not path.exists()  # a read-only reader leaves the folder alone
     with IndexSnapshot.open(settings.index_dir) as snap:
         vec = hashing_embedder.embed(["Buzzard facts."])[0]
         assert snap.chunks([snap.search_dense(vec, 1)[0][0]])[0].heading == ("A", "B")
@@ -59,3 +62,16 @@ def test_lexical_query_syntax_is_not_interpreted(settings, hashing_embedder):
 def test_no_index_yet(tmp_path):
     with pytest.raises(IndexNotFoundError, match="make ingest"):
         IndexSnapshot.open(tmp_path / "index")
+
+
+def test_chunk_ids_are_never_reused(settings, hashing_embedder):
+    write(settings.corpus_dir, "a.md", "# A\n\nAlbatross facts.\n")
+    run_ingest(settings, hashing_embedder)
+    with IndexSnapshot.open(settings.index_dir) as snap:
+        first = snap.chunk_ids()
+    (settings.corpus_dir / "a.md").unlink()
+    run_ingest(settings, hashing_embedder)
+    write(settings.corpus_dir, "b.md", "# B\n\nBuzzard facts.\n")
+    run_ingest(settings, hashing_embedder)
+    with IndexSnapshot.open(settings.index_dir) as snap:
+        assert not set(first) & set(snap.chunk_ids())  # an old citation id cannot point at b.md

@@ -31,6 +31,10 @@ def test_links_do_not_leave_the_corpus_and_loops_end(tmp_path):
     os.symlink(corpus / "sub", corpus / "alias")              # second name for a folder
     os.symlink(corpus / "sub" / "doc.md", corpus / "a-link.md")  # second name for a file
     os.symlink(tmp_path / "missing.md", corpus / "dangling.md")
+    (corpus / ".hidden").mkdir()
+    (corpus / ".hidden" / "x.md").write_text("hidden")
+    os.symlink(corpus / ".hidden" / "x.md", corpus / "unhide.md")  # link into a hidden folder
+    os.symlink(corpus / ".hidden", corpus / "unhide-dir")
     rels = [f.rel for f in scan_corpus(corpus)]
     assert rels == ["sub/doc.md"]
 

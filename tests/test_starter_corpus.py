@@ -33,8 +33,7 @@ def test_every_starter_document_is_ingested(starter_index):
         pdf_pages = {}
         for doc in snap.documents():
             assert doc.chunks > 0
-        ids = [i for (i,) in snap._query("SELECT id FROM chunks")]
-        for c in snap.chunks(ids):
+        for c in snap.chunks(snap.chunk_ids()):
             assert snap.document_text(c.path)[c.start:c.end] == c.text
             if c.page is not None:
                 pdf_pages.setdefault(c.path, set()).add(c.page)

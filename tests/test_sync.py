@@ -26,12 +26,12 @@ def write(corpus: Path, rel: str, text: str | bytes) -> Path:
     return path
 
 
-def state(index_dir: Path) -> dict:
+def state(index_dir: Path, save_dense: bool = True) -> dict:
     """Everything a reader can see, order-independent: documents and their chunks' text."""
-    with IndexSnapshot.open(index_dir) as snap:
+    with IndexSnapshot.open(index_dir, save_dense=save_dense) as snap:
         docs = {d.path: d.sha256 for d in snap.documents()}
-        ids = [i for (i,) in snap._query("SELECT id FROM chunks")]
-        chunks = sorted((c.path, c.ordinal, c.start, c.end, c.text) for c in snap.chunks(ids))
+        chunks = sorted((c.path, c.ordinal, c.start, c.end, c.text)
+                        for c in snap.chunks(snap.chunk_ids()))
         return {"docs": docs, "chunks": chunks, "failures": snap.failures(),
                 "dense": snap.dense.ntotal}
 
@@ -168,5 +168,40 @@ def test_cli_table_and_errors(settings):
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     bad = run_cli(*args, RAG_EMBEDDER="hashing", RAG_CHUNK_OVERLAP="150")
     assert bad.returncode == 2 and "RAG_CHUNK_OVERLAP" in bad.stderr
+    # valid on their own, but the model's window caps the size at 254: still a clear message
+    capped = run_cli(*args, RAG_EMBEDDER="hashing", RAG_CHUNK_TOKENS="1000",
+                     RAG_CHUNK_OVERLAP="200")
+    assert capped.returncode == 2 and "254" in capped.stderr and "Traceback" not in capped.stderr
     mismatch = run_cli(*args, RAG_EMBEDDER="hashing", RAG_CHUNK_TOKENS="120")
     assert mismatch.returncode == 2 and "--rebuild" in mismatch.stderr
+
+
+def test_a_second_ingest_waits_for_the_first(settings):
+    """Two ingests never run on one index at once: the second waits for the lock."""
+    from ingest.sync import ingest_lock
+
+    write(settings.corpus_dir, "a.md", "# A\n\nAardvarks.\n")
+    args = ["--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), "--json"]
+    with ingest_lock(settings.index_dir):
+        proc = subprocess.Popen([PYTHON, "-m", "ingest", *args], cwd=ROOT, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=subprocess_env(RAG_EMBEDDER="hashing"))
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=3)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "waiting for another ingest" in err
+    assert json.loads(out)["files"]["added"] == ["a.md"]
+
+
+@pytest.mark.slow
+def test_changing_embedder_needs_a_rebuild(settings):
+    """hashing -> sentence-transformers through the CLI: refused, then rebuilt on request."""
+    write(settings.corpus_dir, "a.md", "# A\n\nAardvarks dig burrows.\n")
+    args = ["--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), "--json"]
+    assert run_cli(*args, RAG_EMBEDDER="hashing").returncode == 0
+    refused = run_cli(*args)
+    assert refused.returncode == 2 and "all-MiniLM-L6-v2" in refused.stderr
+    assert "--rebuild" in refused.stderr
+    rebuilt = run_cli(*args, "--rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert json.loads(rebuilt.stdout)["chunks"]["embedded"] == 1

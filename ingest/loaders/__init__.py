@@ -7,36 +7,18 @@ HTML) or the page number (PDF) of the text it spans. A file that cannot be used 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import PurePath
 
+from ingest.errors import LoadError
+from ingest.loaders.base import LoadedDocument, Section
+from ingest.loaders.common import one_line, short_exc
+from ingest.loaders.html import load_html
+from ingest.loaders.markdown import load_markdown
+from ingest.loaders.pdf import load_pdf
+from ingest.loaders.text import load_text
 
-@dataclass(frozen=True)
-class Section:
-    """A span of `LoadedDocument.text` under one heading path, on one page."""
-
-    start: int
-    end: int
-    heading: tuple[str, ...] = ()
-    page: int | None = None
-
-
-@dataclass(frozen=True)
-class LoadedDocument:
-    text: str
-    sections: tuple[Section, ...]
-    kind: str  # "markdown" | "text" | "html" | "pdf"
-
-
-# The format loaders import Section and LoadedDocument from here, so they come after them.
-from collections.abc import Callable  # noqa: E402
-
-from ingest.errors import LoadError  # noqa: E402
-from ingest.loaders.common import one_line, short_exc  # noqa: E402
-from ingest.loaders.html import load_html  # noqa: E402
-from ingest.loaders.markdown import load_markdown  # noqa: E402
-from ingest.loaders.pdf import load_pdf  # noqa: E402
-from ingest.loaders.text import load_text  # noqa: E402
+__all__ = ["LoadedDocument", "Section", "SUPPORTED_EXTENSIONS", "check_supported", "load"]
 
 _LOADERS: dict[str, Callable[[bytes], LoadedDocument]] = {
     ".md": load_markdown,
@@ -50,6 +32,17 @@ _LOADERS: dict[str, Callable[[bytes], LoadedDocument]] = {
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_LOADERS)
 
 
+def check_supported(path: PurePath) -> Callable[[bytes], LoadedDocument]:
+    """The loader for `path`'s (case-insensitive) suffix; LoadError if there is none."""
+    suffix = PurePath(path).suffix.lower()
+    loader = _LOADERS.get(suffix)
+    if loader is None:
+        supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+        what = f"unsupported file type '{suffix}'" if suffix else "file has no extension"
+        raise LoadError(f"{what} (supported: {supported})")
+    return loader
+
+
 def load(path: PurePath, data: bytes) -> LoadedDocument:
     """Extract a file's text and sections; the loader is chosen by the (case-insensitive) suffix.
 
@@ -57,12 +50,7 @@ def load(path: PurePath, data: bytes) -> LoadedDocument:
     reason for an unsupported type or a file that cannot be used; a parser crash becomes a
     LoadError too.
     """
-    suffix = PurePath(path).suffix.lower()
-    loader = _LOADERS.get(suffix)
-    if loader is None:
-        supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
-        what = f"unsupported file type '{suffix}'" if suffix else "file has no extension"
-        raise LoadError(f"{what} (supported: {supported})")
+    loader = check_supported(path)
     if not data:
         raise LoadError("empty file")
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from ingest.loaders import Section
+from ingest.loaders.base import Section
 
 _MAX_REASON = 100
 _NEWLINES = re.compile(r"\r\n?")

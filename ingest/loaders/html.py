@@ -6,7 +6,7 @@ import re
 from html.parser import HTMLParser
 
 from ingest.errors import LoadError
-from ingest.loaders import LoadedDocument
+from ingest.loaders.base import LoadedDocument
 from ingest.loaders.common import HeadingStack, build_sections
 from ingest.loaders.decode import bom_encoding, decode_text
 

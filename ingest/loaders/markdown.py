@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from ingest.loaders import LoadedDocument
+from ingest.loaders.base import LoadedDocument
 from ingest.loaders.common import HeadingStack, build_sections
 from ingest.loaders.decode import decode_text
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ingest.errors import LoadError
-from ingest.loaders import LoadedDocument
+from ingest.loaders.base import LoadedDocument
 from ingest.loaders.common import build_sections, normalize_newlines, short_exc
 
 _HEADER_WINDOW = 1024  # readers accept a header a little way into the file

@@ -1,7 +1,7 @@
 """Plain text: the decoded text as one section."""
 from __future__ import annotations
 
-from ingest.loaders import LoadedDocument
+from ingest.loaders.base import LoadedDocument
 from ingest.loaders.common import build_sections
 from ingest.loaders.decode import decode_text
 

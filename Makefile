@@ -4,6 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
+# Where pip finds the CPU build of torch. Empty: pip's own configuration (these build machines
+# carry the CPU wheel locally). Elsewhere: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
 
 .PHONY: help install ingest test test-fast bench-ingest corpus-pdfs clean
 
@@ -13,8 +16,8 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	# The CPU wheel of torch first: any other version pulls gigabytes of CUDA packages.
-	$(PY) -m pip install torch==2.13.0
+	# The CPU build of torch first: PyPI's default build pulls gigabytes of CUDA packages.
+	$(PY) -m pip install torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -e '.[dev]'
 	touch $(STAMP)
 

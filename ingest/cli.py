@@ -47,7 +47,9 @@ def format_report(report: IngestReport, corpus: Path, index: Path) -> str:
         lines += ["", "refused (the rest of the corpus was ingested):"]
         lines += [f"  {p:<{width}}  {r}" for p, r in f.failed]
     if not (f.added or f.changed or f.deleted or f.chunks_removed or f.embedded):
-        lines += ["", f"Nothing changed: {len(f.unchanged)} files unchanged, 0 chunks embedded."]
+        refused = f" ({len(f.failed)} still refused, see above)" if f.failed else ""
+        lines += ["", f"Index unchanged: {len(f.unchanged)} files unchanged{refused}, "
+                  "0 chunks embedded."]
     return "\n".join(lines)
 
 

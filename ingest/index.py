@@ -62,7 +62,7 @@ class IndexSnapshot:
         try:
             conn.execute("BEGIN")  # deferred: the first read below fixes the snapshot
             meta = read_meta(conn)
-            if "model_id" not in meta:
+            if "dim" not in meta:  # created, but no run has committed yet
                 raise IndexNotFoundError(f"the index in {index_dir} is not initialised: "
                                          "run `make ingest` first")
             if expect is not None:

@@ -25,7 +25,7 @@ def check_corpus(corpus_dir: Path) -> None:
         what = "is not a folder" if corpus_dir.exists() else "does not exist"
         raise CorpusNotFoundError(
             f"corpus folder {corpus_dir} {what}: create it and put .md, .txt, .html or .pdf "
-            "files in it, or pass --corpus PATH (setting RAG_CORPUS_DIR)")
+            "files in it, or pass --corpus PATH, or set RAG_CORPUS_DIR")
 
 
 def scan_corpus(corpus_dir: Path) -> list[CorpusFile]:

@@ -4,8 +4,8 @@ Tables: `documents` (path, content hash, extracted text), `chunks` (spans, headi
 text, a key into `vectors`), `vectors` (float32 blobs keyed by model + text hash, so identical
 text is embedded once and a crashed run's work is reused), `chunks_fts` (FTS5, BM25 ranking,
 kept in step with `chunks` by triggers), `failures` (files refused in the last run), and `meta`
-(model id, dimension, chunking parameters, generation, and `commit`: a random id per commit
-that names the FAISS file derived from it).
+(model id, chunking parameters, vector dimension, generation, and `commit`: a random id per
+commit that names the FAISS file derived from it).
 
 Every run's changes land in ONE transaction (`commit_run`), so a reader sees the previous
 generation or the new one, never a mix; a SIGKILL at any instant leaves the last commit intact.
@@ -20,7 +20,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -60,7 +60,6 @@ class IndexParams:
     """What an index is built with. Opening it with different values is refused."""
 
     model_id: str
-    dim: int
     chunk_tokens: int
     chunk_overlap: int
 
@@ -175,8 +174,8 @@ class Store:
                     replace: bool = False) -> None:
         """Store embedded vectors in their own small commit (a checkpoint a rerun can reuse).
         `replace` overwrites vectors already stored under the same keys (a rebuild)."""
-        if vectors.shape != (len(keys), self.params.dim):
-            raise ValueError(f"expected {(len(keys), self.params.dim)} vectors, got {vectors.shape}")
+        if vectors.ndim != 2 or vectors.shape[0] != len(keys):
+            raise ValueError(f"expected {len(keys)} vectors, got an array of {vectors.shape}")
         blobs = [np.asarray(v, dtype="<f4").tobytes() for v in vectors]
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -186,12 +185,15 @@ class Store:
 
     def commit_run(self, upserts: Sequence[NewDocument], deletes: Sequence[str],
                    failures: Sequence[tuple[str, str, int | None]],
-                   before_commit=lambda: None) -> tuple[int, str]:
+                   model_dim: Callable[[], int],
+                   before_commit: Callable[[], None] = lambda: None) -> tuple[int, str]:
         """Apply one run atomically. Returns the (generation, commit id) readers now see.
 
         `deletes` are paths to drop; `upserts` replace a path's previous version.
         `failures` replaces the list of refused files. The generation moves only when the
-        indexed content changed (or on a rebuild).
+        indexed content changed (or on a rebuild). The vector dimension recorded in meta is
+        read off the stored vectors, which must all have one size; `model_dim` is asked only
+        when there are none (an empty index).
         """
         now = time.time()
         conn = self.conn
@@ -227,9 +229,17 @@ class Store:
                 " WHERE v.key IS NULL").fetchone()[0]
             if missing:
                 raise RuntimeError(f"{missing} chunks have no vector; refusing to commit")
+            sizes = [n // 4 for (n,) in conn.execute(
+                "SELECT DISTINCT length(v.vector) FROM chunks c JOIN vectors v"
+                " ON v.key = c.vec_key")]
+            if len(sizes) > 1:
+                raise IndexMismatchError(
+                    f"the model {self.params.model_id!r} gave vectors of sizes {sizes}: it "
+                    "changed under the same name. Rebuild with `python -m ingest --rebuild`.")
+            dim = sizes[0] if sizes else int(meta.get("dim") or model_dim())
             conn.execute("DELETE FROM vectors WHERE key NOT IN (SELECT vec_key FROM chunks)")
             conn.execute("DELETE FROM failures")
             conn.executemany("INSERT INTO failures(path, reason, size) VALUES (?, ?, ?)", failures)
-            self._write_meta({"generation": str(generation), "commit": commit})
+            self._write_meta({"generation": str(generation), "commit": commit, "dim": str(dim)})
             before_commit()
         return generation, commit

@@ -8,13 +8,14 @@ checkpointed while embedding, so a run killed midway loses no embedding work.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from tqdm import tqdm
 
@@ -72,8 +73,9 @@ def ingest_lock(index_dir: Path) -> Iterator[None]:
 
 
 def params_for(settings: IngestSettings, embedder: Embedder) -> IndexParams:
-    return IndexParams(embedder.model_id, embedder.dim, settings.chunk_tokens,
-                       settings.chunk_overlap)
+    """What the index must have been built with. Needs no model load: an unchanged corpus
+    is checked without loading the model at all."""
+    return IndexParams(embedder.model_id, settings.chunk_tokens, settings.chunk_overlap)
 
 
 def chunker_for(settings: IngestSettings, embedder: Embedder) -> Chunker:
@@ -91,23 +93,25 @@ def run_ingest(settings: IngestSettings, embedder: Embedder | None = None, *,
     """Bring the index in `settings.index_dir` in step with `settings.corpus_dir`."""
     started = time.perf_counter()
     check_corpus(settings.corpus_dir)  # fails early, before any model loads
-    embedder = embedder or build_embedder(settings)
-    chunker = chunker_for(settings, embedder)
+    embedder = embedder or build_embedder(settings)  # the model loads when first needed
     with ingest_lock(settings.index_dir):
         store = Store(settings.index_dir, params_for(settings, embedder), rebuild=rebuild)
         try:
             files = scan_corpus(settings.corpus_dir)  # inside the lock: no stale file list
-            report = _run(store, files, settings, embedder, chunker, rebuild, progress)
+            report = _run(store, files, settings, embedder, rebuild, progress)
         finally:
             store.close()
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _run(store: Store, files, settings: IngestSettings, embedder: Embedder, chunker: Chunker,
-         rebuild: bool, progress: bool | None) -> IngestReport:
+def _run(store: Store, files, settings: IngestSettings, embedder: Embedder, rebuild: bool,
+         progress: bool | None) -> IngestReport:
     report = IngestReport()
     indexed = store.documents()
+    # made (and the model loaded) for the first file that needs chunking, if any does
+    chunker = functools.cache(lambda: chunker_for(settings, embedder))
+
     show = (sys.stderr.isatty() if progress is None else progress) or False
     upserts: list[NewDocument] = []
     present: set[str] = set()
@@ -142,20 +146,20 @@ def _run(store: Store, files, settings: IngestSettings, embedder: Embedder, chun
     sizes = {f.rel: f.size for f in files}
     report.generation, commit = store.commit_run(
         upserts, [p for p in drops if p not in {d.path for d in upserts}],
-        [(p, r, sizes.get(p)) for p, r in report.failed],
+        [(p, r, sizes.get(p)) for p, r in report.failed], model_dim=lambda: embedder.dim,
         before_commit=lambda: failpoints.hit("before-commit"))
     failpoints.hit("after-commit")
     target = dense_path(store.index_dir, commit)
     if not target.exists():
         with store.conn:  # one read transaction: the file matches the commit just made
             store.conn.execute("BEGIN")
-            dense = build_dense(store.conn, store.params.dim)
+            dense = build_dense(store.conn, int(store.meta["dim"]))
         write_dense(dense, target)
     remove_stale(store.index_dir, keep=target)
     return report
 
 
-def _load_and_chunk(f, settings: IngestSettings, chunker: Chunker, model_id: str,
+def _load_and_chunk(f, settings: IngestSettings, chunker: Callable[[], Chunker], model_id: str,
                     indexed: dict, rebuild: bool) -> NewDocument | None:
     """The file's new version, or None when it is unchanged. Raises LoadError to refuse it."""
     check_supported(f.path)  # before reading: an unsupported file may be huge
@@ -173,7 +177,7 @@ def _load_and_chunk(f, settings: IngestSettings, chunker: Chunker, model_id: str
     if old is not None and old.sha256 == sha and not rebuild:
         return None
     loaded = load(f.path, data)
-    chunks = chunker.split(loaded)
+    chunks = chunker().split(loaded)
     if not chunks:
         raise LoadError("no text left to index after extraction")
     keys = [vector_key(model_id, c.text) for c in chunks]

@@ -121,7 +121,7 @@ def test_model_mismatch_is_refused_with_the_fix(settings, hashing_embedder):
     other = settings.model_copy(update={"chunk_tokens": 100})
     with pytest.raises(IndexMismatchError, match="--rebuild"):
         run_ingest(other, hashing_embedder)
-    expect = IndexParams("sentence-transformers/all-MiniLM-L6-v2", 384, 200, 32)
+    expect = IndexParams("sentence-transformers/all-MiniLM-L6-v2", 200, 32)
     with pytest.raises(IndexMismatchError, match="model_id"):
         IndexSnapshot.open(settings.index_dir, expect=expect)
     # the fix the message names works, and afterwards the new parameters are accepted
@@ -162,15 +162,16 @@ def test_cli_table_and_errors(settings):
     out = run_cli(*args, RAG_EMBEDDER="hashing")
     assert out.returncode == 0 and "added" in out.stdout and "a.md" in out.stdout
     again = run_cli(*args, RAG_EMBEDDER="hashing")
-    assert "Nothing changed" in again.stdout and "0 chunks embedded" in again.stdout
+    assert "Index unchanged" in again.stdout and "0 chunks embedded" in again.stdout
     missing = run_cli("--corpus", str(settings.corpus_dir / "nope"), "--index",
                       str(settings.index_dir), RAG_EMBEDDER="hashing")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     bad = run_cli(*args, RAG_EMBEDDER="hashing", RAG_CHUNK_OVERLAP="150")
     assert bad.returncode == 2 and "RAG_CHUNK_OVERLAP" in bad.stderr
     # valid on their own, but the model's window caps the size at 254: still a clear message
-    capped = run_cli(*args, RAG_EMBEDDER="hashing", RAG_CHUNK_TOKENS="1000",
-                     RAG_CHUNK_OVERLAP="200")
+    capped = run_cli("--corpus", str(settings.corpus_dir), "--index",
+                     str(settings.index_dir.with_name("other")), RAG_EMBEDDER="hashing",
+                     RAG_CHUNK_TOKENS="1000", RAG_CHUNK_OVERLAP="200")
     assert capped.returncode == 2 and "254" in capped.stderr and "Traceback" not in capped.stderr
     mismatch = run_cli(*args, RAG_EMBEDDER="hashing", RAG_CHUNK_TOKENS="120")
     assert mismatch.returncode == 2 and "--rebuild" in mismatch.stderr
@@ -205,3 +206,18 @@ def test_changing_embedder_needs_a_rebuild(settings):
     rebuilt = run_cli(*args, "--rebuild")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert json.loads(rebuilt.stdout)["chunks"]["embedded"] == 1
+
+
+def test_unchanged_corpus_never_loads_the_model(settings, hashing_embedder):
+    """Nothing to chunk or embed: the embedder is not even asked for its tokenizer."""
+    write(settings.corpus_dir, "a.md", "# A\n\nAardvarks.\n")
+    run_ingest(settings, hashing_embedder)
+
+    class Untouchable:
+        model_id = hashing_embedder.model_id
+
+        def __getattr__(self, name):
+            raise AssertionError(f"the model was used ({name}) for an unchanged corpus")
+
+    report = run_ingest(settings, Untouchable())
+    assert report.unchanged == ["a.md"] and report.embedded == 0

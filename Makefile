@@ -3,12 +3,14 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+DEV    := $(VENV)/.installed-dev
 ARGS   ?=
+Q      ?= What does the Business plan cost?
 # Where pip finds the CPU build of torch. Empty: pip's own configuration (these build machines
 # carry the CPU wheel locally). Elsewhere: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: help install ingest test test-fast bench-ingest corpus-pdfs clean
+.PHONY: help install install-dev run ingest serve ask test test-fast bench-ingest bench-ask corpus-pdfs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -18,24 +20,43 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --upgrade pip
 	# The CPU build of torch first: PyPI's default build pulls gigabytes of CUDA packages.
 	$(PY) -m pip install torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install -e .
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the project with its dev extras
+$(DEV): $(STAMP) pyproject.toml
+	# Test tools, and llama-cpp-python (built from source, ~6 min) for the real LLM tests.
+	$(PY) -m pip install -e '.[dev,llamacpp]'
+	touch $(DEV)
+
+install: $(STAMP)  ## create .venv and install what the service needs
+
+install-dev: $(DEV)  ## also install the test tools and the llama.cpp extra
+
+run: $(STAMP)  ## ingest corpus/, start the service, ask a sample question, keep serving
+	$(PY) -m app.quickstart $(ARGS)
 
 ingest: $(STAMP)  ## (re-)ingest corpus/ into index/ incrementally; ARGS=--rebuild for a full rebuild
 	$(PY) -m ingest $(ARGS)
 
-test: $(STAMP)  ## run the whole test suite (unit + slow integration tests)
+serve: $(STAMP)  ## serve the API on RAG_HOST:RAG_PORT (default 127.0.0.1:8000)
+	$(PY) -m app
+
+ask: $(STAMP)  ## answer Q="..." in-process and print the answer with its sources
+	$(PY) -m app.ask "$(Q)" $(ARGS)
+
+test: $(DEV)  ## run the whole test suite (unit + slow integration tests)
 	$(PY) -m pytest $(ARGS)
 
-test-fast: $(STAMP)  ## run the fast tests only
+test-fast: $(DEV)  ## run the fast tests only
 	$(PY) -m pytest -m "not slow" $(ARGS)
 
-bench-ingest: $(STAMP)  ## ingest throughput: pipeline vs raw model.encode, and an unchanged re-run
+bench-ingest: $(DEV)  ## ingest throughput: pipeline vs raw model.encode, and an unchanged re-run
 	$(PY) -m tests.bench.bench_ingest $(ARGS)
 
-corpus-pdfs: $(STAMP)  ## rebuild the starter corpus' PDFs from scripts/pdf_sources (deterministic)
+bench-ask: $(DEV)  ## /ask latency percentiles at 1 and 8 clients, starter corpus and 100k chunks
+	$(PY) -m tests.bench.bench_ask $(ARGS)
+
+corpus-pdfs: $(DEV)  ## rebuild the starter corpus' PDFs from scripts/pdf_sources (deterministic)
 	$(PY) scripts/build_corpus_pdfs.py
 
 clean:  ## remove the virtual environment and the default index

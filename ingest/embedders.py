@@ -10,6 +10,7 @@ Models load in `warm_up()` (called lazily on first use), never at import time.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 import re
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -69,6 +70,10 @@ class SentenceTransformerEmbedder:
         self._allow_download = allow_download
         self._device = device
         self._model = None
+        # Every encode runs on this one thread. torch's OpenMP pool is per calling thread: a
+        # service that embeds from many worker threads gets one spinning pool per thread, and
+        # a 15 ms query embedding turned into 500 ms on two cores.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
 
     def warm_up(self) -> None:
         if self._model is not None:
@@ -119,9 +124,10 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.model.encode(list(texts), batch_size=self._batch_size,
-                                    normalize_embeddings=True, convert_to_numpy=True,
-                                    show_progress_bar=False)
+        model = self.model
+        vectors = self._worker.submit(
+            model.encode, list(texts), batch_size=self._batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False).result()
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import faiss
 import numpy as np
 
 from ingest.dense import load_dense
@@ -23,6 +24,26 @@ from ingest.errors import IndexNotFoundError
 from ingest.store import DB_NAME, DOCUMENTS_SQL, DocumentRow, IndexParams, check_params, connect, read_meta
 
 _TERM = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class ChunkFilter:
+    """Which documents a search may return: a path glob (fnmatch-style, e.g. "guides/*.md"),
+    and/or document kinds ("markdown", "text", "html", "pdf")."""
+
+    path_glob: str | None = None
+    kinds: tuple[str, ...] | None = None
+
+    def sql(self) -> tuple[str, list]:
+        """A condition on the documents table `d`, and its arguments."""
+        parts, args = [], []
+        if self.path_glob:
+            parts.append("d.path GLOB ?")
+            args.append(self.path_glob)
+        if self.kinds:
+            parts.append(f"d.kind IN ({','.join('?' * len(self.kinds))})")
+            args.extend(self.kinds)
+        return (" AND ".join(parts) or "1"), args
 
 
 @dataclass(frozen=True)
@@ -90,23 +111,50 @@ class IndexSnapshot:
         with self._lock:
             return self._conn.execute(sql, args).fetchall()
 
-    def search_dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+    def search_dense(self, vector: np.ndarray, k: int,
+                     where: ChunkFilter | None = None) -> list[tuple[int, float]]:
         """(chunk id, cosine similarity), best first."""
         if self.chunk_count == 0:
             return []
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
-        scores, ids = self.dense.search(query, min(k, self.chunk_count))
+        params = None
+        if where is not None:
+            allowed = np.array(self.chunk_ids(where), dtype=np.int64)
+            if allowed.size == 0:
+                return []
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+        scores, ids = self.dense.search(query, min(k, self.chunk_count), params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
 
-    def search_lexical(self, query: str, k: int) -> list[tuple[int, float]]:
+    def search_lexical(self, query: str, k: int,
+                       where: ChunkFilter | None = None) -> list[tuple[int, float]]:
         """(chunk id, BM25 score), best first. Any words in the query may match (OR)."""
         terms = dict.fromkeys(t.lower() for t in _TERM.findall(query))
         if not terms:
             return []
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-        rows = self._query("SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts "
-                           "MATCH ? ORDER BY bm25(chunks_fts) LIMIT ?", (match, k))
+        if where is None:
+            rows = self._query("SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts"
+                               " MATCH ? ORDER BY bm25(chunks_fts) LIMIT ?", (match, k))
+        else:
+            cond, args = where.sql()
+            rows = self._query(
+                "SELECT f.rowid, -bm25(chunks_fts) FROM chunks_fts f JOIN chunks c ON c.id ="
+                f" f.rowid JOIN documents d ON d.id = c.doc_id WHERE chunks_fts MATCH ? AND {cond}"
+                " ORDER BY bm25(chunks_fts) LIMIT ?", (match, *args, k))
         return [(int(r), float(s)) for r, s in rows]
+
+    def similarities(self, vector: np.ndarray, ids: Sequence[int]) -> list[float]:
+        """Cosine similarity of `vector` to each chunk's stored vector."""
+        if not ids:
+            return []
+        vecs = np.vstack([self.dense.reconstruct(int(i)) for i in ids])
+        return [float(x) for x in vecs @ np.asarray(vector, dtype=np.float32).ravel()]
+
+    def document_span(self, path: str, start: int, end: int) -> str:
+        rows = self._query("SELECT substr(text, ?, ?) FROM documents WHERE path = ?",
+                           (start + 1, end - start, path))
+        return rows[0][0] if rows else ""
 
     def chunks(self, ids: Sequence[int]) -> list[ChunkRecord]:
         """The chunks with these ids, in the order asked (unknown ids are left out)."""
@@ -128,8 +176,13 @@ class IndexSnapshot:
     def documents(self) -> list[DocumentRow]:
         return [DocumentRow(*r) for r in self._query(DOCUMENTS_SQL)]
 
-    def chunk_ids(self) -> list[int]:
-        return [i for (i,) in self._query("SELECT id FROM chunks ORDER BY id")]
+    def chunk_ids(self, where: ChunkFilter | None = None) -> list[int]:
+        if where is None:
+            return [i for (i,) in self._query("SELECT id FROM chunks ORDER BY id")]
+        cond, args = where.sql()
+        return [i for (i,) in self._query(
+            f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {cond}"
+            " ORDER BY c.id", args)]
 
     def failures(self) -> list[tuple[str, str]]:
         return [(p, r) for p, r in self._query("SELECT path, reason FROM failures ORDER BY path")]

@@ -22,6 +22,21 @@ def real_embedder() -> SentenceTransformerEmbedder:
     return embedder
 
 
+@pytest.fixture(scope="session")
+def starter_index(tmp_path_factory, real_embedder):
+    """A copy of the starter corpus, ingested with the real model once per test session.
+    Returns (settings, report). Tests must not modify it."""
+    import shutil
+
+    from ingest.sync import run_ingest
+
+    base = tmp_path_factory.mktemp("starter")
+    corpus = base / "corpus"
+    shutil.copytree(STARTER_CORPUS, corpus)
+    settings = IngestSettings(corpus_dir=corpus, index_dir=base / "index")
+    return settings, run_ingest(settings, real_embedder)
+
+
 @pytest.fixture
 def hashing_embedder() -> HashingEmbedder:
     return HashingEmbedder()
@@ -43,3 +58,8 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+# Fixtures that live in their own modules, shared by several test files.
+from tests.fake_llm import fake_llm  # noqa: E402,F401
+from tests.llm_server import llama_server  # noqa: E402,F401

@@ -1,25 +1,11 @@
 """The starter corpus ingests cleanly with the real model, in all four formats."""
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 
 import pytest
 
 from ingest.index import IndexSnapshot
-from ingest.settings import IngestSettings
-from ingest.sync import run_ingest
-from tests.conftest import STARTER_CORPUS
-
-
-@pytest.fixture(scope="module")
-def starter_index(tmp_path_factory, real_embedder):
-    base = tmp_path_factory.mktemp("starter")
-    corpus = base / "corpus"
-    shutil.copytree(STARTER_CORPUS, corpus)
-    settings = IngestSettings(corpus_dir=corpus, index_dir=base / "index")
-    report = run_ingest(settings, real_embedder)
-    return settings, report
 
 
 @pytest.mark.slow

@@ -1,0 +1,15 @@
+"""`python -m app`: serve the API with uvicorn on RAG_HOST:RAG_PORT."""
+import uvicorn
+
+from app.main import create_app
+from app.settings import Settings
+
+
+def main() -> None:
+    settings = Settings()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""The Generator seam: (question, numbered sources) -> answer text with [n] citation markers.
+
+Backends, chosen by `Settings.generator`:
+- "extractive": model-free, deterministic; picks the sources' sentences that best match the
+  question, each with its marker (the default: works everywhere).
+- "openai": any OpenAI-compatible chat-completions endpoint (OpenAI, Ollama, vLLM, llama.cpp's
+  server, LM Studio) over httpx.
+- "llamacpp": a GGUF model in-process through llama-cpp-python (extra `llamacpp`).
+
+Generators raise `GeneratorFailed` (502) or `GeneratorTimeout` (504) from app.errors; nothing
+else escapes them. Heavy models load in `warm_up()`, called from the service's lifespan.
+"""
+from __future__ import annotations
+
+from typing import Iterator, Protocol, Sequence
+
+from app.sources import Source
+
+
+class Generator(Protocol):
+    name: str  # "extractive" | "openai" | "llamacpp"
+    model: str | None  # the model it answers with, if any
+
+    def warm_up(self) -> None: ...
+
+    def generate(self, question: str, sources: Sequence[Source]) -> str: ...
+
+    def stream(self, question: str, sources: Sequence[Source]) -> Iterator[str]:
+        """Text deltas; joined, they are what `generate` would return."""
+        ...
+
+
+def build_generator(settings) -> Generator:
+    """The backend named by `settings.generator` (imported only when chosen)."""
+    if settings.generator == "extractive":
+        from app.generators.extractive import ExtractiveGenerator
+
+        return ExtractiveGenerator()
+    if settings.generator == "openai":
+        from app.generators.openai import OpenAIGenerator
+
+        return OpenAIGenerator(settings)
+    if settings.generator == "llamacpp":
+        from app.generators.llamacpp import LlamaCppGenerator
+
+        return LlamaCppGenerator(settings)
+    from app.errors import UnknownGenerator
+
+    raise UnknownGenerator(f"unknown generator {settings.generator!r}: "
+                           "use extractive, openai or llamacpp")

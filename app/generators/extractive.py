@@ -1,0 +1,72 @@
+"""The model-free generator: the answer is made of the sources' own sentences that best match
+the question, each followed by its source's [n] marker. Deterministic and fast (no model call:
+sentences are scored by the question's content terms they contain, weighted by how rare each
+term is among the candidate sentences, with the source's rank breaking ties)."""
+from __future__ import annotations
+
+import math
+import re
+from typing import Iterator, Sequence
+
+from app.sources import Source
+from app.text import sentence_spans, terms
+
+MAX_SENTENCES = 3
+MAX_SENTENCE_CHARS = 600
+_MARKUP = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)")
+_EMPHASIS = re.compile(r"\*\*|__|`")
+
+
+def _looks_like_heading(text: str) -> bool:
+    """A title line (HTML and PDF headings carry no "#"): short and without a full stop."""
+    return text[-1] not in ".!?:;)" and len(text.split()) < 10
+
+
+class ExtractiveGenerator:
+    name = "extractive"
+    model = None
+
+    def __init__(self, max_sentences: int = MAX_SENTENCES) -> None:
+        self.max_sentences = max_sentences
+
+    def warm_up(self) -> None:
+        return None
+
+    def generate(self, question: str, sources: Sequence[Source]) -> str:
+        return "".join(self.stream(question, sources))
+
+    def stream(self, question: str, sources: Sequence[Source]) -> Iterator[str]:
+        for i, sentence in enumerate(self.select(question, sources)):
+            yield ("" if i == 0 else " ") + sentence
+
+    def select(self, question: str, sources: Sequence[Source]) -> list[str]:
+        wanted = set(terms(question))
+        candidates = []  # (source rank, position, sentence text, its terms)
+        for rank, source in enumerate(sources):
+            for pos, (s, e) in enumerate(sentence_spans(source.text)):
+                raw = source.text[s:e]
+                if "```" in raw or "~~~" in raw:
+                    continue  # code, not prose
+                text = " ".join(_EMPHASIS.sub("", _MARKUP.sub("", raw)).split())
+                words = set(terms(text))
+                if (len(words) < 3 or len(text) > MAX_SENTENCE_CHARS or text.startswith("|")
+                        or raw.lstrip().startswith("#") or _looks_like_heading(text)):
+                    continue
+                candidates.append((rank, pos, text, words, source.n))
+        if not candidates:
+            return []
+        df = {t: sum(1 for c in candidates if t in c[3]) for t in wanted}
+        idf = {t: math.log(1 + len(candidates) / df[t]) for t in wanted if df[t]}
+
+        def score(c) -> float:
+            hit = sum(idf.get(t, 0.0) for t in wanted & c[3])
+            return hit / math.sqrt(len(c[3])) - 0.01 * c[0]
+
+        scored = sorted(candidates, key=lambda c: (-score(c), c[0], c[1]))
+        picked = [c for c in scored[: self.max_sentences] if score(c) > 0] or scored[:1]
+        picked.sort(key=lambda c: (c[0], c[1]))  # read in source order
+        out = []
+        for rank, _, text, _, n in picked:
+            text = text if text[-1] in ".!?" else text + "."
+            out.append(f"{text[:-1]} [{n}]{text[-1]}")
+        return out

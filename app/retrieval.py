@@ -1,0 +1,106 @@
+"""Hybrid retrieval: dense (FAISS) and lexical (BM25) candidates fused by reciprocal rank
+fusion, overlapping chunks of one document merged into one passage, top k kept.
+
+Reciprocal rank fusion (Cormack, Clarke & Buettcher, 2009): score(c) = sum over rankings of
+1 / (rrf_k + rank). It needs no score calibration between BM25 and cosine similarity.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+
+from app.sources import Source
+from app.text import STOP_WORDS, WORD
+from ingest.index import ChunkFilter, ChunkRecord, IndexSnapshot
+
+Mode = Literal["hybrid", "dense", "lexical"]
+
+KIND_ALIASES = {"md": "markdown", "markdown": "markdown", "txt": "text", "text": "text",
+                "html": "html", "htm": "html", "pdf": "pdf"}
+
+
+def make_filter(path: str | None, types: Sequence[str] | None) -> ChunkFilter | None:
+    """A path prefix ("guides/") or glob ("guides/*.md") and file types ("pdf", ".md")."""
+    glob = None
+    if path:
+        glob = path if any(ch in path for ch in "*?[") else path.rstrip("*") + "*"
+    kinds = tuple(sorted({KIND_ALIASES[t.lower().lstrip(".")] for t in types})) if types else None
+    return ChunkFilter(glob, kinds) if (glob or kinds) else None
+
+
+def rrf(rankings: Sequence[Sequence[int]], k: int) -> dict[int, float]:
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, chunk_id in enumerate(ranking, start=1):
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (k + rank)
+    return scores
+
+
+@dataclass
+class _Passage:
+    path: str
+    start: int
+    end: int
+    page: int | None
+    heading: tuple[str, ...]
+    score: float
+    chunk_ids: list[int]
+
+
+def merge_overlapping(ranked: Sequence[tuple[ChunkRecord, float]]) -> list[_Passage]:
+    """Chunks of one document whose spans overlap or touch become one passage (span union,
+    best score); a chunk whose text repeats a better-ranked one's is dropped. Best first."""
+    passages: list[_Passage] = []
+    seen_text: set[str] = set()
+    for chunk, score in ranked:
+        if chunk.text in seen_text:
+            continue
+        seen_text.add(chunk.text)
+        for p in passages:
+            if (p.path == chunk.path and p.page == chunk.page
+                    and chunk.start <= p.end and p.start <= chunk.end):
+                p.start, p.end = min(p.start, chunk.start), max(p.end, chunk.end)
+                p.chunk_ids.append(chunk.id)
+                break
+        else:
+            passages.append(_Passage(chunk.path, chunk.start, chunk.end, chunk.page,
+                                     chunk.heading, score, [chunk.id]))
+    return passages
+
+
+class Retriever:
+    def __init__(self, snapshot: IndexSnapshot, candidates: int = 50, rrf_k: int = 60) -> None:
+        self.snapshot = snapshot
+        self.candidates = candidates
+        self.rrf_k = rrf_k
+
+    def retrieve(self, question: str, query_vector: np.ndarray, k: int, mode: Mode = "hybrid",
+                 where: ChunkFilter | None = None) -> list[Source]:
+        snap = self.snapshot
+        rankings = []
+        if mode in ("hybrid", "dense"):
+            rankings.append([i for i, _ in snap.search_dense(query_vector, self.candidates, where)])
+        if mode in ("hybrid", "lexical"):
+            # Stop words match nearly every chunk: BM25 gives them ~0 weight anyway, but the
+            # search would still score every chunk that contains "the".
+            words = [w for w in WORD.findall(question) if w.lower() not in STOP_WORDS]
+            rankings.append([i for i, _ in snap.search_lexical(" ".join(words) or question,
+                                                                self.candidates, where)])
+        fused = sorted(rrf(rankings, self.rrf_k).items(), key=lambda kv: (-kv[1], kv[0]))
+        # Merging can fold several chunks into one passage: look a little deeper than k.
+        top = fused[: k * 3]
+        records = snap.chunks([i for i, _ in top])
+        by_id = {r.id: r for r in records}
+        passages = merge_overlapping([(by_id[i], s) for i, s in top if i in by_id])[:k]
+        sims = snap.similarities(query_vector, [c for p in passages for c in p.chunk_ids])
+        sources, pos = [], 0
+        for n, p in enumerate(passages, start=1):
+            best = max(sims[pos:pos + len(p.chunk_ids)])
+            pos += len(p.chunk_ids)
+            text = (by_id[p.chunk_ids[0]].text if len(p.chunk_ids) == 1
+                    else snap.document_span(p.path, p.start, p.end))
+            sources.append(Source(n, p.path, p.page, p.start, p.end, text, round(p.score, 6),
+                                  p.heading, round(best, 4), tuple(p.chunk_ids)))
+        return sources

@@ -1,0 +1,76 @@
+"""The HTTP edge: request and response models of /ask."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.retrieval import KIND_ALIASES
+
+
+class AskFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = Field(None, max_length=500,
+                             description='a path prefix ("guides/") or glob ("guides/*.md")')
+    type: list[str] | None = Field(None, description='file types, e.g. ["pdf", "md"]')
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("type")
+    @classmethod
+    def _known_types(cls, v):
+        for t in v or []:
+            if t.lower().lstrip(".") not in KIND_ALIASES:
+                raise ValueError(f"unknown file type {t!r}; use one of "
+                                 f"{', '.join(sorted(KIND_ALIASES))}")
+        return v
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, max_length=2000)
+    top_k: int | None = Field(None, ge=1, le=50)
+    mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    filters: AskFilters | None = None
+    stream: bool = False
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("question is blank")
+        return v
+
+
+class Citation(BaseModel):
+    n: int
+    path: str
+    page: int | None
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+class Timings(BaseModel):
+    embed: float
+    retrieve: float
+    generate: float
+    total: float
+
+
+class AskResponse(BaseModel):
+    answer: str
+    citations: list[Citation]
+    abstained: bool
+    unsupported: list[str]
+    invalid_citations: list[int]
+    generator: str
+    model: str | None
+    timings_ms: Timings
+    index_generation: int

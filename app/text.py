@@ -1,0 +1,63 @@
+"""Small text tools shared by the extractive generator and the citation checker: sentence
+splitting, content terms (lower-cased, stop words dropped, crudely stemmed) and numbers."""
+from __future__ import annotations
+
+import re
+
+STOP_WORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being
+below between both but by can could did do does doing down during each few for from further
+had has have having he her here hers herself him himself his how i if in into is it its itself
+just me more most my myself no nor not now of off on once only or other our ours ourselves out
+over own same she should so some such than that the their theirs them themselves then there
+these they this those through to too under until up very was we were what when where which
+while who whom why will with would you your yours yourself yourselves does what's whats many
+much also may might must shall within per via get gets got tell""".split())
+
+WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# A sentence ends at . ! ? (optionally followed by a closing quote/bracket or [n] markers)
+# before whitespace; a line break that ends a list item, heading or table row ends one too.
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?:[\"')\]]|\s*\[\d+(?:\s*,\s*\d+)*\])*\s+|\n\s*\n|\n(?=\s*[-*#|\d])")
+
+
+def stem(word: str) -> str:
+    """A light English stemmer: plurals and -ing/-ed, so "pages" meets "page"."""
+    if len(word) > 4 and word.endswith("ies"):
+        word = word[:-3] + "y"
+    elif len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    for suffix in ("ing", "ed"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)]
+    if len(word) > 4 and word.endswith("e"):
+        word = word[:-1]  # "refine"/"refined" -> "refin"
+    return word
+
+
+def terms(text: str) -> list[str]:
+    """Content terms: lower-cased words minus stop words, stemmed."""
+    return [stem(w) for w in (m.group().lower() for m in WORD.finditer(text))
+            if w not in STOP_WORDS]
+
+
+def numbers(text: str) -> set[str]:
+    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence, whitespace trimmed, in order."""
+    spans, pos = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        spans.append((pos, m.start()))
+        pos = m.end()
+    spans.append((pos, len(text)))
+    out = []
+    for s, e in spans:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if s < e:
+            out.append((s, e))
+    return out

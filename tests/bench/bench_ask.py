@@ -1,0 +1,170 @@
+"""`make bench-ask`: /ask latency over HTTP with the extractive generator, at 1 and 8 concurrent
+clients, on the starter corpus and on a generated 100,000-chunk index.
+
+The big index is built directly through the Store (so it takes minutes, not hours): realistic
+chunk texts made of the starter corpus' sentences, with vectors from a fast stand-in: each
+chunk's vector is the normalized mean of its sentences' real MiniLM vectors (each distinct
+sentence is embedded once), so questions find relevant chunks as they would in a real index.
+Its meta records all-MiniLM-L6-v2, so the service opens it and embeds each question with the
+real model. Reports p50/p95/p99 of the end-to-end time seen by the
+client, and of the server's embed, retrieve and generate times, and of everything else
+(HTTP, JSON, citation checks, fusion) = end-to-end minus those three.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from ingest.chunking import Chunk
+from ingest.embedders import SentenceTransformerEmbedder
+from ingest.dense import build_dense, dense_path, write_dense
+from ingest.settings import DEFAULT_MODEL, IngestSettings
+from ingest.store import IndexParams, NewDocument, Store, vector_key
+from ingest.sync import run_ingest
+from tests.service_process import running_service
+
+ROOT = Path(__file__).resolve().parents[2]
+QUESTIONS = ROOT / "tests" / "data" / "abstention_questions.jsonl"
+
+
+def corpus_sentences() -> list[str]:
+    text = " ".join(p.read_text(encoding="utf-8-sig", errors="replace")
+                    for p in sorted((ROOT / "corpus").rglob("*")) if p.suffix in (".md", ".txt"))
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text)
+            if 40 <= len(s.strip()) <= 300 and "#" not in s and "|" not in s]
+
+
+def build_big_index(index_dir: Path, chunks: int, per_doc: int = 10, seed: int = 1) -> None:
+    rng = random.Random(seed)
+    sentences = corpus_sentences()
+    embedder = SentenceTransformerEmbedder()
+    sentence_vecs = embedder.embed(sentences)
+    store = Store(index_dir, IndexParams(DEFAULT_MODEL, 200, 32))
+    docs, picks = [], []
+    for d in range(chunks // per_doc):
+        chosen = [[rng.randrange(len(sentences)) for _ in range(rng.randint(3, 7))]
+                  for _ in range(per_doc)]
+        picks += chosen
+        texts = [" ".join(sentences[j] for j in c) + f" (record {d}-{i})"
+                 for i, c in enumerate(chosen)]
+        text = "\n\n".join(texts)
+        pos, doc_chunks = 0, []
+        for i, t in enumerate(texts):
+            doc_chunks.append(Chunk(i, pos, pos + len(t), t, (f"Generated {d}",), None, 150))
+            pos += len(t) + 2
+        keys = [vector_key(DEFAULT_MODEL, c.text) for c in doc_chunks]
+        docs.append(NewDocument(f"generated/doc-{d:05d}.md", f"{d:064x}", len(text), "markdown",
+                                text, doc_chunks, keys))
+        if len(docs) == 1000:
+            _flush(store, docs, picks, sentence_vecs)
+            docs, picks = [], []
+    if docs:
+        _flush(store, docs, picks, sentence_vecs)
+    with store.conn:
+        store.conn.execute("BEGIN")
+        meta = store.meta
+        dense = build_dense(store.conn, int(meta["dim"]))
+    write_dense(dense, dense_path(index_dir, meta["commit"]))
+    store.close()
+
+
+def _flush(store: Store, docs: list[NewDocument], picks: list[list[int]],
+           sentence_vecs: np.ndarray) -> None:
+    keys = [k for d in docs for k in d.vec_keys]
+    vecs = np.vstack([sentence_vecs[c].mean(axis=0) for c in picks]).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    store.put_vectors(keys, vecs)
+    store.commit_run(docs, [], [], model_dim=lambda: 384)
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    qs = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": round(qs[49], 1), "p95": round(qs[94], 1), "p99": round(qs[98], 1)}
+
+
+def load(url: str, questions: list[str], clients: int, requests: int) -> dict:
+    """`requests` questions in total, spread over `clients` threads, each with its own
+    connection. Returns percentiles per component (ms)."""
+    rows: list[dict] = []
+    lock = threading.Lock()
+
+    def worker(k: int) -> None:
+        with httpx.Client(timeout=60) as client:
+            for i in range(k, requests, clients):
+                q = questions[i % len(questions)]
+                t0 = time.perf_counter()
+                r = client.post(f"{url}/ask", json={"question": q})
+                total = (time.perf_counter() - t0) * 1000
+                r.raise_for_status()
+                t = r.json()["timings_ms"]
+                rest = total - t["embed"] - t["retrieve"] - t["generate"]
+                with lock:
+                    rows.append({"total": total, "embed": t["embed"], "retrieve": t["retrieve"],
+                                 "generate": t["generate"], "rest": rest})
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    started = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - started
+    out = {key: percentiles([r[key] for r in rows]) for key in rows[0]}
+    out["qps"] = round(len(rows) / wall, 1)
+    return out
+
+
+def run(name: str, index: Path, corpus: Path, questions: list[str], requests: int) -> list:
+    results = []
+    with running_service(index, corpus, timeout=600) as url:
+        load(url, questions, 1, 20)  # warm-up: models, caches, FAISS pages
+        for clients in (1, 8):
+            r = load(url, questions, clients, requests)
+            results.append({"index": name, "clients": clients, **r})
+            print(f"  {name}, {clients} client(s): done", flush=True)
+    return results
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--chunks", type=int, default=100_000)
+    p.add_argument("--requests", type=int, default=200, help="per load level")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+    questions = [json.loads(x)["q"] for x in QUESTIONS.read_text().splitlines() if x.strip()]
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-ask-") as tmp:
+        tmp = Path(tmp)
+        starter = IngestSettings(corpus_dir=ROOT / "corpus", index_dir=tmp / "starter")
+        run_ingest(starter, progress=False)
+        results += run("starter", starter.index_dir, starter.corpus_dir, questions, args.requests)
+        t0 = time.perf_counter()
+        build_big_index(tmp / "big", args.chunks)
+        print(f"built the {args.chunks:,}-chunk index in {time.perf_counter() - t0:.0f} s")
+        (tmp / "empty").mkdir()
+        results += run(f"{args.chunks // 1000}k", tmp / "big", tmp / "empty", questions,
+                       args.requests)
+    print("\n| index | clients | qps | end-to-end p50/p95/p99 ms | embed p50/p95/p99 | "
+          "retrieve p50/p95/p99 | generate p50/p95/p99 | rest p50/p95/p99 |")
+    print("|---|---|---|---|---|---|---|---|")
+    fmt = lambda d: f"{d['p50']} / {d['p95']} / {d['p99']}"  # noqa: E731
+    for r in results:
+        print(f"| {r['index']} | {r['clients']} | {r['qps']} | {fmt(r['total'])} | "
+              f"{fmt(r['embed'])} | {fmt(r['retrieve'])} | {fmt(r['generate'])} | "
+              f"{fmt(r['rest'])} |")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

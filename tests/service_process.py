@@ -1,0 +1,54 @@
+"""Run the real service: `python -m app` under uvicorn in a subprocess, reached over HTTP."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+
+from tests.conftest import PYTHON, ROOT, subprocess_env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_service(index_dir: Path, corpus_dir: Path, timeout: float = 180,
+                    **env: str) -> Iterator[str]:
+    """Start the service on a free port; yield its base URL once /healthz answers."""
+    port = free_port()
+    log = index_dir.parent / f"service-{port}.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [PYTHON, "-m", "app"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            env=subprocess_env(RAG_INDEX_DIR=str(index_dir), RAG_CORPUS_DIR=str(corpus_dir),
+                               RAG_PORT=str(port), **env))
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"service exited with {proc.returncode}:\n{log.read_text()}")
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"service did not start in {timeout} s:\n{log.read_text()}")
+                time.sleep(0.2)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -1,0 +1,132 @@
+"""/ask against the real service: `python -m app` under uvicorn, over HTTP, on the starter
+corpus indexed with the real model."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ingest.loaders import load
+from tests.service_process import running_service
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def service(starter_index):
+    settings, _ = starter_index
+    with running_service(settings.index_dir, settings.corpus_dir) as url:
+        yield url, settings.corpus_dir
+
+
+def ask(url: str, **body) -> httpx.Response:
+    return httpx.post(f"{url}/ask", json=body, timeout=60)
+
+
+def assert_citations_are_exact(corpus: Path, citations: list[dict]) -> None:
+    """Every citation's text is exactly the document's extracted text between start and end."""
+    for c in citations:
+        doc = load(corpus / c["path"], (corpus / c["path"]).read_bytes())
+        assert doc.text[c["start"]:c["end"]] == c["text"], c["path"]
+
+
+@pytest.mark.parametrize("question,expected_path,fact", [
+    ("How long do I have to get a full refund on an annual plan?",
+     "kestrelbook/refund-policy.md", "30 days"),
+    ("What is the monthly uptime commitment of the Business plan?",
+     "kestrelbook/service-level-agreement.html", "99.9%"),
+    ("When will API v1 be removed?", None, "30 June 2026"),
+])
+def test_answers_with_exact_citations(service, question, expected_path, fact):
+    url, corpus = service
+    r = ask(url, question=question)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert not body["abstained"] and fact in body["answer"]
+    assert body["citations"] and body["generator"] == "extractive" and body["model"] is None
+    if expected_path:
+        assert expected_path in {c["path"] for c in body["citations"]}
+    assert_citations_are_exact(corpus, body["citations"])
+    assert {c["n"] for c in body["citations"]} == {
+        int(n) for n in __import__("re").findall(r"\[(\d+)\]", body["answer"])}
+    assert set(body["timings_ms"]) == {"embed", "retrieve", "generate", "total"}
+    assert body["index_generation"] >= 1 and body["unsupported"] == []
+
+
+def test_pdf_citation_has_its_page(service):
+    url, corpus = service
+    body = ask(url, question="How long is the default session timeout?",
+               filters={"type": "pdf"}).json()
+    assert body["citations"] and all(c["path"].endswith(".pdf") for c in body["citations"])
+    assert all(isinstance(c["page"], int) and c["page"] >= 1 for c in body["citations"])
+    assert "14 days" in body["answer"]
+    assert_citations_are_exact(corpus, body["citations"])
+
+
+def test_abstains_when_the_corpus_has_no_answer(service):
+    url, _ = service
+    body = ask(url, question="What is the boiling point of tungsten in kelvin?").json()
+    assert body["abstained"] and body["citations"] == []
+    assert "do not contain" in body["answer"]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_each_retrieval_mode(service, mode):
+    url, _ = service
+    body = ask(url, question="reciprocal rank fusion constant k", mode=mode, top_k=3).json()
+    assert any(c["path"] == "guides/hybrid-search-and-rrf.html" for c in body["citations"])
+
+
+def test_filters_restrict_the_sources(service):
+    url, _ = service
+    body = ask(url, question="How is data deleted?", filters={"path": "guides/"}).json()
+    assert all(c["path"].startswith("guides/") for c in body["citations"])
+    body = ask(url, question="refund", filters={"path": "kestrelbook/*.md", "type": ["md"]}).json()
+    assert body["citations"] and all(c["path"].startswith("kestrelbook/") and
+                                     c["path"].endswith(".md") for c in body["citations"])
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"question": ""}, {"question": "   "}, {"question": "x" * 2001},
+    {"question": "ok", "top_k": 0}, {"question": "ok", "top_k": 51},
+    {"question": "ok", "mode": "fuzzy"}, {"question": "ok", "filters": {"type": "docx"}},
+    {"question": "ok", "surprise": 1}, {"question": 42},
+])
+def test_invalid_input_is_422(service, body):
+    url, _ = service
+    r = httpx.post(f"{url}/ask", json=body, timeout=30)
+    assert r.status_code == 422, r.text
+    assert "detail" in r.json()
+
+
+def test_streaming_sends_deltas_then_one_done_event(service):
+    url, corpus = service
+    events = []
+    with httpx.stream("POST", f"{url}/ask", timeout=60,
+                      json={"question": "How long are pages kept in the Trash?",
+                            "stream": True}) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        event = None
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                events.append((event, json.loads(line[6:])))
+    kinds = [e for e, _ in events]
+    assert kinds[-1] == "done" and set(kinds[:-1]) == {"delta"} and len(kinds) >= 2
+    done = events[-1][1]
+    assert "".join(d["text"] for _, d in events[:-1]) == done["answer"]
+    assert done["citations"] and set(done["timings_ms"]) >= {"embed", "retrieve", "generate"}
+    assert_citations_are_exact(corpus, done["citations"])
+
+
+def test_no_index_is_503_with_the_fix(tmp_path):
+    (tmp_path / "corpus").mkdir()
+    with running_service(tmp_path / "index", tmp_path / "corpus") as url:
+        r = ask(url, question="anything")
+        assert r.status_code == 503 and "make ingest" in r.json()["detail"]
+        assert httpx.get(f"{url}/readyz").status_code == 503
+        assert httpx.get(f"{url}/healthz").status_code == 200

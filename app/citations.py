@@ -20,6 +20,8 @@ from app.text import numbers, sentence_spans, terms
 SUPPORT_MIN = 0.6
 SEMANTIC_MIN = 0.75
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
+# A numbered list's "1." or "2)" opening a line is no claim: its number is not checked.
+_ENUMERATOR = re.compile(r"^\d{1,3}[.)](?:\s+|$)")
 
 
 @dataclass
@@ -32,6 +34,12 @@ class CheckedAnswer:
 
 def _clean(sentence: str) -> str:
     return " ".join(_MARKER.sub("", sentence).split())
+
+
+def _at_line_start(text: str, pos: int) -> bool:
+    while pos > 0 and text[pos - 1] in " \t":
+        pos -= 1
+    return pos == 0 or text[pos - 1] == "\n"
 
 
 def check_answer(answer: str, sources: Sequence[Source],
@@ -47,15 +55,17 @@ def check_answer(answer: str, sources: Sequence[Source],
         return f" [{', '.join(map(str, valid))}]" if valid else ""
 
     text = _MARKER.sub(keep_valid, answer).strip()
-    sentences = [text[s:e] for s, e in sentence_spans(text)]
     cited_order: list[int] = []
     verdicts: list[tuple[str, list[int], bool | None]] = []  # None: needs the embedding check
-    for sentence in sentences:
+    for start, end in sentence_spans(text):
+        sentence = text[start:end]
         marks = [int(x) for m in _MARKER.finditer(sentence) for x in m.group(1).split(",")]
         for x in marks:
             if x not in cited_order:
                 cited_order.append(x)
         claim = _clean(sentence)
+        if _at_line_start(text, start):
+            claim = _ENUMERATOR.sub("", claim, count=1)
         words = set(terms(claim))
         if len(words) < 3 and not numbers(claim):
             verdicts.append((sentence, marks, True))  # no claim to check ("Yes.", a heading)

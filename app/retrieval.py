@@ -51,22 +51,30 @@ class _Passage:
 
 def merge_overlapping(ranked: Sequence[tuple[ChunkRecord, float]]) -> list[_Passage]:
     """Chunks of one document whose spans overlap or touch become one passage (span union,
-    best score); a chunk whose text repeats a better-ranked one's is dropped. Best first."""
+    best score); a chunk whose text repeats a better-ranked one's is dropped. Best first.
+    A chunk that bridges two passages of its document joins them into the better-ranked one,
+    so no two passages returned overlap."""
     passages: list[_Passage] = []
     seen_text: set[str] = set()
     for chunk, score in ranked:
         if chunk.text in seen_text:
             continue
         seen_text.add(chunk.text)
-        for p in passages:
-            if (p.path == chunk.path and p.page == chunk.page
-                    and chunk.start <= p.end and p.start <= chunk.end):
-                p.start, p.end = min(p.start, chunk.start), max(p.end, chunk.end)
-                p.chunk_ids.append(chunk.id)
-                break
-        else:
+        hits = [p for p in passages if p.path == chunk.path and p.page == chunk.page
+                and chunk.start <= p.end and p.start <= chunk.end]
+        if not hits:
             passages.append(_Passage(chunk.path, chunk.start, chunk.end, chunk.page,
                                      chunk.heading, score, [chunk.id]))
+            continue
+        p = hits[0]  # the best-ranked passage it touches absorbs the chunk and the others
+        p.start, p.end = min(p.start, chunk.start), max(p.end, chunk.end)
+        p.chunk_ids.append(chunk.id)
+        for other in hits[1:]:
+            p.start, p.end = min(p.start, other.start), max(p.end, other.end)
+            p.chunk_ids.extend(other.chunk_ids)
+        if len(hits) > 1:
+            absorbed = {id(other) for other in hits[1:]}
+            passages = [q for q in passages if id(q) not in absorbed]
     return passages
 
 

@@ -68,18 +68,11 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
         q = Question(req.question, req.top_k or settings.top_k, req.mode,
                      req.filters.path if req.filters else None,
                      req.filters.type if req.filters else None)
-        prepared = await run_in_threadpool(svc.prepare, q)
         if req.stream:
-            return await _stream(svc, prepared)
-        try:
-            t0 = time.perf_counter()
-            answer = "" if prepared.abstained else await run_in_threadpool(
-                svc.generator.generate, q.text, prepared.sources)
-            gen_s = time.perf_counter() - t0
-        except GeneratorFailed as exc:
-            exc.sources = sources_body(prepared.sources)
-            raise
-        return await run_in_threadpool(svc.finish, prepared, answer, gen_s)
+            return await _stream(svc, await run_in_threadpool(svc.prepare, q))
+        # One hop to the thread pool for the whole pipeline; the body is already plain JSON
+        # (AskResponse documents it), so it is sent without a second validation pass.
+        return JSONResponse(await run_in_threadpool(svc.ask, q))
 
     return app
 

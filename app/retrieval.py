@@ -84,18 +84,25 @@ class Retriever:
         self.candidates = candidates
         self.rrf_k = rrf_k
 
+    def lexical(self, question: str, where: ChunkFilter | None = None) -> list[int]:
+        """The BM25 ranking (chunk ids). Needs no query vector, so the service runs it while
+        the question is being embedded."""
+        # Stop words match nearly every chunk: BM25 gives them ~0 weight anyway, but the
+        # search would still score every chunk that contains "the".
+        words = [w for w in WORD.findall(question) if w.lower() not in STOP_WORDS]
+        return [i for i, _ in self.snapshot.search_lexical(" ".join(words) or question,
+                                                           self.candidates, where)]
+
     def retrieve(self, question: str, query_vector: np.ndarray, k: int, mode: Mode = "hybrid",
-                 where: ChunkFilter | None = None) -> list[Source]:
+                 where: ChunkFilter | None = None,
+                 lexical: list[int] | None = None) -> list[Source]:
+        """The top k passages. `lexical` is the BM25 ranking if already computed."""
         snap = self.snapshot
         rankings = []
         if mode in ("hybrid", "dense"):
             rankings.append([i for i, _ in snap.search_dense(query_vector, self.candidates, where)])
         if mode in ("hybrid", "lexical"):
-            # Stop words match nearly every chunk: BM25 gives them ~0 weight anyway, but the
-            # search would still score every chunk that contains "the".
-            words = [w for w in WORD.findall(question) if w.lower() not in STOP_WORDS]
-            rankings.append([i for i, _ in snap.search_lexical(" ".join(words) or question,
-                                                                self.candidates, where)])
+            rankings.append(lexical if lexical is not None else self.lexical(question, where))
         fused = sorted(rrf(rankings, self.rrf_k).items(), key=lambda kv: (-kv[1], kv[0]))
         # Merging can fold several chunks into one passage: look a little deeper than k.
         top = fused[: k * 3]

@@ -126,13 +126,28 @@ class IndexSnapshot:
         scores, ids = self.dense.search(query, min(k, self.chunk_count), params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
 
-    def search_lexical(self, query: str, k: int,
-                       where: ChunkFilter | None = None) -> list[tuple[int, float]]:
-        """(chunk id, BM25 score), best first. Any words in the query may match (OR)."""
-        terms = dict.fromkeys(t.lower() for t in _TERM.findall(query))
+    def search_lexical(self, query: str, k: int, where: ChunkFilter | None = None,
+                       max_rows: int = 10_000) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score), best first. Any words in the query may match (OR).
+
+        FTS5 scores every matching row, so a query of common words over a big index costs
+        tens of milliseconds. When the query would match more than `max_rows` rows, only
+        its rarest words (together matching at most `max_rows`, at least one word) are
+        searched: Lucene's "common terms" idea. Common words weigh little in BM25 anyway."""
+        terms = list(dict.fromkeys(t.lower() for t in _TERM.findall(query)))
         if not terms:
             return []
-        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
+        if len(quoted) > 1 and self._matches(" OR ".join(quoted)) > max_rows:
+            by_df = sorted((self._matches(q), q) for q in quoted)
+            kept, rows = [], 0
+            for df, q in by_df:
+                if kept and rows + df > max_rows:
+                    break
+                kept.append(q)
+                rows += df
+            quoted = kept
+        match = " OR ".join(quoted)
         if where is None:
             rows = self._query("SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts"
                                " MATCH ? ORDER BY bm25(chunks_fts) LIMIT ?", (match, k))
@@ -143,6 +158,11 @@ class IndexSnapshot:
                 f" f.rowid JOIN documents d ON d.id = c.doc_id WHERE chunks_fts MATCH ? AND {cond}"
                 " ORDER BY bm25(chunks_fts) LIMIT ?", (match, *args, k))
         return [(int(r), float(s)) for r, s in rows]
+
+    def _matches(self, match: str) -> int:
+        """Rows an FTS5 query matches (walks the posting lists without scoring)."""
+        return self._query("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
+                           (match,))[0][0]
 
     def similarities(self, vector: np.ndarray, ids: Sequence[int]) -> list[float]:
         """Cosine similarity of `vector` to each chunk's stored vector."""

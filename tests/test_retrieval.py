@@ -177,7 +177,7 @@ def check_sources(snap: IndexSnapshot, embedder, question: str, sources: list[So
             assert (r.path, r.page) == (s.path, s.page)
             assert s.start <= r.start and r.end <= s.end
         cosines = embedder.embed([r.text for r in records]) @ q
-        assert s.similarity == pytest.approx(float(np.max(cosines)), abs=1e-4)
+        assert s.similarity == pytest.approx(float(np.max(cosines)), abs=2e-3)  # float16 storage
     for a in sources:  # no two passages overlap or repeat one another
         for b in sources:
             if a.n < b.n and (a.path, a.page) == (b.path, b.page):
@@ -287,7 +287,7 @@ def test_similarity_is_the_cosine_to_the_question(index, hashing_embedder) -> No
     assert sources[0].path == "guides/lamps.md"
     assert sources[0].similarity == pytest.approx(
         float(hashing_embedder.embed([question])[0] @ hashing_embedder.embed(
-            [sources[0].text])[0]), abs=1e-4)
+            [sources[0].text])[0]), abs=2e-3)
     assert sources[0].similarity > 0.7 > sources[1].similarity
 
 

@@ -20,7 +20,3 @@ class GeneratorTimeout(GeneratorFailed):
     """The LLM backend did not answer within the configured timeout."""
 
     status = 504
-
-
-class UnknownGenerator(AppError):
-    status = 500

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.errors import AppError, GeneratorFailed, IndexNotReady
 from app.schemas import AskRequest, AskResponse
-from app.service import Prepared, Question, RagService, sources_body
+from app.service import Prepared, Question, RagService, source_json
 from app.settings import Settings
 
 
@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
         app.state.service = service or RagService(settings)
         await run_in_threadpool(app.state.service.warm_up)
         yield
+        app.state.service.close()
 
     app = FastAPI(title="ragfirst", version="0.1.0", lifespan=lifespan,
                   description="Answers questions about your documents, with checked citations.")
@@ -36,9 +37,6 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> JSONResponse:
         body = {"detail": str(exc)}
-        if isinstance(exc, IndexNotReady):
-            body["detail"] = f"{exc} (no index yet: run `make ingest`)" \
-                if "make ingest" not in str(exc) else str(exc)
         sources = getattr(exc, "sources", None)
         if sources is not None:
             body["sources"] = sources
@@ -86,7 +84,7 @@ async def _stream(svc: RagService, prepared: Prepared):
     try:
         first = await run_in_threadpool(next, deltas, None)
     except GeneratorFailed as exc:
-        exc.sources = sources_body(prepared.sources)
+        exc.sources = source_json(prepared.sources)
         raise
 
     def events() -> Iterator[str]:
@@ -97,14 +95,20 @@ async def _stream(svc: RagService, prepared: Prepared):
                 parts.append(piece)
                 yield _sse("delta", {"text": piece})
                 piece = next(deltas, None)
+            body = svc.finish(prepared, "".join(parts), time.perf_counter() - t0)
+            if prepared.abstained:
+                yield _sse("delta", {"text": body["answer"]})
+            yield _sse("done", body)
         except GeneratorFailed as exc:
             yield _sse("error", {"status": exc.status, "detail": str(exc),
-                                 "sources": sources_body(prepared.sources)})
-            return
-        body = svc.finish(prepared, "".join(parts), time.perf_counter() - t0)
-        if prepared.abstained:
-            yield _sse("delta", {"text": body["answer"]})
-        yield _sse("done", body)
+                                 "sources": source_json(prepared.sources)})
+        except Exception as exc:  # never end a stream without saying why
+            yield _sse("error", {"status": 500, "detail": f"{type(exc).__name__}: {exc}",
+                                 "sources": source_json(prepared.sources)})
+        finally:
+            close = getattr(deltas, "close", None)
+            if close is not None:
+                close()  # a client that went away frees the model / the HTTP connection
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

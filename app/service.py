@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from app.citations import check_answer
+from app.prompting import fit_sources
 from app.errors import GeneratorFailed, IndexNotReady
 from app.generators import Generator, build_generator
 from app.retrieval import Mode, Retriever, make_filter
 from app.settings import Settings
 from app.sources import Source
 from ingest.embedders import Embedder, build_embedder
-from ingest.errors import IndexNotFoundError
+from ingest.errors import IndexMismatchError, IndexNotFoundError
 from ingest.index import IndexSnapshot
 from ingest.store import DB_NAME, IndexParams
 
@@ -62,33 +63,63 @@ class IndexHolder:
         self._lock = threading.Lock()
         self._snapshot: IndexSnapshot | None = None
         self._probe: sqlite3.Connection | None = None
+        self._probe_inode: tuple[int, int] | None = None
         self._seen_version: int | None = None
+        self._seen_commit: str | None = None
+        # Replaced snapshots, closed at shutdown. (Closing them earlier needs a count of the
+        # requests still reading them; one per ingest commit is cheap to keep until then.)
+        self._retired: list[IndexSnapshot] = []
 
-    def _changed(self) -> bool:
-        """Whether another connection committed since we last looked (PRAGMA data_version)."""
-        if self._probe is None:
-            db = self.settings.index_dir / DB_NAME
-            if not db.exists():
-                return True
+    def _latest_commit(self) -> str | None:
+        """The commit id ingest last wrote, read cheaply: PRAGMA data_version tells whether
+        anything was written since we last looked (vector checkpoints too), and only then is
+        the commit id read. A database file replaced under us (index deleted and rebuilt)
+        is noticed by its inode."""
+        db = self.settings.index_dir / DB_NAME
+        try:
+            inode = (st := db.stat()).st_dev, st.st_ino
+        except FileNotFoundError:
+            return None
+        if self._probe is None or inode != self._probe_inode:
+            if self._probe is not None:
+                self._probe.close()
             self._probe = sqlite3.connect(db, check_same_thread=False)
+            self._probe_inode, self._seen_version = inode, None
         version = self._probe.execute("PRAGMA data_version").fetchone()[0]
-        changed, self._seen_version = version != self._seen_version, version
-        return changed
+        if version != self._seen_version or self._seen_commit is None:
+            row = self._probe.execute("SELECT value FROM meta WHERE key = 'commit'").fetchone()
+            self._seen_version, self._seen_commit = version, row[0] if row else None
+        return self._seen_commit
 
     def current(self) -> IndexSnapshot:
         with self._lock:
-            if self._snapshot is None or self._changed():
-                try:
-                    latest = IndexSnapshot.open(self.settings.index_dir, expect=self.expect)
-                except IndexNotFoundError as exc:
-                    if self._snapshot is None:
-                        raise IndexNotReady(f"{exc}") from exc
-                    latest = self._snapshot
-                if self._snapshot is None or latest.meta["commit"] != self._snapshot.meta["commit"]:
-                    self._snapshot = latest  # in-flight requests keep the one they hold
-                elif latest is not self._snapshot:
-                    latest.close()
-            return self._snapshot
+            try:
+                commit = self._latest_commit()
+            except sqlite3.Error:
+                commit = None  # being created right now: keep what we have
+            if self._snapshot is not None and commit in (None, self._snapshot.meta["commit"]):
+                return self._snapshot
+            try:
+                latest = IndexSnapshot.open(self.settings.index_dir, expect=self.expect)
+            except IndexNotFoundError as exc:
+                if self._snapshot is None:
+                    raise IndexNotReady(str(exc)) from exc
+                return self._snapshot
+            except IndexMismatchError as exc:
+                raise IndexNotReady(str(exc)) from exc
+            if self._snapshot is not None:
+                self._retired.append(self._snapshot)  # in-flight requests may still use it
+            self._snapshot = latest
+            return latest
+
+    def close(self) -> None:
+        with self._lock:
+            for snap in [*self._retired, self._snapshot]:
+                if snap is not None:
+                    snap.close()
+            if self._probe is not None:
+                self._probe.close()
+            self._snapshot, self._probe, self._retired = None, None, []
 
 
 class RagService:
@@ -101,6 +132,13 @@ class RagService:
         self.index = IndexHolder(settings, IndexParams(self.embedder.model_id,
                                                        settings.chunk_tokens,
                                                        settings.chunk_overlap))
+
+    def close(self) -> None:
+        self.index.close()
+        self._lexical_pool.shutdown(wait=False)
+        close = getattr(self.generator, "close", None)
+        if close is not None:
+            close()
 
     def warm_up(self) -> None:
         """Load the models now rather than on the first question."""
@@ -133,7 +171,19 @@ class RagService:
                                      lexical.result() if lexical else None)
         t2 = time.perf_counter()
         best = max((s.similarity for s in sources), default=-1.0)
-        return Prepared(q, snapshot, sources, best < self.settings.abstain_threshold,
+        abstain = best < self.settings.abstain_threshold
+        if not abstain:
+            # The generator and the citation check see the same sources: the ones whose prompt
+            # fits the context window (a marker to a dropped source is an invented one).
+            fitted = fit_sources(q.text, sources, self.settings.context_window,
+                                 self.settings.max_answer_tokens)
+            if not fitted:
+                exc = GeneratorFailed("the best passage does not fit RAG_CONTEXT_WINDOW="
+                                      f"{self.settings.context_window}; raise it")
+                exc.sources = source_json(sources)
+                raise exc
+            sources = fitted
+        return Prepared(q, snapshot, sources, abstain,
                         {"embed": _ms(t1 - t0), "retrieve": _ms(t2 - t1)}, started)
 
     def finish(self, p: Prepared, answer: str, generate_s: float) -> dict:
@@ -148,8 +198,7 @@ class RagService:
         total = time.perf_counter() - p.started
         return {
             "answer": checked_answer,
-            "citations": [{"n": s.n, "path": s.path, "page": s.page, "start": s.start,
-                           "end": s.end, "text": s.text, "score": s.score} for s in cited],
+            "citations": source_json(cited),
             "abstained": p.abstained,
             "unsupported": unsupported,
             "invalid_citations": invalid,
@@ -168,7 +217,7 @@ class RagService:
         try:
             answer = self.generator.generate(q.text, p.sources)
         except GeneratorFailed as exc:
-            exc.sources = sources_body(p.sources)
+            exc.sources = source_json(p.sources)
             raise
         return self.finish(p, answer, time.perf_counter() - t0)
 
@@ -179,7 +228,8 @@ class RagService:
         return self.generator.stream(p.question.text, p.sources)
 
 
-def sources_body(sources: list[Source]) -> list[dict]:
-    """Retrieved sources for an error body: the user still gets what was found."""
+def source_json(sources: list[Source]) -> list[dict]:
+    """Sources as response citations (and in error bodies: the user still gets what was
+    found)."""
     return [{"n": s.n, "path": s.path, "page": s.page, "start": s.start, "end": s.end,
              "text": s.text, "score": s.score} for s in sources]

@@ -44,7 +44,5 @@ def build_generator(settings) -> Generator:
         from app.generators.llamacpp import LlamaCppGenerator
 
         return LlamaCppGenerator(settings)
-    from app.errors import UnknownGenerator
-
-    raise UnknownGenerator(f"unknown generator {settings.generator!r}: "
-                           "use extractive, openai or llamacpp")
+    raise ValueError(f"unknown generator {settings.generator!r}: "
+                     "use extractive, openai or llamacpp")

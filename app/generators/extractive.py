@@ -15,6 +15,7 @@ MAX_SENTENCES = 3
 MAX_SENTENCE_CHARS = 600
 _MARKUP = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)")
 _EMPHASIS = re.compile(r"\*\*|__|`")
+_BRACKETED = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 
 
 def _looks_like_heading(text: str) -> bool:
@@ -47,14 +48,21 @@ class ExtractiveGenerator:
                 raw = source.text[s:e]
                 if "```" in raw or "~~~" in raw:
                     continue  # code, not prose
-                text = " ".join(_EMPHASIS.sub("", _MARKUP.sub("", raw)).split())
+                # a bracketed number copied from a document ("[3]", "[2020]") would read as
+                # a citation marker
+                text = _BRACKETED.sub("", _EMPHASIS.sub("", _MARKUP.sub("", raw)))
+                text = " ".join(text.split())
                 words = set(terms(text))
                 if (len(words) < 3 or len(text) > MAX_SENTENCE_CHARS or text.startswith("|")
                         or raw.lstrip().startswith("#") or _looks_like_heading(text)):
                     continue
                 candidates.append((rank, pos, text, words, source.n))
-        if not candidates:
-            return []
+        if not candidates:  # only headings, tables or code: quote the best passage's start
+            best = sources[0] if sources else None
+            if best is None or not best.text.strip():
+                return []
+            first = " ".join(_BRACKETED.sub("", best.text).split())[:MAX_SENTENCE_CHARS]
+            return [f"{first.rstrip('.')} [{best.n}]."]
         df = {t: sum(1 for c in candidates if t in c[3]) for t in wanted}
         idf = {t: math.log(1 + len(candidates) / df[t]) for t in wanted if df[t]}
 

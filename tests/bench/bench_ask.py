@@ -141,7 +141,10 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=200, help="per load level")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
-    questions = [json.loads(x)["q"] for x in QUESTIONS.read_text().splitlines() if x.strip()]
+    # Answerable questions only: an abstention skips generation and the citation check, and
+    # would flatter the percentiles.
+    rows = [json.loads(x) for x in QUESTIONS.read_text().splitlines() if x.strip()]
+    questions = [r["q"] for r in rows if r["answerable"]]
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-ask-") as tmp:
         tmp = Path(tmp)

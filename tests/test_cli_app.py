@@ -1,0 +1,46 @@
+"""The terminal entry points: `python -m app.ask` (make ask) and `python -m app.quickstart`
+(make run, the README's first command)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from tests.conftest import PYTHON, ROOT, STARTER_CORPUS, subprocess_env
+from tests.service_process import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def test_ask_prints_the_answer_and_its_sources(starter_index):
+    settings, _ = starter_index
+    env = subprocess_env(RAG_INDEX_DIR=str(settings.index_dir),
+                         RAG_CORPUS_DIR=str(settings.corpus_dir))
+    out = subprocess.run([PYTHON, "-m", "app.ask", "When will API v1 be removed?"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "30 June 2026" in out.stdout and "[1] " in out.stdout and "characters" in out.stdout
+    as_json = subprocess.run([PYTHON, "-m", "app.ask", "--json", "What is the capital of Peru?"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert json.loads(as_json.stdout)["abstained"] is True
+
+
+def test_ask_without_an_index_says_what_to_do(tmp_path):
+    out = subprocess.run([PYTHON, "-m", "app.ask", "anything"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300,
+                         env=subprocess_env(RAG_INDEX_DIR=str(tmp_path / "none")))
+    assert out.returncode == 2 and "make ingest" in out.stderr
+
+
+def test_quickstart_ingests_serves_and_answers(tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(STARTER_CORPUS, corpus)
+    out = subprocess.run([PYTHON, "-m", "app.quickstart", "--once"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600,
+                         env=subprocess_env(RAG_CORPUS_DIR=str(corpus),
+                                            RAG_INDEX_DIR=str(tmp_path / "index"),
+                                            RAG_PORT=str(free_port())))
+    assert out.returncode == 0, out.stderr
+    assert "added" in out.stdout and "30 days" in out.stdout and "refund-policy.md" in out.stdout

@@ -1,5 +1,6 @@
-"""`python -m app.ask "question"` (and `make ask Q="..."`): answer one question in-process, no
-server needed, and print the answer with its sources."""
+"""Answer one question in-process (no server needed) and print the answer with its sources.
+
+`python -m app.ask "question"`, or `make ask Q="..."`."""
 from __future__ import annotations
 
 import argparse
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     service = RagService(settings)
     try:
+        service.warm_up()  # load the models first, so the timings are the question's own
         body = service.ask(Question(args.question, args.top_k or settings.top_k, args.mode))
     except AppError as exc:
         print(f"error: {exc}", file=sys.stderr)

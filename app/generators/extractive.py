@@ -15,6 +15,9 @@ MAX_SENTENCES = 3
 MAX_SENTENCE_CHARS = 600
 _MARKUP = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)")
 _EMPHASIS = re.compile(r"\*\*|__|`")
+_ASKS_QUANTITY = re.compile(r"\b(how (long|many|much|often|soon|quickly|fast|big|large)|when|"
+                            r"what (percentage|price|date|time|limit))\b", re.IGNORECASE)
+_DIGIT = re.compile(r"\d")
 _BRACKETED = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 
 
@@ -66,8 +69,13 @@ class ExtractiveGenerator:
         df = {t: sum(1 for c in candidates if t in c[3]) for t in wanted}
         idf = {t: math.log(1 + len(candidates) / df[t]) for t in wanted if df[t]}
 
+        # "How long / many / much / when ..." asks for a quantity: prefer sentences stating one.
+        quantity = 0.5 * max(idf.values(), default=0.0) if _ASKS_QUANTITY.search(question) else 0
+
         def score(c) -> float:
             hit = sum(idf.get(t, 0.0) for t in wanted & c[3])
+            if hit and quantity and _DIGIT.search(c[2]):
+                hit += quantity
             return hit / math.sqrt(len(c[3])) - 0.01 * c[0]
 
         scored = sorted(candidates, key=lambda c: (-score(c), c[0], c[1]))

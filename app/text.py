@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from ingest.chunking import strip_spans
+
 STOP_WORDS = frozenset("""
 a about above after again against all am an and any are as at be because been before being
 below between both but by can could did do does doing down during each few for from further
@@ -53,14 +55,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         spans.append((pos, m.start()))
         pos = m.end()
     spans.append((pos, len(text)))
-    out = []
-    for s, e in spans:
-        while s < e and text[s].isspace():
-            s += 1
-        while e > s and text[e - 1].isspace():
-            e -= 1
-        if s < e:
-            out.append((s, e))
+    out = strip_spans(text, spans)
     # "1. Refunds take 10 days." is one sentence, not "1." and "Refunds take 10 days.": a list
     # item's number at the start of a line stays with the item's text.
     merged: list[tuple[int, int]] = []

@@ -78,7 +78,7 @@ class Chunker:
 
     def _units(self, text: str, start: int, end: int, budget: int) -> list[_Unit]:
         done: list[_Unit] = []
-        pending = _strip(text, [(start, end)])
+        pending = strip_spans(text, [(start, end)])
         for level in (*_LEVELS, None):
             if not pending:
                 break
@@ -168,7 +168,7 @@ class Chunker:
         return best, best_tokens
 
 
-def _strip(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def strip_spans(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Drop leading/trailing whitespace from spans, and spans that are only whitespace."""
     out = []
     for s, e in spans:
@@ -189,4 +189,4 @@ def _split_at(text: str, start: int, end: int, sep: re.Pattern[str]) -> list[tup
     pieces.append((pos, end))
     if len(pieces) == 1:  # no split point at this level: hand the span on to the next level
         return [(start, end)]
-    return _strip(text, pieces)
+    return strip_spans(text, pieces)

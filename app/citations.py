@@ -15,13 +15,13 @@ from typing import Callable, Sequence
 import numpy as np
 
 from app.sources import Source
-from app.text import numbers, sentence_spans, terms
+from app.text import LIST_NUMBER, numbers, sentence_spans, terms
 
 SUPPORT_MIN = 0.6
 SEMANTIC_MIN = 0.75
+_LEADING_LIST_NUMBER = re.compile(rf"^{LIST_NUMBER.pattern}(?:\s+|$)")
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 # A numbered list's "1." or "2)" opening a line is no claim: its number is not checked.
-_ENUMERATOR = re.compile(r"^\d{1,3}[.)](?:\s+|$)")
 
 
 @dataclass
@@ -65,7 +65,7 @@ def check_answer(answer: str, sources: Sequence[Source],
                 cited_order.append(x)
         claim = _clean(sentence)
         if _at_line_start(text, start):
-            claim = _ENUMERATOR.sub("", claim, count=1)
+            claim = _LEADING_LIST_NUMBER.sub("", claim, count=1)
         words = set(terms(claim))
         if len(words) < 3 and not numbers(claim):
             verdicts.append((sentence, marks, True))  # no claim to check ("Yes.", a heading)

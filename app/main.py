@@ -81,11 +81,9 @@ async def _stream(svc: RagService, prepared: Prepared):
     it, an `error` event (status, detail, sources) ends the stream."""
     t0 = time.perf_counter()
     deltas = svc.stream(prepared)
-    try:
-        first = await run_in_threadpool(next, deltas, None)
-    except GeneratorFailed as exc:
-        exc.sources = source_json(prepared.sources)
-        raise
+    # Pull the first delta before answering: a backend that fails at once gets its real
+    # HTTP status (the failure carries the sources; see app_error).
+    first = await run_in_threadpool(next, deltas, None)
 
     def events() -> Iterator[str]:
         parts = []
@@ -101,14 +99,12 @@ async def _stream(svc: RagService, prepared: Prepared):
             yield _sse("done", body)
         except GeneratorFailed as exc:
             yield _sse("error", {"status": exc.status, "detail": str(exc),
-                                 "sources": source_json(prepared.sources)})
+                                 "sources": exc.sources})
         except Exception as exc:  # never end a stream without saying why
             yield _sse("error", {"status": 500, "detail": f"{type(exc).__name__}: {exc}",
                                  "sources": source_json(prepared.sources)})
         finally:
-            close = getattr(deltas, "close", None)
-            if close is not None:
-                close()  # a client that went away frees the model / the HTTP connection
+            deltas.close()
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

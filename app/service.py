@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 import threading
+from contextlib import contextmanager
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -178,10 +179,9 @@ class RagService:
             fitted = fit_sources(q.text, sources, self.settings.context_window,
                                  self.settings.max_answer_tokens)
             if not fitted:
-                exc = GeneratorFailed("the best passage does not fit RAG_CONTEXT_WINDOW="
-                                      f"{self.settings.context_window}; raise it")
-                exc.sources = source_json(sources)
-                raise exc
+                with _sources_on_failure(sources):
+                    raise GeneratorFailed("the best passage does not fit RAG_CONTEXT_WINDOW="
+                                          f"{self.settings.context_window}; raise it")
             sources = fitted
         return Prepared(q, snapshot, sources, abstain,
                         {"embed": _ms(t1 - t0), "retrieve": _ms(t2 - t1)}, started)
@@ -214,18 +214,34 @@ class RagService:
         if p.abstained:
             return self.finish(p, "", 0.0)
         t0 = time.perf_counter()
-        try:
+        with _sources_on_failure(p.sources):
             answer = self.generator.generate(q.text, p.sources)
-        except GeneratorFailed as exc:
-            exc.sources = source_json(p.sources)
-            raise
         return self.finish(p, answer, time.perf_counter() - t0)
 
     def stream(self, p: Prepared) -> Iterator[str]:
-        """Text deltas of the answer to a prepared question (nothing if it abstained)."""
+        """Text deltas of the answer to a prepared question (nothing if it abstained).
+        Closing it closes the generator's stream (a client that went away frees the model
+        or the HTTP connection)."""
         if p.abstained:
-            return iter(())
-        return self.generator.stream(p.question.text, p.sources)
+            return
+        deltas = self.generator.stream(p.question.text, p.sources)
+        try:
+            with _sources_on_failure(p.sources):
+                yield from deltas
+        finally:
+            close = getattr(deltas, "close", None)
+            if close is not None:
+                close()
+
+
+@contextmanager
+def _sources_on_failure(sources: list[Source]) -> Iterator[None]:
+    """A GeneratorFailed leaving this block carries the retrieved sources for the error body."""
+    try:
+        yield
+    except GeneratorFailed as exc:
+        exc.sources = source_json(sources)
+        raise
 
 
 def source_json(sources: list[Source]) -> list[dict]:

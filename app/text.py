@@ -18,7 +18,7 @@ much also may might must shall within per via get gets got tell""".split())
 
 WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_ENUMERATOR = re.compile(r"\d{1,3}[.)]")  # "1." or "2)" opening a numbered list item
+LIST_NUMBER = re.compile(r"\d{1,3}[.)]")  # "1." or "2)" opening a numbered list item
 # A sentence ends at . ! ? (optionally followed by a closing quote/bracket or [n] markers)
 # before whitespace; a line break that ends a list item, heading or table row ends one too.
 _SENTENCE_END = re.compile(r"(?<=[.!?])(?:[\"')\]]|\s*\[\d+(?:\s*,\s*\d+)*\])*\s+|\n\s*\n|\n(?=\s*[-*#|\d])")
@@ -63,8 +63,8 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         if merged:
             ps, pe = merged[-1]
             line_start = text.rfind("\n", 0, ps) + 1
-            if (_ENUMERATOR.fullmatch(text, ps, pe) and not text[line_start:ps].strip()
-                    and "\n" not in text[pe:s] and not _ENUMERATOR.fullmatch(text, s, e)):
+            if (LIST_NUMBER.fullmatch(text, ps, pe) and not text[line_start:ps].strip()
+                    and "\n" not in text[pe:s] and not LIST_NUMBER.fullmatch(text, s, e)):
                 merged[-1] = (ps, e)
                 continue
         merged.append((s, e))

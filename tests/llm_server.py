@@ -8,7 +8,6 @@ The fixture FAILS (never skips) when llama-cpp-python is missing: CI installs th
 from __future__ import annotations
 
 import importlib.util
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ from typing import Iterator
 import httpx
 import pytest
 
+from tests.service_process import free_port, stop
+
 START_TIMEOUT_S = 120.0
 
 
@@ -29,12 +30,6 @@ class LlamaServer:
     base_url: str  # "http://127.0.0.1:PORT/v1"
     model: str  # the model id the server reports (its --model_alias)
     process: subprocess.Popen
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _require_llama_cpp() -> Path:
@@ -88,12 +83,7 @@ def run_llama_server(model_path: Path, n_ctx: int = 2048,
                     time.sleep(0.2)
             yield LlamaServer(base_url=base_url, model=model, process=proc)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, grace=10)
 
 
 @pytest.fixture(scope="session")

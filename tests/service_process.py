@@ -1,6 +1,7 @@
 """Run the real service: `python -m app` under uvicorn in a subprocess, reached over HTTP."""
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import time
@@ -46,9 +47,32 @@ def running_service(index_dir: Path, corpus_dir: Path, timeout: float = 180,
                 time.sleep(0.2)
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen, grace: float = 20) -> None:
+    """Terminate a child server, killing it if it does not exit within `grace` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def sse_events(url: str, body: dict, timeout: float = 60) -> tuple[int, list[tuple[str, dict]]]:
+    """POST /ask with `body` (stream: true added) and read the Server-Sent Events: (HTTP
+    status, [(event, data)]). A non-200 answer gives [("http", its JSON body)]."""
+    events, event = [], None
+    with httpx.stream("POST", f"{url}/ask", json={**body, "stream": True},
+                      timeout=timeout) as r:
+        if r.status_code != 200:
+            r.read()
+            return r.status_code, [("http", r.json())]
+        assert r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                events.append((event, json.loads(line[6:])))
+    return 200, events

@@ -2,14 +2,13 @@
 corpus indexed with the real model."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import httpx
 import pytest
 
 from ingest.loaders import load
-from tests.service_process import running_service
+from tests.service_process import running_service, sse_events
 
 pytestmark = pytest.mark.slow
 
@@ -103,18 +102,8 @@ def test_invalid_input_is_422(service, body):
 
 def test_streaming_sends_deltas_then_one_done_event(service):
     url, corpus = service
-    events = []
-    with httpx.stream("POST", f"{url}/ask", timeout=60,
-                      json={"question": "How long are pages kept in the Trash?",
-                            "stream": True}) as r:
-        assert r.status_code == 200
-        assert r.headers["content-type"].startswith("text/event-stream")
-        event = None
-        for line in r.iter_lines():
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: "):
-                events.append((event, json.loads(line[6:])))
+    status, events = sse_events(url, {"question": "How long are pages kept in the Trash?"})
+    assert status == 200
     kinds = [e for e, _ in events]
     assert kinds[-1] == "done" and set(kinds[:-1]) == {"delta"} and len(kinds) >= 2
     done = events[-1][1]

@@ -2,13 +2,12 @@
 fault gives its documented status within the timeout, with the retrieved sources in the body."""
 from __future__ import annotations
 
-import json
 import time
 
 import httpx
 import pytest
 
-from tests.service_process import running_service
+from tests.service_process import running_service, sse_events
 
 pytestmark = pytest.mark.slow
 TIMEOUT_S = 3
@@ -69,25 +68,14 @@ def test_refused_connection_is_502(starter_index, fake_llm):
         assert r.status_code == 502 and r.json()["sources"]
 
 
-def sse_events(service_url: str, **extra) -> tuple[int, list[tuple[str, dict]]]:
-    events, event = [], None
-    with httpx.stream("POST", f"{service_url}/ask", json={**QUESTION, "stream": True, **extra},
-                      timeout=60) as r:
-        if r.status_code != 200:
-            r.read()
-            return r.status_code, [("http", r.json())]
-        for line in r.iter_lines():
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: "):
-                events.append((event, json.loads(line[6:])))
-    return 200, events
+def stream(service_url: str) -> tuple[int, list[tuple[str, dict]]]:
+    return sse_events(service_url, QUESTION)
 
 
 def test_stream_cut_midway_ends_with_an_error_event(llm_service, fake_llm):
     service_url, url = llm_service
     fake_llm.set_mode(url, "cut")  # two deltas, then the connection closes
-    status, events = sse_events(service_url)
+    status, events = stream(service_url)
     assert status == 200
     kinds = [e for e, _ in events]
     assert kinds[:2] == ["delta", "delta"] and kinds[-1] == "error" and "done" not in kinds
@@ -98,7 +86,7 @@ def test_stream_that_fails_before_any_text_is_an_http_error(llm_service, fake_ll
     service_url, url = llm_service
     fake_llm.set_mode(url, "hang")
     started = time.monotonic()
-    status, events = sse_events(service_url)
+    status, events = stream(service_url)
     assert status == 504 and events[0][1]["sources"]
     assert time.monotonic() - started < TIMEOUT_S + 1.5
 

@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 
-from tests.service_process import running_service
+from tests.service_process import running_service, sse_events
 
 pytestmark = pytest.mark.slow
 
@@ -53,12 +53,8 @@ def test_invented_markers_and_unsupported_sentences_are_caught(llm_service):
 
 
 def test_streaming_from_the_real_server(llm_service):
-    events = []
-    with httpx.stream("POST", f"{llm_service}/ask", timeout=180,
-                      json={"question": "How long do I have to get a full refund on an annual "
-                                        "plan?", "stream": True}) as r:
-        assert r.status_code == 200
-        for line in r.iter_lines():
-            if line.startswith("event: "):
-                events.append(line[7:])
-    assert events[-1] == "done" and events.count("delta") >= 1
+    status, events = sse_events(llm_service, {"question": "How long do I have to get a full "
+                                                          "refund on an annual plan?"},
+                                timeout=180)
+    kinds = [e for e, _ in events]
+    assert status == 200 and kinds[-1] == "done" and kinds.count("delta") >= 1

@@ -1,9 +1,11 @@
-"""The FastAPI app: `create_app(settings)` builds the service once in the lifespan and serves
-/ask (JSON or Server-Sent Events), /healthz and /readyz."""
+"""The FastAPI app: `create_app(settings)` builds the service once in the lifespan (and starts
+the corpus watcher) and serves /ask (JSON or Server-Sent Events), /ingest, /documents,
+/healthz and /readyz."""
 from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timezone
 from contextlib import asynccontextmanager
 from typing import Iterator
 
@@ -12,7 +14,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.errors import AppError, GeneratorFailed, IndexNotReady
-from app.schemas import AskRequest, AskResponse
+from app.freshness import IngestRunner
+from app.schemas import AskRequest, AskResponse, DocumentsResponse, IngestRequest
 from app.service import Prepared, Question, RagService, source_json
 from app.settings import Settings
 
@@ -26,10 +29,14 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.service = service or RagService(settings)
-        await run_in_threadpool(app.state.service.warm_up)
+        svc = app.state.service = service or RagService(settings)
+        await run_in_threadpool(svc.warm_up)
+        app.state.ingester = IngestRunner(svc.settings, svc.embedder, svc.index)
+        if svc.settings.watch:
+            app.state.ingester.start_watching()
         yield
-        app.state.service.close()
+        await run_in_threadpool(app.state.ingester.stop)
+        svc.close()
 
     app = FastAPI(title="ragfirst", version="0.1.0", lifespan=lifespan,
                   description="Answers questions about your documents, with checked citations.")
@@ -48,13 +55,48 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
+        """Ready when an index is loaded: its generation and size, and the ingests' state."""
         svc: RagService = app.state.service
+        ingest = app.state.ingester.status()
         try:
             snap = await run_in_threadpool(svc.index.current)
         except IndexNotReady as exc:
-            return JSONResponse({"ready": False, "detail": str(exc)}, status_code=503)
+            detail = (f"an ingest ({ingest['running']}) is running; ready when it commits"
+                      if ingest["running"] else str(exc))
+            return JSONResponse({"ready": False, "detail": detail, "ingest": ingest},
+                                status_code=503)
         return JSONResponse({"ready": True, "index_generation": snap.generation,
-                             "documents": snap.document_count, "chunks": snap.chunk_count})
+                             "documents": snap.document_count, "chunks": snap.chunk_count,
+                             "ingest": ingest})
+
+    @app.post("/ingest", responses={409: {"description": "no corpus folder, or the index was "
+                                                         "built with other settings"}})
+    async def ingest(req: IngestRequest | None = None) -> dict:
+        """Run an incremental ingest now and return its report. Waits for an ingest already
+        running (the watcher's, or `make ingest` in another process) to finish first."""
+        runner: IngestRunner = app.state.ingester
+        rebuild = bool(req and req.rebuild)
+        report = await run_in_threadpool(lambda: runner.run("api", rebuild=rebuild))
+        return report.as_json()
+
+    @app.get("/documents", response_model=DocumentsResponse)
+    async def documents() -> JSONResponse:
+        """What is indexed (path, content hash, size, chunks, when ingested) and the files the
+        last ingest refused, with the reason."""
+        svc: RagService = app.state.service
+
+        def listing() -> dict:
+            with svc.index.lease() as snap:
+                return {
+                    "index_generation": snap.generation,
+                    "documents": [{"path": d.path, "sha256": d.sha256, "size": d.size,
+                                   "kind": d.kind, "chunks": d.chunks,
+                                   "ingested_at": _iso(d.ingested_at)}
+                                  for d in snap.documents()],
+                    "refused": [{"path": p, "reason": r, "size": n}
+                                for p, r, n in snap.failures()],
+                }
+        return JSONResponse(await run_in_threadpool(listing))
 
     @app.post("/ask", response_model=AskResponse,
               responses={422: {"description": "invalid question"},
@@ -73,6 +115,10 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
         return JSONResponse(await run_in_threadpool(svc.ask, q))
 
     return app
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
 
 
 async def _stream(svc: RagService, prepared: Prepared):

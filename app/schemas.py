@@ -1,4 +1,4 @@
-"""The HTTP edge: request and response models of /ask."""
+"""The HTTP edge: request and response models of /ask, /ingest and /documents."""
 from __future__ import annotations
 
 from typing import Literal
@@ -74,3 +74,31 @@ class AskResponse(BaseModel):
     model: str | None
     timings_ms: Timings
     index_generation: int
+
+
+class IngestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rebuild: bool = Field(False, description="re-chunk and re-embed everything (needed after "
+                                             "changing the model or chunking settings)")
+
+
+class IndexedDocument(BaseModel):
+    path: str
+    sha256: str
+    size: int
+    kind: str
+    chunks: int
+    ingested_at: str  # ISO 8601, UTC
+
+
+class RefusedFile(BaseModel):
+    path: str
+    reason: str
+    size: int | None
+
+
+class DocumentsResponse(BaseModel):
+    index_generation: int
+    documents: list[IndexedDocument]
+    refused: list[RefusedFile]

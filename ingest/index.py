@@ -204,5 +204,7 @@ class IndexSnapshot:
             f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {cond}"
             " ORDER BY c.id", args)]
 
-    def failures(self) -> list[tuple[str, str]]:
-        return [(p, r) for p, r in self._query("SELECT path, reason FROM failures ORDER BY path")]
+    def failures(self) -> list[tuple[str, str, int | None]]:
+        """Files the last run refused: (path, reason, size in bytes if known)."""
+        return [tuple(r) for r in self._query(
+            "SELECT path, reason, size FROM failures ORDER BY path")]

@@ -1,16 +1,34 @@
 """Walk the corpus folder: the files to ingest, by path relative to the corpus.
 
-Hidden files and folders (a name starting with ".") are ignored. Symbolic links are followed
+Hidden files and folders (a name starting with ".") are ignored, and so are the temporary
+files editors and downloaders write beside a document (`notes.md~`, `#notes.md#`, `4913`,
+`report.pdf.part`, ...): they come and go while a document is saved and are never documents
+themselves. Symbolic links are followed
 only while their target stays inside the corpus folder, and a folder reached twice (a link
 loop, or two links to one folder) is walked once.
 """
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.errors import CorpusNotFoundError
+
+
+# Names of files that are never documents: editor backups and autosaves (vim `x~`, `4913`,
+# `.x.swp`; emacs `#x#`, `.#x`; JetBrains `x___jb_tmp___`; MS Office `~$x`) and partial
+# downloads or atomic-write temporaries (`x.part`, `x.crdownload`, `x.tmp`).
+_TEMP_NAME = re.compile(
+    r"""^\. | ~$ | ^~\$ | ^\#.*\#$ | ^\d+$ | ___jb_(tmp|old|bak)___$
+      | \.(swp|swo|swx|tmp|temp|part|partial|crdownload|download)$""",
+    re.VERBOSE | re.IGNORECASE)
+
+
+def is_ignored_name(name: str) -> bool:
+    """True for hidden files and editor/download temporaries: the scan skips them."""
+    return bool(_TEMP_NAME.search(name))
 
 
 @dataclass(frozen=True)
@@ -18,6 +36,7 @@ class CorpusFile:
     rel: str  # POSIX path relative to the corpus folder: the document's identity
     path: Path
     size: int
+    mtime_ns: int = 0
 
 
 def check_corpus(corpus_dir: Path) -> None:
@@ -65,12 +84,14 @@ def scan_corpus(corpus_dir: Path) -> list[CorpusFile]:
                     else:
                         walk(path, (*rel, entry.name))
                 elif entry.is_file():
+                    if is_ignored_name(entry.name):
+                        continue
                     st = entry.stat()
                     key = (st.st_dev, st.st_ino)
                     if key not in found or (found[key][0] and not is_link):
                         # a file reached through links too is listed once, by its own name
                         found[key] = (is_link, CorpusFile("/".join((*rel, entry.name)), path,
-                                                          st.st_size))
+                                                          st.st_size, st.st_mtime_ns))
             except OSError:  # vanished or unreadable while scanning: skip like a deleted file
                 continue
 

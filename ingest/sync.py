@@ -37,6 +37,9 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    # Files that changed while this run read them (being written): left as they were
+    # indexed, for the next run (the watcher's next event) to pick up once complete.
+    deferred: list[str] = field(default_factory=list)
     chunks_added: int = 0
     chunks_removed: int = 0
     embedded: int = 0
@@ -48,7 +51,8 @@ class IngestReport:
         return {
             "files": {"added": self.added, "changed": self.changed, "unchanged": self.unchanged,
                       "deleted": self.deleted,
-                      "failed": [{"path": p, "reason": r} for p, r in self.failed]},
+                      "failed": [{"path": p, "reason": r} for p, r in self.failed],
+                      "deferred": self.deferred},
             "chunks": {"added": self.chunks_added, "removed": self.chunks_removed,
                        "embedded": self.embedded, "truncated": self.truncated},
             "seconds": round(self.seconds, 3),
@@ -117,17 +121,22 @@ def _run(store: Store, files, settings: IngestSettings, embedder: Embedder, rebu
     present: set[str] = set()
 
     for f in tqdm(files, desc="files", unit="file", disable=not show, leave=False):
-        present.add(f.rel)
         try:
             doc = _load_and_chunk(f, settings, chunker, embedder.model_id, indexed, rebuild)
+        except FileNotFoundError:
+            continue  # removed since the scan (an editor's save-by-rename): deleted
         except LoadError as exc:
+            present.add(f.rel)
             report.failed.append((f.rel, str(exc)))
             continue
-        if doc is None:
+        present.add(f.rel)
+        if doc is _BUSY:
+            report.deferred.append(f.rel)
+        elif doc is None:
             report.unchanged.append(f.rel)
-            continue
-        (report.changed if f.rel in indexed else report.added).append(f.rel)
-        upserts.append(doc)
+        else:
+            (report.changed if f.rel in indexed else report.added).append(f.rel)
+            upserts.append(doc)
     failed_paths = {p for p, _ in report.failed}
     report.deleted = sorted(p for p in indexed if p not in present)
     # A file that was indexed but can no longer be read leaves the index too: its old text is
@@ -159,17 +168,27 @@ def _run(store: Store, files, settings: IngestSettings, embedder: Embedder, rebu
     return report
 
 
+_BUSY = object()  # the file changed while it was read
+
+
 def _load_and_chunk(f, settings: IngestSettings, chunker: Callable[[], Chunker], model_id: str,
-                    indexed: dict, rebuild: bool) -> NewDocument | None:
-    """The file's new version, or None when it is unchanged. Raises LoadError to refuse it."""
+                    indexed: dict, rebuild: bool) -> NewDocument | None | object:
+    """The file's new version, None when it is unchanged, or _BUSY when it changed while it
+    was read (half written: it keeps its indexed version this run). Raises LoadError to refuse
+    it, FileNotFoundError when it is gone."""
     check_supported(f.path)  # before reading: an unsupported file may be huge
     if f.size > settings.max_file_bytes:
         raise LoadError(f"file is {f.size:,} bytes, over the {settings.max_file_bytes:,}-byte "
                         "limit (raise RAG_MAX_FILE_BYTES to allow it)")
     try:
         data = f.path.read_bytes()
+        after = f.path.stat()
+    except FileNotFoundError:
+        raise
     except OSError as exc:
         raise LoadError(f"cannot read the file: {exc.strerror or exc}") from exc
+    if f.mtime_ns and (len(data), after.st_mtime_ns) != (f.size, f.mtime_ns):
+        return _BUSY
     if len(data) > settings.max_file_bytes:  # it grew since the scan
         raise LoadError(f"file is over the {settings.max_file_bytes:,}-byte limit")
     sha = hashlib.sha256(data).hexdigest()

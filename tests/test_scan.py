@@ -45,3 +45,18 @@ def test_missing_or_not_a_folder(tmp_path):
     (tmp_path / "file.md").write_text("x")
     with pytest.raises(CorpusNotFoundError, match="not a folder"):
         scan_corpus(tmp_path / "file.md")
+
+
+@pytest.mark.parametrize("name", [
+    "notes.md~", "#notes.md#", ".notes.md.swp", "4913", "notes.md.part", "notes.md.tmp",
+    "report.pdf.crdownload", "notes.md___jb_tmp___", "~$notes.docx", "NOTES.MD.TMP"])
+def test_editor_and_download_temporaries_are_not_documents(tmp_path, name):
+    (tmp_path / "notes.md").write_text("the real document")
+    (tmp_path / name).write_text("a temporary copy")
+    assert [f.rel for f in scan_corpus(tmp_path)] == ["notes.md"]
+
+
+@pytest.mark.parametrize("name", ["2024-plan.md", "v1.2.txt", "temperature.md", "part.md"])
+def test_ordinary_names_that_look_similar_are_documents(tmp_path, name):
+    (tmp_path / name).write_text("a document")
+    assert [f.rel for f in scan_corpus(tmp_path)] == [name]

@@ -32,7 +32,7 @@ def state(index_dir: Path, save_dense: bool = True) -> dict:
         docs = {d.path: d.sha256 for d in snap.documents()}
         chunks = sorted((c.path, c.ordinal, c.start, c.end, c.text)
                         for c in snap.chunks(snap.chunk_ids()))
-        return {"docs": docs, "chunks": chunks, "failures": snap.failures(),
+        return {"docs": docs, "chunks": chunks, "failures": [f[:2] for f in snap.failures()],
                 "dense": snap.dense.ntotal}
 
 
@@ -149,7 +149,8 @@ def test_cli_json_report(settings):
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
     assert report["files"] == {"added": ["a.md"], "changed": [], "unchanged": [], "deleted": [],
-                               "failed": [{"path": "bad.pdf", "reason": report["files"]["failed"][0]["reason"]}]}
+                               "failed": [{"path": "bad.pdf", "reason": report["files"]["failed"][0]["reason"]}],
+                               "deferred": []}
     assert report["chunks"] == {"added": 1, "removed": 0, "embedded": 1, "truncated": 0}
     assert isinstance(report["seconds"], float)
     second = json.loads(run_cli(*args, RAG_EMBEDDER="hashing").stdout)
@@ -221,3 +222,54 @@ def test_unchanged_corpus_never_loads_the_model(settings, hashing_embedder):
 
     report = run_ingest(settings, Untouchable())
     assert report.unchanged == ["a.md"] and report.embedded == 0
+
+
+def _scan_then(action):
+    """scan_corpus, followed at once by `action()`: a writer acting between the scan and the
+    read of a run."""
+    from ingest import sync
+
+    real = sync.scan_corpus
+
+    def scan(corpus):
+        files = real(corpus)
+        action()
+        return files
+    return scan
+
+
+def test_a_file_written_while_the_run_reads_it_keeps_its_indexed_version(
+        settings, hashing_embedder, monkeypatch):
+    from ingest import sync
+
+    c = settings.corpus_dir
+    write(c, "a.md", "# A\n\nThe first version mentions otters.\n")
+    write(c, "steady.md", "# Steady\n\nNothing changes here.\n")
+    run_ingest(settings, hashing_embedder)
+    before = state(settings.index_dir)
+    write(c, "a.md", "# A\n\nThe second version mentions herons")  # a writer is midway
+    write(c, "new.md", "# New\n\nHalf of a new")
+    monkeypatch.setattr(sync, "scan_corpus", _scan_then(lambda: [
+        (c / name).open("a").write(" and more text.\n") for name in ("a.md", "new.md")]))
+    report = run_ingest(settings, hashing_embedder)
+    assert sorted(report.deferred) == ["a.md", "new.md"]
+    assert not (report.added or report.changed or report.deleted or report.failed)
+    assert state(settings.index_dir) == before  # nothing half-written was indexed
+    monkeypatch.undo()
+    again = run_ingest(settings, hashing_embedder)  # the writer is done: the next run takes it
+    assert again.changed == ["a.md"] and again.added == ["new.md"] and not again.deferred
+
+
+def test_a_file_removed_after_the_scan_is_deleted_not_failed(settings, hashing_embedder,
+                                                             monkeypatch):
+    from ingest import sync
+
+    c = settings.corpus_dir
+    write(c, "a.md", "# A\n\nAardvarks.\n")
+    write(c, "b.md", "# B\n\nBadgers.\n")
+    run_ingest(settings, hashing_embedder)
+    write(c, "b.md", "# B\n\nBadgers, edited.\n")
+    monkeypatch.setattr(sync, "scan_corpus", _scan_then((c / "b.md").unlink))
+    report = run_ingest(settings, hashing_embedder)
+    assert report.deleted == ["b.md"] and not report.failed
+    assert list(state(settings.index_dir)["docs"]) == ["a.md"]

@@ -44,6 +44,10 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> JSONResponse:
         body = {"detail": str(exc)}
+        runner = getattr(app.state, "ingester", None)
+        if isinstance(exc, IndexNotReady) and runner is not None and runner.running:
+            body["detail"] = (f"an ingest ({runner.running}) is running; the index is ready "
+                              f"when it commits (GET /readyz). {exc}")
         sources = getattr(exc, "sources", None)
         if sources is not None:
             body["sources"] = sources

@@ -55,6 +55,11 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
 
 
+def _revision(meta: dict[str, str]) -> str | None:
+    """What identifies a committed state (indexes from before `revision` have only `commit`)."""
+    return meta.get("revision") or meta.get("commit")
+
+
 class IndexHolder:
     """The latest committed snapshot, switched to when ingest commits a new generation.
 
@@ -70,15 +75,15 @@ class IndexHolder:
         self._probe: sqlite3.Connection | None = None
         self._probe_inode: tuple[int, int] | None = None
         self._seen_version: int | None = None
-        self._seen_commit: str | None = None
+        self._seen_revision: str | None = None
         self._leases: dict[int, int] = {}  # id(snapshot) -> requests reading it
         self._retired: dict[int, IndexSnapshot] = {}  # replaced, still leased
 
-    def _latest_commit(self) -> str | None:
-        """The commit id ingest last wrote, read cheaply: PRAGMA data_version tells whether
-        anything was written since we last looked (vector checkpoints too), and only then is
-        the commit id read. A database file replaced under us (index deleted and rebuilt)
-        is noticed by its inode."""
+    def _latest_revision(self) -> str | None:
+        """The revision ingest last committed, read cheaply: PRAGMA data_version tells
+        whether anything was written since we last looked (vector checkpoints too), and only
+        then is the revision read. A database file replaced under us (index deleted and
+        rebuilt) is noticed by its inode."""
         db = self.settings.index_dir / DB_NAME
         try:
             inode = (st := db.stat()).st_dev, st.st_ino
@@ -90,21 +95,23 @@ class IndexHolder:
             self._probe = sqlite3.connect(db, check_same_thread=False)
             self._probe_inode, self._seen_version = inode, None
         version = self._probe.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._seen_version or self._seen_commit is None:
-            row = self._probe.execute("SELECT value FROM meta WHERE key = 'commit'").fetchone()
-            self._seen_version, self._seen_commit = version, row[0] if row else None
-        return self._seen_commit
+        if version != self._seen_version or self._seen_revision is None:
+            self._seen_version, self._seen_revision = version, _revision(dict(
+                self._probe.execute("SELECT key, value FROM meta WHERE key IN "
+                                    "('commit', 'revision')")))
+        return self._seen_revision
 
     def _refresh(self) -> IndexSnapshot:
         """The latest snapshot (caller holds the lock)."""
         try:
-            commit = self._latest_commit()
+            revision = self._latest_revision()
         except sqlite3.Error:
-            commit = None  # being created right now: keep what we have
-        if self._snapshot is not None and commit in (None, self._snapshot.meta["commit"]):
+            revision = None  # being created right now: keep what we have
+        if self._snapshot is not None and revision in (None, _revision(self._snapshot.meta)):
             return self._snapshot
         try:
-            latest = IndexSnapshot.open(self.settings.index_dir, expect=self.expect)
+            latest = IndexSnapshot.open(self.settings.index_dir, expect=self.expect,
+                                        previous=self._snapshot)
         except IndexNotFoundError as exc:
             if self._snapshot is None:
                 raise IndexNotReady(str(exc)) from exc

@@ -72,9 +72,11 @@ class IndexSnapshot:
 
     @classmethod
     def open(cls, index_dir: Path, expect: IndexParams | None = None, *,
-             save_dense: bool = True) -> "IndexSnapshot":
+             save_dense: bool = True, previous: "IndexSnapshot | None" = None) -> "IndexSnapshot":
         """Snapshot the latest committed generation. `save_dense=False` never writes to the
-        index folder (a missing FAISS file is rebuilt in memory only)."""
+        index folder (a missing FAISS file is rebuilt in memory only). `previous`: a snapshot
+        whose FAISS index is reused if the content has not changed since (only the list of
+        refused files has)."""
         db = index_dir / DB_NAME
         if not db.exists():
             raise IndexNotFoundError(
@@ -90,8 +92,11 @@ class IndexSnapshot:
                 check_params(meta, expect, index_dir)
             chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
             docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-            dense = load_dense(conn, index_dir, meta["commit"], int(meta["dim"]), chunks,
-                               save=save_dense)
+            if previous is not None and previous.meta["commit"] == meta["commit"]:
+                dense = previous.dense
+            else:
+                dense = load_dense(conn, index_dir, meta["commit"], int(meta["dim"]), chunks,
+                                   save=save_dense)
         except BaseException:
             conn.close()
             raise

@@ -4,8 +4,9 @@ Tables: `documents` (path, content hash, extracted text), `chunks` (spans, headi
 text, a key into `vectors`), `vectors` (float32 blobs keyed by model + text hash, so identical
 text is embedded once and a crashed run's work is reused), `chunks_fts` (FTS5, BM25 ranking,
 kept in step with `chunks` by triggers), `failures` (files refused in the last run), and `meta`
-(model id, chunking parameters, vector dimension, generation, and `commit`: a random id per
-commit that names the FAISS file derived from it).
+(model id, chunking parameters, vector dimension, generation, `commit`: a random id per
+content change that names the FAISS file derived from it, and `revision`: a random id that
+changes whenever anything a reader can see changes, the refused files included).
 
 Every run's changes land in ONE transaction (`commit_run`), so a reader sees the previous
 generation or the new one, never a mix; a SIGKILL at any instant leaves the last commit intact.
@@ -238,8 +239,13 @@ class Store:
                     "changed under the same name. Rebuild with `python -m ingest --rebuild`.")
             dim = sizes[0] if sizes else int(meta.get("dim") or model_dim())
             conn.execute("DELETE FROM vectors WHERE key NOT IN (SELECT vec_key FROM chunks)")
+            old_failures = conn.execute(
+                "SELECT path, reason, size FROM failures ORDER BY path").fetchall()
             conn.execute("DELETE FROM failures")
             conn.executemany("INSERT INTO failures(path, reason, size) VALUES (?, ?, ?)", failures)
-            self._write_meta({"generation": str(generation), "commit": commit, "dim": str(dim)})
+            values = {"generation": str(generation), "commit": commit, "dim": str(dim)}
+            if commit != meta["commit"] or old_failures != sorted(map(tuple, failures)):
+                values["revision"] = secrets.token_hex(8)  # what readers see has changed
+            self._write_meta(values)
             before_commit()
         return generation, commit

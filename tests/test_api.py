@@ -114,7 +114,8 @@ def test_streaming_sends_deltas_then_one_done_event(service):
 
 def test_no_index_is_503_with_the_fix(tmp_path):
     (tmp_path / "corpus").mkdir()
-    with running_service(tmp_path / "index", tmp_path / "corpus") as url:
+    # without the watcher, whose catch-up run would make the (empty) index
+    with running_service(tmp_path / "index", tmp_path / "corpus", RAG_WATCH="false") as url:
         r = ask(url, question="anything")
         assert r.status_code == 503 and "make ingest" in r.json()["detail"]
         assert httpx.get(f"{url}/readyz").status_code == 503
@@ -134,7 +135,7 @@ def test_a_new_generation_is_served_without_a_restart(tmp_path, real_embedder):
     settings = IngestSettings(corpus_dir=corpus, index_dir=tmp_path / "index")
     run_ingest(settings, real_embedder)
     question = "What is the maximum payload of the Osprey-7 delivery drone?"
-    with running_service(settings.index_dir, corpus) as url:
+    with running_service(settings.index_dir, corpus, RAG_WATCH="false") as url:  # make ingest's path
         first = ask(url, question=question).json()
         assert first["abstained"] and first["index_generation"] == 1
         (corpus / "drone.md").write_text(

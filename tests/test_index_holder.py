@@ -172,3 +172,20 @@ def test_a_failed_ingest_is_reported_and_the_next_one_runs(app_settings):
     assert runner.run("api").added == ["a.md"]
     assert runner.status()["last"]["ok"] is True
     holder.close()
+
+
+def test_a_newly_refused_file_is_seen_without_a_content_change(app_settings):
+    emb = HashingEmbedder()
+    write(app_settings.corpus_dir, "a.md", "# A\n\nAardvarks.\n")
+    run_ingest(app_settings, emb)
+    holder = holder_for(app_settings)
+    first = holder.current()
+    write(app_settings.corpus_dir, "bad.pdf", b"not a pdf")
+    report = run_ingest(app_settings, emb)
+    assert report.generation == 1 and report.failed  # the content did not change...
+    second = holder.current()
+    assert second is not first and [f[0] for f in second.failures()] == ["bad.pdf"]  # ...this did
+    assert second.dense is first.dense  # and the FAISS index was not loaded again
+    run_ingest(app_settings, emb)  # nothing new at all: the same snapshot serves on
+    assert holder.current() is second
+    holder.close()

@@ -10,7 +10,7 @@ Q      ?= What does the Business plan cost?
 # carry the CPU wheel locally). Elsewhere: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: help install install-dev run ingest serve ask test test-fast bench-ingest bench-ask corpus-pdfs clean
+.PHONY: help install install-dev run ingest serve ask demo test test-fast bench bench-ingest bench-ask bench-freshness corpus-pdfs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,11 +38,14 @@ run: $(STAMP)  ## ingest corpus/, start the service, ask a sample question, keep
 ingest: $(STAMP)  ## (re-)ingest corpus/ into index/ incrementally; ARGS=--rebuild for a full rebuild
 	$(PY) -m ingest $(ARGS)
 
-serve: $(STAMP)  ## serve the API on RAG_HOST:RAG_PORT (default 127.0.0.1:8000)
+serve: $(STAMP)  ## serve the API on RAG_HOST:RAG_PORT (default 127.0.0.1:8000), watching corpus/
 	$(PY) -m app
 
 ask: $(STAMP)  ## answer Q="..." in-process and print the answer with its sources
 	$(PY) -m app.ask "$(Q)" $(ARGS)
+
+demo: $(STAMP)  ## freshness: a new file answered, edited, deleted, all without a restart
+	$(PY) -m app.demo
 
 test: $(DEV)  ## run the whole test suite (unit + slow integration tests)
 	$(PY) -m pytest $(ARGS)

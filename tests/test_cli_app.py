@@ -1,5 +1,5 @@
-"""The terminal entry points: `python -m app.ask` (make ask) and `python -m app.quickstart`
-(make run, the README's first command)."""
+"""The terminal entry points: `python -m app.ask` (make ask), `python -m app.quickstart`
+(make run, the README's first command) and `python -m app.demo` (make demo)."""
 from __future__ import annotations
 
 import json
@@ -44,3 +44,35 @@ def test_quickstart_ingests_serves_and_answers(tmp_path):
                                             RAG_PORT=str(free_port())))
     assert out.returncode == 0, out.stderr
     assert "added" in out.stdout and "30 days" in out.stdout and "refund-policy.md" in out.stdout
+
+
+def test_make_demo_tells_the_freshness_story_and_leaves_the_corpus_as_it_was(
+        starter_index, tmp_path):
+    import hashlib
+    import shutil
+
+    settings, _ = starter_index
+    corpus = tmp_path / "corpus"
+    shutil.copytree(settings.corpus_dir, corpus)
+    shutil.copytree(settings.index_dir, tmp_path / "index")
+
+    def fingerprint() -> dict:
+        return {p.relative_to(corpus).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in corpus.rglob("*") if p.is_file()}
+
+    before = fingerprint()
+    out = subprocess.run([PYTHON, "-m", "app.demo"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, env=subprocess_env(RAG_CORPUS_DIR=str(corpus),
+                                                         RAG_INDEX_DIR=str(tmp_path / "index")))
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = out.stdout
+    steps = [text.index(s) for s in ("1. A question", "2. A new document", "Citable",
+                                     "3. The document is edited", "The answer changed",
+                                     "4. The document is deleted", "No longer cited",
+                                     "Stopping the service", "as it was found")]
+    assert steps == sorted(steps)
+    first, rest = text.split("2. A new document", 1)
+    assert "abstained" in first  # the question is not answerable before the file exists
+    assert "Priya Raman, who beat" in rest.split("3. The document")[0]
+    assert "[1] demo-office-chess.md" in rest
+    assert fingerprint() == before

@@ -1,0 +1,175 @@
+"""`make demo`: the freshness story as a transcript. Starts the service (watching the corpus),
+asks a question the corpus cannot answer, writes a document that answers it, edits it, deletes
+it, and shows what the service answers after each step and how long each change took to show.
+The corpus is left as it was found; the service is stopped at the end."""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+
+from app.ask import format_answer
+from app.settings import Settings
+
+QUESTION = "Who won the 2026 office chess tournament?"
+DEMO_FILE = "demo-office-chess.md"
+FIRST = ("# Office chess tournament\n\nThe 2026 office chess tournament was won by Priya "
+         "Raman, who beat Tomas Ek in the final round on 14 March.\n")
+EDITED = ("# Office chess tournament\n\nThe 2026 office chess tournament was won by Tomas Ek: "
+          "the final against Priya Raman was replayed on 21 March after a clock fault.\n")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _fingerprint(corpus: Path) -> dict[str, str]:
+    return {p.relative_to(corpus).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(corpus.rglob("*")) if p.is_file()}
+
+
+class Demo:
+    def __init__(self, url: str, corpus: Path) -> None:
+        self.url, self.corpus = url, corpus
+        self.http = httpx.Client(base_url=url, timeout=120)
+
+    def ask(self) -> dict:
+        r = self.http.post("/ask", json={"question": QUESTION})
+        r.raise_for_status()
+        return r.json()
+
+    def until(self, done, what: str, timeout: float = 30.0) -> tuple[dict, float]:
+        """Ask every 50 ms until `done(body)`; (that body, seconds since the call)."""
+        start = time.perf_counter()
+        while True:
+            body = self.ask()
+            if done(body):
+                return body, time.perf_counter() - start
+            if time.perf_counter() - start > timeout:
+                raise RuntimeError(f"{what}: not seen within {timeout:.0f} s")
+            time.sleep(0.05)
+
+    def show(self, body: dict) -> None:
+        print(textwrap.indent(format_answer(body), "    "), "\n")
+
+
+def _quoted(text: str) -> str:
+    return textwrap.indent(text.strip(), "    | ", predicate=lambda line: True)
+
+
+def _cites(body: dict) -> bool:
+    return DEMO_FILE in {c["path"] for c in body["citations"]}
+
+
+def run(demo: Demo, path: Path) -> None:
+    step = iter(range(1, 10))
+    print(f"{next(step)}. A question the corpus cannot answer:\n    Q: {QUESTION}\n")
+    body = demo.ask()
+    demo.show(body)
+    if not body["abstained"]:
+        print("    (the corpus already answers it; the demo goes on anyway)\n")
+
+    print(f"{next(step)}. A new document is written: {path}\n"
+          + _quoted(FIRST) + "\n")
+    path.write_text(FIRST)
+    body, took = demo.until(lambda b: _cites(b) and "Priya Raman" in b["answer"], "the new file")
+    print(f"    Citable {took:.2f} s after it was written (no restart, no ingest command). "
+          "The same question now:\n")
+    demo.show(body)
+
+    print(f"{next(step)}. The document is edited: the final was replayed.\n"
+          + _quoted(EDITED) + "\n")
+    path.write_text(EDITED)
+    body, took = demo.until(lambda b: _cites(b) and "Tomas Ek:" in b["answer"], "the edit")
+    print(f"    The answer changed {took:.2f} s after the edit:\n")
+    demo.show(body)
+
+    print(f"{next(step)}. The document is deleted.\n")
+    path.unlink()
+    body, took = demo.until(lambda b: not _cites(b), "the deletion")
+    print(f"    No longer cited {took:.2f} s after the deletion:\n")
+    demo.show(body)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(prog="python -m app.demo", description=__doc__).parse_args(argv)
+    settings = Settings()
+    corpus = settings.corpus_dir
+    path = corpus / DEMO_FILE
+    if not corpus.is_dir():
+        print(f"error: corpus folder {corpus} does not exist", file=sys.stderr)
+        return 2
+    if path.exists():
+        print(f"error: {path} exists; the demo will not overwrite it", file=sys.stderr)
+        return 2
+    before = _fingerprint(corpus)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tempfile.NamedTemporaryFile("w+", prefix="ragfirst-demo-", suffix=".log",
+                                      delete=False)
+    env = {**os.environ, "RAG_PORT": str(port), "RAG_HOST": "127.0.0.1", "RAG_WATCH": "true"}
+    print(f"Starting the service on {url}, watching {corpus}/ (log: {log.name})")
+    proc = subprocess.Popen([sys.executable, "-m", "app"], stdout=log, stderr=subprocess.STDOUT,
+                            env=env)
+    # Ctrl-C or a kill still runs the clean-up below
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    demo = Demo(url, corpus)
+    status = 0
+    try:
+        started = time.perf_counter()
+        while True:  # up, and its catch-up ingest done (the first one builds the index)
+            if proc.poll() is not None:
+                raise RuntimeError(f"the service exited ({proc.returncode}); see {log.name}")
+            try:
+                r = demo.http.get("/readyz")
+                if r.status_code == 200 and r.json()["ingest"]["runs"] >= 1:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        info = r.json()
+        print(f"Ready in {time.perf_counter() - started:.1f} s: index generation "
+              f"{info['index_generation']}, {info['documents']} documents, "
+              f"{info['chunks']} chunks.\n")
+        run(demo, path)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        status = 130
+    except Exception as exc:  # say what failed, then still clean up
+        print(f"error: {exc}", file=sys.stderr)
+        status = 1
+    finally:
+        if path.exists():
+            path.unlink()
+            try:  # let the watcher take it out of the index before the service stops
+                demo.until(lambda b: not _cites(b), "clean-up", timeout=10)
+            except Exception:
+                pass
+        print("Stopping the service.")
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        after = _fingerprint(corpus)
+        same = "as it was found" if after == before else "CHANGED (this is a bug)"
+        print(f"The corpus is {same}: {len(after)} files.")
+        if after != before:
+            status = status or 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -59,6 +59,11 @@ bench-ingest: $(DEV)  ## ingest throughput: pipeline vs raw model.encode, and an
 bench-ask: $(DEV)  ## /ask latency percentiles at 1 and 8 clients, starter corpus and 100k chunks
 	$(PY) -m tests.bench.bench_ask $(ARGS)
 
+bench-freshness: $(DEV)  ## seconds from a file written to /ask citing it: watcher vs make ingest
+	$(PY) -m tests.bench.bench_freshness $(ARGS)
+
+bench: bench-ingest bench-ask bench-freshness  ## every benchmark (about 15 minutes)
+
 corpus-pdfs: $(DEV)  ## rebuild the starter corpus' PDFs from scripts/pdf_sources (deterministic)
 	$(PY) scripts/build_corpus_pdfs.py
 

@@ -1,0 +1,119 @@
+"""`make bench-freshness`: how long from a file written to the corpus until /ask cites it.
+
+The real service (`python -m app`, real MiniLM) on a copy of the starter corpus. For each
+trial a small document with a unique fact is written (a new file, or an edit of the previous
+one), then the same question is asked over HTTP every 20 ms until an answer cites the file
+with the new fact: the time from the write's close to that answer is the trial's figure.
+Deletions are timed until the file is no longer cited. Two ways to get the change in:
+  watcher  the service's own watcher (RAG_WATCH=true, default quiet period 300 ms)
+  manual   `make ingest` run by hand right after the write (service with RAG_WATCH=false);
+           the time includes the make and Python start-up, as a user would see it.
+Reports p50/p95/max per scenario, and what the ingest run itself took (for the watcher: the
+service's own timing of its run, from /readyz).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import subprocess_env
+from tests.service_process import running_service
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    qs = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": round(qs[49], 2), "p95": round(qs[94], 2), "max": round(max(values), 2)}
+
+
+def until(http: httpx.Client, question: str, done, start: float) -> float:
+    """Ask until `done(body)`; seconds since `start`."""
+    while True:
+        r = http.post("/ask", json={"question": question})
+        r.raise_for_status()
+        if done(r.json()):
+            return time.perf_counter() - start
+        if time.perf_counter() - start > 60:
+            raise RuntimeError(f"not citable after 60 s: {question}")
+        time.sleep(0.02)
+
+
+def trials(url: str, corpus: Path, n: int, after_write) -> dict[str, list[float]]:
+    """n trials of each kind: add (a new file), change (edit it), delete (remove it)."""
+    out: dict[str, list[float]] = {"add": [], "change": [], "delete": [], "ingest_s": []}
+    with httpx.Client(base_url=url, timeout=60) as http:
+        for t in range(n):
+            rel = f"storeroom-{t}.md"
+            question = f"What is the locker code of storeroom {t}?"
+            cites = lambda b, code=None: (rel in {c["path"] for c in b["citations"]}  # noqa: E731
+                                          and (code is None or code in b["answer"]))
+            for kind, code in (("add", f"{t}-A-{4000 + t}"), ("change", f"{t}-B-{7000 + t}")):
+                (corpus / rel).write_text(f"# Storeroom {t}\n\nThe locker code of storeroom {t}"
+                                          f" is {code}. Ask the front desk for the key.\n")
+                start = time.perf_counter()
+                ingest_s = after_write()
+                out[kind].append(until(http, question, lambda b, c=code: cites(b, c), start))
+                if ingest_s is None:  # the watcher's run: the service reports its time
+                    ingest_s = http.get("/readyz").json()["ingest"]["last"]["seconds"]
+                out["ingest_s"].append(ingest_s)
+            (corpus / rel).unlink()
+            start = time.perf_counter()
+            after_write()
+            out["delete"].append(until(http, question, lambda b: not cites(b), start))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--trials", type=int, default=12)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench-fresh-") as tmp:
+        tmp = Path(tmp)
+        corpus, index = tmp / "corpus", tmp / "index"
+        shutil.copytree(ROOT / "corpus", corpus)
+        env = dict(RAG_CORPUS_DIR=str(corpus), RAG_INDEX_DIR=str(index))
+        subprocess.run(["make", "-s", "ingest", "ARGS=--quiet"], cwd=ROOT, check=True,
+                       env=subprocess_env(**env), stdout=subprocess.DEVNULL)
+
+        with running_service(index, corpus, timeout=600) as url:
+            while httpx.get(f"{url}/readyz").json()["ingest"]["runs"] < 1:
+                time.sleep(0.1)  # the catch-up run is done
+            results["watcher"] = trials(url, corpus, args.trials, lambda: None)
+            print("  watcher: done", flush=True)
+
+        def make_ingest() -> float:
+            t0 = time.perf_counter()
+            subprocess.run(["make", "-s", "ingest", "ARGS=--quiet"], cwd=ROOT, check=True,
+                           env=subprocess_env(**env), stdout=subprocess.DEVNULL)
+            return time.perf_counter() - t0
+
+        with running_service(index, corpus, timeout=600, RAG_WATCH="false") as url:
+            results["manual"] = trials(url, corpus, args.trials, make_ingest)
+            print("  manual: done", flush=True)
+
+    print(f"\nSeconds from the write to the first answer that cites it ({args.trials} trials "
+          "each; deletions: until no longer cited)\n")
+    print("| how | added file p50 / p95 / max | changed file | deleted file | ingest run itself |")
+    print("|---|---|---|---|---|")
+    fmt = lambda d: f"{d['p50']} / {d['p95']} / {d['max']}"  # noqa: E731
+    for how, r in results.items():
+        ingest = fmt(percentiles(r["ingest_s"]))
+        print(f"| {how} | {fmt(percentiles(r['add']))} | {fmt(percentiles(r['change']))} | "
+              f"{fmt(percentiles(r['delete']))} | {ingest} |")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -123,8 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Starting the service on {url}, watching {corpus}/ (log: {log.name})")
     proc = subprocess.Popen([sys.executable, "-m", "app"], stdout=log, stderr=subprocess.STDOUT,
                             env=env)
-    # Ctrl-C or a kill still runs the clean-up below
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill still cleans up
     demo = Demo(url, corpus)
     status = 0
     try:
@@ -132,10 +131,15 @@ def main(argv: list[str] | None = None) -> int:
         while True:  # up, and its catch-up ingest done (the first one builds the index)
             if proc.poll() is not None:
                 raise RuntimeError(f"the service exited ({proc.returncode}); see {log.name}")
+            if time.perf_counter() - started > 600:
+                raise RuntimeError(f"the service was not ready in 10 minutes; see {log.name}")
             try:
                 r = demo.http.get("/readyz")
-                if r.status_code == 200 and r.json()["ingest"]["runs"] >= 1:
+                ingest = r.json().get("ingest", {})
+                if r.status_code == 200 and ingest.get("runs", 0) >= 1:
                     break
+                if ingest.get("failures"):
+                    raise RuntimeError(f"the service's ingest failed: {ingest['last']['error']}")
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)

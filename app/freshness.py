@@ -40,53 +40,89 @@ def _status_of(exc: Exception) -> int:
 
 
 class IngestRunner:
+    """Runs the service's ingests one at a time. Triggers that arrive while a run is going
+    share the next run (which starts after they arrived, so it sees their changes): a burst
+    of POST /ingest calls during a long run costs one more run, not one each."""
+
     def __init__(self, settings: Settings, embedder: Embedder, index: IndexHolder) -> None:
         self.settings = settings
         self.embedder = embedder
         self.index = index
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._started = 0  # runs started so far; a run's number is its count
+        self._finished = 0  # number of the latest finished run
+        self._outcome: IngestReport | IngestFailed | None = None  # of that run
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.running: str | None = None  # the trigger of the run in progress
+        self.running: str | None = None  # the trigger of the run in progress, if any
         self.runs = 0
         self.failures = 0
         self.last: dict | None = None
+        self._last_refused: list[tuple[str, str]] | None = None
 
     def run(self, trigger: str, *, rebuild: bool = False) -> IngestReport:
-        """One incremental ingest (waits for one in progress). Raises IngestFailed."""
-        with self._lock:
-            self.running = trigger
-            started = time.time()
+        """An incremental ingest that starts after this call (waiting for one in progress),
+        or a rebuild. Returns its report; raises IngestFailed."""
+        with self._cond:
+            wanted = self._started + 1  # any run numbered from here on starts after now
+            while True:
+                if self._finished >= wanted and not rebuild:
+                    outcome = self._outcome  # a run that started after we asked: ours too
+                    break
+                if self.running is None:
+                    self._started += 1
+                    number, self.running = self._started, trigger
+                    outcome = None
+                    break
+                self._cond.wait()
+        if outcome is None:
             try:
-                report = run_ingest(self.settings, self.embedder, rebuild=rebuild,
-                                    progress=False)
-            except Exception as exc:
-                self.failures += 1
-                self.last = {"trigger": trigger, "started_at": started, "ok": False,
-                             "error": f"{exc}" if isinstance(exc, IngestError)
-                             else f"{type(exc).__name__}: {exc}"}
-                if isinstance(exc, IngestError):
-                    log.error("ingest (%s) failed: %s", trigger, exc)
-                else:
-                    log.exception("ingest (%s) failed", trigger)
-                raise IngestFailed(self.last["error"], _status_of(exc)) from exc
+                outcome = self._run(trigger, rebuild)
+                if isinstance(outcome, IngestReport):
+                    outcome.run = number
             finally:
-                self.running = None
-            self.runs += 1
-            self.last = {"trigger": trigger, "started_at": started, "ok": True,
-                         "seconds": round(report.seconds, 3), "generation": report.generation,
-                         "added": len(report.added), "changed": len(report.changed),
-                         "deleted": len(report.deleted), "failed": len(report.failed),
-                         "deferred": len(report.deferred)}
+                with self._cond:
+                    self.running = None
+                    self._finished, self._outcome = number, outcome
+                    self._cond.notify_all()
+        if isinstance(outcome, IngestFailed):  # a fresh exception per caller: they may share it
+            raise IngestFailed(str(outcome), outcome.status) from outcome.__cause__
+        return outcome
+
+    def _run(self, trigger: str, rebuild: bool) -> IngestReport | IngestFailed:
+        started = time.time()
+        try:
+            report = run_ingest(self.settings, self.embedder, rebuild=rebuild, progress=False)
+        except Exception as exc:
+            self.failures += 1
+            error = str(exc) if isinstance(exc, IngestError) else f"{type(exc).__name__}: {exc}"
+            self.last = {"trigger": trigger, "started_at": started, "ok": False, "error": error}
+            if isinstance(exc, IngestError):
+                log.error("ingest (%s) failed: %s", trigger, exc)
+            else:
+                log.error("ingest (%s) failed", trigger, exc_info=exc)
+            failed = IngestFailed(error, _status_of(exc))
+            failed.__cause__ = exc
+            return failed
+        self.runs += 1
+        self.last = {"trigger": trigger, "started_at": started, "ok": True,
+                     "seconds": round(report.seconds, 3), "generation": report.generation,
+                     **{k: len(getattr(report, k)) for k in
+                        ("added", "changed", "deleted", "failed", "deferred")}}
         try:
             self.index.current()  # serve the new generation from now on
         except IndexNotReady:
             pass
-        if report.added or report.changed or report.deleted or report.failed or trigger != "watch":
+        except Exception:  # the commit stands; the next question retries the switch
+            log.exception("switching to generation %d failed", report.generation)
+        # A line per run that did something, not per event that changed nothing.
+        if (report.added or report.changed or report.deleted or report.deferred
+                or report.failed != self._last_refused or trigger != "watch"):
             log.info("ingest (%s): %d added, %d changed, %d deleted, %d refused, %d deferred; "
                      "generation %d, %.2f s", trigger, len(report.added), len(report.changed),
                      len(report.deleted), len(report.failed), len(report.deferred),
                      report.generation, report.seconds)
+        self._last_refused = report.failed
         return report
 
     def _run_quietly(self, trigger: str) -> None:
@@ -105,7 +141,7 @@ class IngestRunner:
             target=watch_corpus, name="corpus-watch", daemon=True,
             args=(self.settings.corpus_dir, self.settings.index_dir,
                   lambda paths: self._run_quietly("watch"), self._stop),
-            kwargs={"on_ready": lambda: self._run_quietly("startup"),
+            kwargs={"on_ready": lambda: self._run_quietly("catch-up"),
                     "quiet_ms": self.settings.watch_quiet_ms})
         self._thread.start()
         log.info("watching %s for changes", self.settings.corpus_dir)
@@ -116,7 +152,11 @@ class IngestRunner:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-            self._thread = None
+            if self._thread.is_alive():
+                log.warning("an ingest is still running at shutdown; the index keeps its last "
+                            "commit")
+            else:
+                self._thread = None
 
     @property
     def watching(self) -> bool:

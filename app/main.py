@@ -81,7 +81,8 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
         runner: IngestRunner = app.state.ingester
         rebuild = bool(req and req.rebuild)
         report = await run_in_threadpool(lambda: runner.run("api", rebuild=rebuild))
-        return report.as_json()
+        # `run`: callers that asked during one run share the next, and the same number
+        return {**report.as_json(), "run": report.run}
 
     @app.get("/documents", response_model=DocumentsResponse)
     async def documents() -> JSONResponse:

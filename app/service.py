@@ -25,7 +25,9 @@ from app.sources import Source
 from ingest.embedders import Embedder, build_embedder
 from ingest.errors import IndexMismatchError, IndexNotFoundError
 from ingest.index import IndexSnapshot
+from ingest.dense import dense_path
 from ingest.store import DB_NAME, IndexParams
+from ingest.sync import ingest_running
 
 ABSTAIN_ANSWER = "The documents do not contain an answer to this question."
 
@@ -75,15 +77,16 @@ class IndexHolder:
         self._probe: sqlite3.Connection | None = None
         self._probe_inode: tuple[int, int] | None = None
         self._seen_version: int | None = None
-        self._seen_revision: str | None = None
+        self._seen: dict[str, str] | None = None
+        self._closed = False
         self._leases: dict[int, int] = {}  # id(snapshot) -> requests reading it
         self._retired: dict[int, IndexSnapshot] = {}  # replaced, still leased
 
-    def _latest_revision(self) -> str | None:
-        """The revision ingest last committed, read cheaply: PRAGMA data_version tells
-        whether anything was written since we last looked (vector checkpoints too), and only
-        then is the revision read. A database file replaced under us (index deleted and
-        rebuilt) is noticed by its inode."""
+    def _latest(self) -> dict[str, str] | None:
+        """The commit and revision ingest last committed, read cheaply: PRAGMA data_version
+        tells whether anything was written since we last looked (vector checkpoints too), and
+        only then is meta read. A database file replaced under us (index deleted and rebuilt)
+        is noticed by its inode."""
         db = self.settings.index_dir / DB_NAME
         try:
             inode = (st := db.stat()).st_dev, st.st_ino
@@ -95,35 +98,45 @@ class IndexHolder:
             self._probe = sqlite3.connect(db, check_same_thread=False)
             self._probe_inode, self._seen_version = inode, None
         version = self._probe.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._seen_version or self._seen_revision is None:
-            self._seen_version, self._seen_revision = version, _revision(dict(
-                self._probe.execute("SELECT key, value FROM meta WHERE key IN "
-                                    "('commit', 'revision')")))
-        return self._seen_revision
+        if version != self._seen_version or self._seen is None:
+            self._seen_version, self._seen = version, dict(self._probe.execute(
+                "SELECT key, value FROM meta WHERE key IN ('commit', 'revision')")) or None
+        return self._seen
 
     def _refresh(self) -> IndexSnapshot:
         """The latest snapshot (caller holds the lock)."""
+        if self._closed:
+            raise IndexNotReady("the service is shutting down")
         try:
-            revision = self._latest_revision()
+            latest_meta = self._latest()
         except sqlite3.Error:
-            revision = None  # being created right now: keep what we have
-        if self._snapshot is not None and revision in (None, _revision(self._snapshot.meta)):
-            return self._snapshot
+            latest_meta = None  # being created right now: keep what we have
+        current = self._snapshot
+        if current is not None:
+            if latest_meta is None or _revision(latest_meta) == _revision(current.meta):
+                return current
+            commit = latest_meta.get("commit", "")
+            if (commit != current.meta["commit"]
+                    and not dense_path(self.settings.index_dir, commit).exists()
+                    and ingest_running(self.settings.index_dir)):
+                # Committed, and its FAISS file is being written right now: serve the
+                # previous generation a moment longer rather than rebuild it here.
+                return current
         try:
             latest = IndexSnapshot.open(self.settings.index_dir, expect=self.expect,
-                                        previous=self._snapshot)
+                                        previous=current)
         except IndexNotFoundError as exc:
-            if self._snapshot is None:
+            if current is None:
                 raise IndexNotReady(str(exc)) from exc
-            return self._snapshot
+            return current
         except IndexMismatchError as exc:
             raise IndexNotReady(str(exc)) from exc
-        old, self._snapshot = self._snapshot, latest
-        if old is not None:
-            if self._leases.get(id(old)):
-                self._retired[id(old)] = old  # closed when its last reader is done
+        self._snapshot = latest
+        if current is not None:
+            if self._leases.get(id(current)):
+                self._retired[id(current)] = current  # closed when its last reader is done
             else:
-                old.close()
+                current.close()
         return latest
 
     def current(self) -> IndexSnapshot:
@@ -157,6 +170,7 @@ class IndexHolder:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             for snap in [*self._retired.values(), self._snapshot]:
                 if snap is not None:
                     snap.close()

@@ -46,6 +46,7 @@ class IngestReport:
     truncated: int = 0
     seconds: float = 0.0
     generation: int = 0
+    run: int = 0  # the service's number for the run (POST /ingest shows it); 0 elsewhere
 
     def as_json(self) -> dict:
         return {
@@ -74,6 +75,21 @@ def ingest_lock(index_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def ingest_running(index_dir: Path) -> bool:
+    """Whether an ingest (of any process, this one included) holds the index's lock now."""
+    try:
+        f = open(index_dir / "ingest.lock")
+    except FileNotFoundError:
+        return False
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
 
 
 def params_for(settings: IngestSettings, embedder: Embedder) -> IndexParams:
@@ -124,10 +140,20 @@ def _run(store: Store, files, settings: IngestSettings, embedder: Embedder, rebu
         try:
             doc = _load_and_chunk(f, settings, chunker, embedder.model_id, indexed, rebuild)
         except FileNotFoundError:
-            continue  # removed since the scan (an editor's save-by-rename): deleted
+            # Gone since the scan: an editor mid-save (renamed away, about to be rewritten)
+            # or a deletion. An indexed file keeps its version this run; the next run (the
+            # watcher's next event) sees which it was.
+            if f.rel not in indexed:
+                continue
+            doc = _BUSY
         except LoadError as exc:
             present.add(f.rel)
             report.failed.append((f.rel, str(exc)))
+            continue
+        if doc is _BUSY and rebuild:  # a rebuild replaces everything: it cannot keep it
+            report.failed.append((f.rel, "changed while being read; run again once it is "
+                                         "written"))
+            present.add(f.rel)
             continue
         present.add(f.rel)
         if doc is _BUSY:

@@ -3,9 +3,10 @@
 `watch_corpus` blocks (run it on a thread) until its stop event is set. It calls `on_ready()`
 each time the watch is (re-)established, so the caller can catch up with changes made while
 nobody watched, and `on_change(paths)` once a burst of relevant file events has been followed by
-`quiet_ms` without any event (or has gone on for `max_batch_ms`): an editor's save (temp file, write, rename) or a file copied in several writes
-is one call, made once the writing has stopped. Hidden files, editor and download temporaries
-(see `ingest.scan.is_ignored_name`) and the index folder itself raise no call.
+`quiet_ms` without another (or has gone on for `max_batch_ms`): an editor's save (temp file,
+write, rename) or a file copied in several writes is one call, made once the writing has
+stopped. Hidden files, editor and download temporaries (see `ingest.scan.is_ignored_name`) and
+the index folder itself raise no call and hold none back.
 """
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ log = logging.getLogger("ragfirst.watch")
 
 
 def corpus_filter(corpus_dir: Path, index_dir: Path) -> Callable[[object, str], bool]:
-    """watchfiles filter: True for events that may change what the corpus holds."""
+    """True for file events that may change what the corpus holds."""
+    import watchfiles
+
     root = corpus_dir.resolve()
     index = index_dir.resolve()
 
-    def relevant(_change: object, path: str) -> bool:
+    def relevant(change: object, path: str) -> bool:
         p = Path(path)
         if p == index or index in p.parents:
             return False  # the index inside the corpus: its own writes are not documents
@@ -33,8 +36,13 @@ def corpus_filter(corpus_dir: Path, index_dir: Path) -> Callable[[object, str], 
             rel = p.relative_to(root)
         except ValueError:
             return False
-        return (not any(part.startswith(".") for part in rel.parts)
-                and not is_ignored_name(p.name))
+        if any(part.startswith(".") for part in rel.parts):
+            return False
+        # Temporary names are files the scan skips; a folder may have any name ("2024"), and
+        # a deleted path may have been a folder, so only new or changed files are judged by it.
+        if change != watchfiles.Change.deleted and not p.is_dir():
+            return not is_ignored_name(p.name)
+        return True
 
     return relevant
 
@@ -65,25 +73,31 @@ def watch_corpus(corpus_dir: Path, index_dir: Path, on_change: Callable[[list[st
             continue
         missing_logged = False
         ready_pending = True
+        relevant = corpus_filter(root, index_dir)
         pending: set[str] = set()
-        since = 0.0
+        first = last = 0.0  # when the pending burst began, and its latest relevant event
         try:
             # watchfiles yields a batch once its set of changed paths stops growing, which
             # happens while a file is still being written (the same path again adds
-            # nothing). So batches are gathered here, and handed on only after an empty
-            # yield: `rust_timeout` = quiet_ms with no event at all.
+            # nothing), and its filter would hide events that should not hold a burst back
+            # (a download's .part file written for minutes). So every event comes here,
+            # with an empty yield after `quiet_ms` without any, and a burst is handed on
+            # once `quiet_ms` has passed since its last relevant event.
             for changes in watchfiles.watch(
-                    root, watch_filter=corpus_filter(root, index_dir), debounce=quiet_ms,
-                    step=50, stop_event=stop, rust_timeout=quiet_ms, yield_on_timeout=True,
-                    raise_interrupt=False, force_polling=force_polling):
+                    root, watch_filter=None, debounce=quiet_ms, step=50, stop_event=stop,
+                    rust_timeout=quiet_ms, yield_on_timeout=True, raise_interrupt=False,
+                    force_polling=force_polling):
                 if ready_pending:  # the watch is up: catch up with what happened before
                     ready_pending = False
                     on_ready()
-                if changes:
-                    since = since or time.monotonic()
-                    pending.update(path for _, path in changes)
-                if pending and (not changes or time.monotonic() - since > max_batch_ms / 1000):
-                    batch, pending, since = sorted(pending), set(), 0.0
+                now = time.monotonic()
+                fresh = {path for change, path in changes if relevant(change, path)}
+                if fresh:
+                    first, last = first or now, now
+                    pending |= fresh
+                if pending and (now - last >= quiet_ms / 1000
+                                or now - first >= max_batch_ms / 1000):
+                    batch, pending, first = sorted(pending), set(), 0.0
                     on_change(batch)
                 if _identity(root) != identity:
                     log.warning("corpus folder %s was replaced or removed; watching again", root)

@@ -23,7 +23,10 @@ def free_port() -> int:
 @contextmanager
 def running_service(index_dir: Path, corpus_dir: Path, timeout: float = 180,
                     **env: str) -> Iterator[str]:
-    """Start the service on a free port; yield its base URL once /healthz answers."""
+    """Start the service on a free port; yield its base URL once /healthz answers. The
+    corpus watcher is off unless RAG_WATCH="true" is passed: most tests share one index that
+    they must not write to."""
+    env.setdefault("RAG_WATCH", "false")
     port = free_port()
     log = index_dir.parent / f"service-{port}.log"
     with open(log, "w") as out:

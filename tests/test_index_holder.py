@@ -3,12 +3,14 @@ ingest runner that serialises the watcher's, the endpoint's and other processes'
 from __future__ import annotations
 
 import fcntl
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from app.errors import IndexNotReady
 from app.freshness import IngestFailed, IngestRunner
 from app.service import IndexHolder
 from app.settings import Settings
@@ -53,12 +55,19 @@ def test_a_lease_keeps_its_generation_and_the_old_snapshot_closes_after_it(app_s
 def test_unleased_snapshots_close_at_once(app_settings):
     emb = HashingEmbedder()
     holder = holder_for(app_settings)
+    replaced = []
     for i in range(8):
         write(app_settings.corpus_dir, f"d{i}.md", f"# D{i}\n\nDocument number {i}.\n")
         run_ingest(app_settings, emb)
-        assert holder.current().generation == i + 1
-        assert holder.open_snapshots == 1
+        replaced.append(holder.current())
+        assert replaced[-1].generation == i + 1 and holder.open_snapshots == 1
+    for old in replaced[:-1]:
+        with pytest.raises(sqlite3.ProgrammingError):  # closed: its read transaction is gone
+            old.documents()
+    assert len(replaced[-1].documents()) == 8
     holder.close()
+    with pytest.raises(IndexNotReady):
+        holder.current()
 
 
 def test_readers_during_commits_see_whole_generations_in_order(app_settings):
@@ -133,12 +142,41 @@ def test_concurrent_triggers_run_one_ingest_at_a_time(app_settings):
     with ThreadPoolExecutor(6) as pool:
         list(pool.map(trigger, range(24)))
     assert emb.most == 1
-    added = sorted(p for r in reports for p in r.added)
+    runs = list({id(r): r for r in reports}.values())  # callers that shared a run share its report
+    added = sorted(p for r in runs for p in r.added)
     assert added == sorted(f"f{i}.md" for i in range(24))  # each file added by one run only
-    changed_gens = [r.generation for r in reports if r.added]
+    changed_gens = [r.generation for r in runs if r.added]
     assert len(changed_gens) == len(set(changed_gens))
     assert holder.current().document_count == 24
-    assert runner.status()["runs"] == 24 and runner.status()["failures"] == 0
+    assert runner.status()["runs"] == len(runs) and runner.status()["failures"] == 0
+    holder.close()
+
+
+def test_triggers_during_a_run_share_the_next_one(app_settings):
+    """Six callers: the first run is held up (another process's lock); the five that arrive
+    meanwhile are all served by ONE run after it, not five."""
+    holder = holder_for(app_settings)
+    runner = IngestRunner(app_settings, HashingEmbedder(), holder)
+    app_settings.index_dir.mkdir()
+    with open(app_settings.index_dir / "ingest.lock", "w") as lock, ThreadPoolExecutor(6) as pool:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        write(app_settings.corpus_dir, "first.md", "# First\n\nFerrets.\n")
+        first = pool.submit(runner.run, "api")
+        while runner.running is None:
+            time.sleep(0.01)
+        later = []
+        for i in range(5):
+            write(app_settings.corpus_dir, f"later{i}.md", f"# Later {i}\n\nLynxes.\n")
+            later.append(pool.submit(runner.run, "api"))
+        time.sleep(0.3)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        reports = [f.result(timeout=30) for f in later]
+    # the first run scans once it has the lock, so it found every file...
+    assert first.result().added == ["first.md"] + [f"later{i}.md" for i in range(5)]
+    # ...and the five that asked during it shared one run after it, which had nothing to do
+    assert all(r is reports[0] for r in reports) and reports[0] is not first.result()
+    assert reports[0].unchanged and not reports[0].added
+    assert runner.status()["runs"] == 2
     holder.close()
 
 

@@ -260,16 +260,40 @@ def test_a_file_written_while_the_run_reads_it_keeps_its_indexed_version(
     assert again.changed == ["a.md"] and again.added == ["new.md"] and not again.deferred
 
 
-def test_a_file_removed_after_the_scan_is_deleted_not_failed(settings, hashing_embedder,
-                                                             monkeypatch):
+def test_a_file_gone_between_scan_and_read_is_kept_until_the_next_run(settings, hashing_embedder,
+                                                                     monkeypatch):
+    """An editor saving by rename makes a file vanish for a moment: an indexed file keeps its
+    version (deferred, not failed, not deleted); the next run sees whether it came back."""
     from ingest import sync
 
     c = settings.corpus_dir
     write(c, "a.md", "# A\n\nAardvarks.\n")
     write(c, "b.md", "# B\n\nBadgers.\n")
     run_ingest(settings, hashing_embedder)
+    before = state(settings.index_dir)
     write(c, "b.md", "# B\n\nBadgers, edited.\n")
-    monkeypatch.setattr(sync, "scan_corpus", _scan_then((c / "b.md").unlink))
+    write(c, "new.md", "# New\n\nNewts.\n")
+    monkeypatch.setattr(sync, "scan_corpus", _scan_then(
+        lambda: [(c / n).unlink() for n in ("b.md", "new.md")]))
     report = run_ingest(settings, hashing_embedder)
-    assert report.deleted == ["b.md"] and not report.failed
+    assert report.deferred == ["b.md"] and not (report.deleted or report.failed or report.added)
+    assert state(settings.index_dir) == before
+    monkeypatch.undo()
+    assert run_ingest(settings, hashing_embedder).deleted == ["b.md"]  # it did not come back
+    assert list(state(settings.index_dir)["docs"]) == ["a.md"]
+
+
+def test_a_rebuild_refuses_a_file_that_changes_while_read(settings, hashing_embedder,
+                                                          monkeypatch):
+    from ingest import sync
+
+    c = settings.corpus_dir
+    write(c, "a.md", "# A\n\nAardvarks.\n")
+    write(c, "b.md", "# B\n\nBadgers.\n")
+    run_ingest(settings, hashing_embedder)
+    monkeypatch.setattr(sync, "scan_corpus", _scan_then(
+        lambda: (c / "b.md").open("a").write("More badgers.\n")))
+    report = run_ingest(settings, hashing_embedder, rebuild=True)
+    assert [p for p, _ in report.failed] == ["b.md"] and "changed while" in report.failed[0][1]
+    assert not report.deferred
     assert list(state(settings.index_dir)["docs"]) == ["a.md"]

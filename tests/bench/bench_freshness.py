@@ -86,7 +86,7 @@ def main() -> None:
         subprocess.run(["make", "-s", "ingest", "ARGS=--quiet"], cwd=ROOT, check=True,
                        env=subprocess_env(**env), stdout=subprocess.DEVNULL)
 
-        with running_service(index, corpus, timeout=600) as url:
+        with running_service(index, corpus, timeout=600, RAG_WATCH="true") as url:
             while httpx.get(f"{url}/readyz").json()["ingest"]["runs"] < 1:
                 time.sleep(0.1)  # the catch-up run is done
             results["watcher"] = trials(url, corpus, args.trials, lambda: None)

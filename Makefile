@@ -10,7 +10,7 @@ Q      ?= What does the Business plan cost?
 # carry the CPU wheel locally). Elsewhere: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: help install install-dev run ingest serve ask demo test test-fast bench bench-ingest bench-ask bench-freshness corpus-pdfs clean
+.PHONY: help install install-dev run ingest serve ask demo eval eval-beir test test-fast bench bench-ingest bench-ask bench-freshness corpus-pdfs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -46,6 +46,13 @@ ask: $(STAMP)  ## answer Q="..." in-process and print the answer with its source
 
 demo: $(STAMP)  ## freshness: a new file answered, edited, deleted, all without a restart
 	$(PY) -m app.demo
+
+eval: $(STAMP)  ## answer quality on the labelled starter questions (hit@k, facts, abstention, misses)
+	$(PY) -m app.eval starter $(ARGS)
+
+DATASET ?= ../shared/data/beir/scifact
+eval-beir: $(STAMP)  ## retrieval quality on a BEIR dataset: DATASET=path (default: SciFact); ARGS=--json
+	$(PY) -m app.eval beir $(DATASET) $(ARGS)
 
 test: $(DEV)  ## run the whole test suite (unit + slow integration tests)
 	$(PY) -m pytest $(ARGS)

@@ -12,7 +12,9 @@ from typing import Literal, Sequence
 import numpy as np
 
 from app.sources import Source
-from app.text import STOP_WORDS, WORD
+import math
+
+from app.text import STOP_WORDS, WORD, terms
 from ingest.index import ChunkFilter, ChunkRecord, IndexSnapshot
 
 Mode = Literal["hybrid", "dense", "lexical"]
@@ -30,11 +32,13 @@ def make_filter(path: str | None, types: Sequence[str] | None) -> ChunkFilter | 
     return ChunkFilter(glob, kinds) if (glob or kinds) else None
 
 
-def rrf(rankings: Sequence[Sequence[int]], k: int) -> dict[int, float]:
+def rrf(rankings: Sequence[Sequence[int]], k: int,
+        weights: Sequence[float] | None = None) -> dict[int, float]:
+    """score(c) = sum over rankings of weight / (k + rank of c)."""
     scores: dict[int, float] = {}
-    for ranking in rankings:
+    for ranking, weight in zip(rankings, weights or [1.0] * len(rankings)):
         for rank, chunk_id in enumerate(ranking, start=1):
-            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (k + rank)
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (k + rank)
     return scores
 
 
@@ -79,10 +83,12 @@ def merge_overlapping(ranked: Sequence[tuple[ChunkRecord, float]]) -> list[_Pass
 
 
 class Retriever:
-    def __init__(self, snapshot: IndexSnapshot, candidates: int = 50, rrf_k: int = 60) -> None:
+    def __init__(self, snapshot: IndexSnapshot, candidates: int = 50, rrf_k: int = 60,
+                 lexical_weight: float = 1.0) -> None:
         self.snapshot = snapshot
         self.candidates = candidates
         self.rrf_k = rrf_k
+        self.lexical_weight = lexical_weight
 
     def lexical(self, question: str, where: ChunkFilter | None = None) -> list[int]:
         """The BM25 ranking (chunk ids). Needs no query vector, so the service runs it while
@@ -98,12 +104,14 @@ class Retriever:
                  lexical: list[int] | None = None) -> list[Source]:
         """The top k passages. `lexical` is the BM25 ranking if already computed."""
         snap = self.snapshot
-        rankings = []
+        rankings, weights = [], []
         if mode in ("hybrid", "dense"):
             rankings.append([i for i, _ in snap.search_dense(query_vector, self.candidates, where)])
+            weights.append(1.0)
         if mode in ("hybrid", "lexical"):
             rankings.append(lexical if lexical is not None else self.lexical(question, where))
-        fused = sorted(rrf(rankings, self.rrf_k).items(), key=lambda kv: (-kv[1], kv[0]))
+            weights.append(self.lexical_weight)
+        fused = sorted(rrf(rankings, self.rrf_k, weights).items(), key=lambda kv: (-kv[1], kv[0]))
         # Merging can fold several chunks into one passage: look a little deeper than k.
         top = fused[: k * 3]
         records = snap.chunks([i for i, _ in top])
@@ -119,3 +127,21 @@ class Retriever:
             sources.append(Source(n, p.path, p.page, p.start, p.end, text, round(p.score, 6),
                                   p.heading, round(best, 4), tuple(p.chunk_ids)))
         return sources
+
+
+def term_coverage(question: str, sources: Sequence[Source], snapshot: IndexSnapshot) -> float:
+    """The share of the question's content words, each weighted by its inverse document
+    frequency in the index, that occur in the sources. A question about something the
+    corpus never mentions ("our office in Tokyo") scores low even when its other words
+    retrieve similar passages."""
+    found = {t for s in sources for t in terms(s.text)}
+    n = max(snapshot.chunk_count, 1)
+    total = covered = 0.0
+    for word in dict.fromkeys(w.lower() for w in WORD.findall(question)):
+        stemmed = terms(word)
+        if not stemmed:
+            continue  # a stop word
+        idf = math.log(1 + n / (snapshot.doc_freq(word) + 1))
+        total += idf
+        covered += idf if stemmed[0] in found else 0.0
+    return covered / total if total else 1.0

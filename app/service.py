@@ -19,7 +19,7 @@ from app.citations import check_answer
 from app.prompting import fit_sources
 from app.errors import GeneratorFailed, IndexNotReady
 from app.generators import Generator, build_generator
-from app.retrieval import Mode, Retriever, make_filter
+from app.retrieval import Mode, Retriever, make_filter, term_coverage
 from app.settings import Settings
 from app.sources import Source
 from ingest.embedders import Embedder, build_embedder
@@ -51,6 +51,8 @@ class Prepared:
     abstained: bool
     timings: dict[str, float] = field(default_factory=dict)
     started: float = 0.0
+    similarity: float = -1.0  # the best source's cosine similarity to the question
+    coverage: float = 1.0  # share of the question's term weight found in the sources
 
 
 def _ms(seconds: float) -> float:
@@ -219,7 +221,8 @@ class RagService:
         # Everything read from the index comes from one snapshot: the sources carry their
         # text, so the snapshot is released before generation.
         with self.index.lease() as snapshot:
-            retriever = Retriever(snapshot, self.settings.candidates, self.settings.rrf_k)
+            retriever = Retriever(snapshot, self.settings.candidates, self.settings.rrf_k,
+                                  self.settings.lexical_weight)
             where = make_filter(q.path, q.types)
             lexical = (self._lexical_pool.submit(retriever.lexical, q.text, where)
                        if q.mode != "dense" else None)
@@ -230,10 +233,15 @@ class RagService:
             finally:
                 hits = lexical.result() if lexical else None
             sources = retriever.retrieve(q.text, vector, q.top_k, q.mode, where, hits)
+            coverage = (term_coverage(q.text, sources, snapshot)
+                        if self.settings.min_term_coverage > 0 else 1.0)
             generation = snapshot.generation
         t2 = time.perf_counter()
         best = max((s.similarity for s in sources), default=-1.0)
-        abstain = best < self.settings.abstain_threshold
+        # Two signals: nothing similar enough was found, or the question's distinctive
+        # words (a name, a product, a place) appear in none of the passages found.
+        abstain = (best < self.settings.abstain_threshold
+                   or coverage < self.settings.min_term_coverage)
         if not abstain:
             # The generator and the citation check see the same sources: the ones whose prompt
             # fits the context window (a marker to a dropped source is an invented one).
@@ -245,7 +253,8 @@ class RagService:
                                           f"{self.settings.context_window}; raise it")
             sources = fitted
         return Prepared(q, generation, sources, abstain,
-                        {"embed": _ms(t1 - t0), "retrieve": _ms(t2 - t1)}, started)
+                        {"embed": _ms(t1 - t0), "retrieve": _ms(t2 - t1)}, started,
+                        best, coverage)
 
     def finish(self, p: Prepared, answer: str, generate_s: float) -> dict:
         """The response body: the answer with its citations checked."""

@@ -18,9 +18,13 @@ class Settings(IngestSettings):
     top_k: int = Field(5, ge=1, le=50)  # sources handed to the generator by default
     candidates: int = Field(50, ge=1, le=1000)  # per retriever, before fusion
     rrf_k: int = Field(60, ge=1)  # reciprocal rank fusion constant
+    lexical_weight: float = Field(1.0, ge=0.0, le=10.0)  # BM25's weight in the fusion (dense: 1)
     # Abstain (and do not call the LLM) when the best source's cosine similarity to the
     # question is below this. Calibrated on the starter corpus (see README).
     abstain_threshold: float = Field(0.30, ge=-1.0, le=1.0)
+    # ...or when the sources contain less than this share of the question's words, weighted
+    # by rarity (0 turns it off). Tuned on the starter set's dev split (see README).
+    min_term_coverage: float = Field(0.45, ge=0.0, le=1.0)
 
     # Generation
     generator: Literal["extractive", "openai", "llamacpp"] = "extractive"

@@ -164,6 +164,13 @@ class IndexSnapshot:
                 " ORDER BY bm25(chunks_fts) LIMIT ?", (match, *args, k))
         return [(int(r), float(s)) for r, s in rows]
 
+    def doc_freq(self, word: str) -> int:
+        """Chunks containing `word` (after the index's stemming), counted up to a cap that
+        keeps common words cheap at any index size; above it the weight is small anyway."""
+        cap = max(1000, self.chunk_count // 20)
+        return self._query("SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts "
+                           "MATCH ? LIMIT ?)", ('"' + word.replace('"', '""') + '"', cap))[0][0]
+
     def _matches(self, match: str) -> int:
         """Rows an FTS5 query matches (walks the posting lists without scoring)."""
         return self._query("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?",

@@ -76,3 +76,24 @@ def test_make_demo_tells_the_freshness_story_and_leaves_the_corpus_as_it_was(
     assert "Priya Raman, who beat" in rest.split("3. The document")[0]
     assert "[1] demo-office-chess.md" in rest
     assert fingerprint() == before
+
+
+def test_make_eval_scores_the_starter_questions(starter_index, tmp_path):
+    """`python -m app.eval starter --json` on the starter corpus: the real pipeline, the
+    deterministic extractive generator. Floors well under today's figures guard against a
+    regression in retrieval or abstention; each miss is classified."""
+    settings, _ = starter_index
+    shutil.copytree(settings.index_dir, tmp_path / "index")
+    out = subprocess.run([PYTHON, "-m", "app.eval", "starter", "--json"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300,
+                         env=subprocess_env(RAG_CORPUS_DIR=str(settings.corpus_dir),
+                                            RAG_INDEX_DIR=str(tmp_path / "index")))
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    m = body["metrics"]
+    assert m["answerable"] >= 40 and m["unanswerable"] >= 10
+    assert m["hit@5"] >= 0.95 and m["key_fact_recall"] >= 0.6
+    assert m["abstention_recall"] >= 0.5 and m["abstention_precision"] >= 0.8
+    assert sum(body["failures"].values()) == len(body["missed"])
+    assert {f["class"] for f in body["missed"]} <= {"retrieval miss", "grounding miss",
+                                                    "abstention error"}

@@ -166,3 +166,14 @@ def test_starter_scoring_classifies_every_kind_of_miss():
     assert m["citation_precision"] == 0.5
     assert m["abstention_precision"] == 0.5 and m["abstention_recall"] == 0.5
     assert m["unsupported_rate"] == pytest.approx(1 / 6, abs=1e-4)
+
+
+def test_beir_sweep_lists_each_fusion_setting(tmp_path):
+    data = write_dataset(tmp_path / "tiny")
+    settings = Settings(index_dir=tmp_path / "index", embedder="hashing")
+    printed = []
+    body = run(data, do_sweep=True, settings=settings, out=printed.append)
+    hybrid = [r for r in body["sweep"] if "mode" not in r]
+    assert len(hybrid) == 36 and {r["rrf_k"] for r in hybrid} == {10, 20, 40, 60, 100, 200}
+    assert {r["mode"] for r in body["sweep"] if "mode" in r} == {"lexical", "dense"}
+    assert printed[0].count("\n| hybrid |") == 36

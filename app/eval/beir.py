@@ -219,11 +219,11 @@ def run(path: Path, *, split: str = "test", as_json: bool = False, do_sweep: boo
             if as_json:
                 out(json.dumps(body))
             else:
-                out("| rrf_k | lexical weight | nDCG@10 |\n|---|---|---|")
-                for r in rows:
-                    label = r.get("mode") or f"{r['rrf_k']} | {r['lexical_weight']}"
-                    out(f"| {label if r.get('mode') is None else label + ' only | '} | "
-                        f"{r['ndcg@10']:.4f} |")
+                lines = [f"Hybrid nDCG@10 on {ds.name} ({split}, {len(ds.queries)} queries)",
+                         "| retrieval | rrf_k | lexical weight | nDCG@10 |", "|---|---|---|---|"]
+                lines += [f"| {r.get('mode', 'hybrid')} | {r['rrf_k'] or '-'} | "
+                          f"{r['lexical_weight'] or '-'} | {r['ndcg@10']:.4f} |" for r in rows]
+                out("\n".join(lines))
             return body
         results = evaluate(ds, ranker, settings.rrf_k, settings.lexical_weight)
         chunks = snapshot.chunk_count

@@ -5,7 +5,6 @@ import json
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from ingest.errors import CorpusNotFoundError, IndexMismatchError

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -197,5 +196,4 @@ def run(split: str = "all", as_json: bool = False, settings: Settings | None = N
                    f"{settings.top_k}, abstain below similarity {settings.abstain_threshold} "
                    f"or term coverage {settings.min_term_coverage}",
                    scored, settings.top_k, sweep) + f"\n\n({seconds:.1f} s)")
-    print(file=sys.stderr)
     return body

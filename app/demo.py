@@ -35,14 +35,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _fingerprint(corpus: Path) -> dict[str, str]:
+def corpus_fingerprint(corpus: Path) -> dict[str, str]:
+    """Each file's content hash, by path: equal before and after means untouched."""
     return {p.relative_to(corpus).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(corpus.rglob("*")) if p.is_file()}
 
 
 class Demo:
-    def __init__(self, url: str, corpus: Path) -> None:
-        self.url, self.corpus = url, corpus
+    def __init__(self, url: str) -> None:
         self.http = httpx.Client(base_url=url, timeout=120)
 
     def ask(self) -> dict:
@@ -74,14 +74,13 @@ def _cites(body: dict) -> bool:
 
 
 def run(demo: Demo, path: Path) -> None:
-    step = iter(range(1, 10))
-    print(f"{next(step)}. A question the corpus cannot answer:\n    Q: {QUESTION}\n")
+    print(f"1. A question the corpus cannot answer:\n    Q: {QUESTION}\n")
     body = demo.ask()
     demo.show(body)
     if not body["abstained"]:
         print("    (the corpus already answers it; the demo goes on anyway)\n")
 
-    print(f"{next(step)}. A new document is written: {path}\n"
+    print(f"2. A new document is written: {path}\n"
           + _quoted(FIRST) + "\n")
     path.write_text(FIRST)
     body, took = demo.until(lambda b: _cites(b) and "Priya Raman" in b["answer"], "the new file")
@@ -89,14 +88,14 @@ def run(demo: Demo, path: Path) -> None:
           "The same question now:\n")
     demo.show(body)
 
-    print(f"{next(step)}. The document is edited: the final was replayed.\n"
+    print(f"3. The document is edited: the final was replayed.\n"
           + _quoted(EDITED) + "\n")
     path.write_text(EDITED)
     body, took = demo.until(lambda b: _cites(b) and "Tomas Ek:" in b["answer"], "the edit")
     print(f"    The answer changed {took:.2f} s after the edit:\n")
     demo.show(body)
 
-    print(f"{next(step)}. The document is deleted.\n")
+    print(f"4. The document is deleted.\n")
     path.unlink()
     body, took = demo.until(lambda b: not _cites(b), "the deletion")
     print(f"    No longer cited {took:.2f} s after the deletion:\n")
@@ -114,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if path.exists():
         print(f"error: {path} exists; the demo will not overwrite it", file=sys.stderr)
         return 2
-    before = _fingerprint(corpus)
+    before = corpus_fingerprint(corpus)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = tempfile.NamedTemporaryFile("w+", prefix="ragfirst-demo-", suffix=".log",
@@ -124,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     proc = subprocess.Popen([sys.executable, "-m", "app"], stdout=log, stderr=subprocess.STDOUT,
                             env=env)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill still cleans up
-    demo = Demo(url, corpus)
+    demo = Demo(url)
     status = 0
     try:
         started = time.perf_counter()
@@ -167,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
-        after = _fingerprint(corpus)
+        after = corpus_fingerprint(corpus)
         same = "as it was found" if after == before else "CHANGED (this is a bug)"
         print(f"The corpus is {same}: {len(after)} files.")
         if after != before:

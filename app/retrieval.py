@@ -129,19 +129,23 @@ class Retriever:
         return sources
 
 
-def term_coverage(question: str, sources: Sequence[Source], snapshot: IndexSnapshot) -> float:
-    """The share of the question's content words, each weighted by its inverse document
-    frequency in the index, that occur in the sources. A question about something the
-    corpus never mentions ("our office in Tokyo") scores low even when its other words
-    retrieve similar passages."""
-    found = {t for s in sources for t in terms(s.text)}
+def term_weights(question: str, snapshot: IndexSnapshot) -> list[tuple[str, float]]:
+    """(stem, inverse document frequency in the index) of each distinct content word of the
+    question. Needs no query vector: the service computes it while the question is embedded."""
     n = max(snapshot.chunk_count, 1)
-    total = covered = 0.0
+    weights = []
     for word in dict.fromkeys(w.lower() for w in WORD.findall(question)):
         stemmed = terms(word)
-        if not stemmed:
-            continue  # a stop word
-        idf = math.log(1 + n / (snapshot.doc_freq(word) + 1))
-        total += idf
-        covered += idf if stemmed[0] in found else 0.0
+        if stemmed:  # not a stop word
+            weights.append((stemmed[0], math.log(1 + n / (snapshot.doc_freq(word) + 1))))
+    return weights
+
+
+def term_coverage(weights: Sequence[tuple[str, float]], sources: Sequence[Source]) -> float:
+    """The share of the question's word weight (`term_weights`) found in the sources. A
+    question about something the corpus never mentions ("our office in Tokyo") scores low
+    even when its other words retrieve similar passages."""
+    found = {t for s in sources for t in terms(s.text)}
+    total = sum(w for _, w in weights)
+    covered = sum(w for t, w in weights if t in found)
     return covered / total if total else 1.0

@@ -19,7 +19,7 @@ from app.citations import check_answer
 from app.prompting import fit_sources
 from app.errors import GeneratorFailed, IndexNotReady
 from app.generators import Generator, build_generator
-from app.retrieval import Mode, Retriever, make_filter, term_coverage
+from app.retrieval import Mode, Retriever, make_filter, term_coverage, term_weights
 from app.settings import Settings
 from app.sources import Source
 from ingest.embedders import Embedder, build_embedder
@@ -187,7 +187,8 @@ class RagService:
         self.settings = settings
         self.embedder = embedder or build_embedder(settings)
         self.generator = generator or build_generator(settings)
-        self._lexical_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bm25")
+        # BM25 and the word weights of each question, beside its embedding (two per request)
+        self._lexical_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="bm25")
         self.index = IndexHolder(settings, IndexParams(self.embedder.model_id,
                                                        settings.chunk_tokens,
                                                        settings.chunk_overlap))
@@ -214,9 +215,9 @@ class RagService:
             pass  # /ask answers 503 until an index exists
 
     def prepare(self, q: Question) -> Prepared:
-        """Embed and retrieve. The BM25 search runs on another thread while the question is
-        embedded (neither holds the GIL), so `retrieve` reports only the time after the
-        embedding that retrieval still took."""
+        """Embed and retrieve. The BM25 search and the question's word weights run on other
+        threads while the question is embedded (none holds the GIL), so `retrieve` reports
+        only the time after the embedding that retrieval still took."""
         started = time.perf_counter()
         # Everything read from the index comes from one snapshot: the sources carry their
         # text, so the snapshot is released before generation.
@@ -226,16 +227,18 @@ class RagService:
             where = make_filter(q.path, q.types)
             lexical = (self._lexical_pool.submit(retriever.lexical, q.text, where)
                        if q.mode != "dense" else None)
+            weights = (self._lexical_pool.submit(term_weights, q.text, snapshot)
+                       if self.settings.min_term_coverage > 0 else None)
             try:
                 t0 = time.perf_counter()
                 vector = self.embedder.embed([q.text])[0]
                 t1 = time.perf_counter()
-            finally:
+            finally:  # both read the snapshot: done before the lease ends
                 hits = lexical.result() if lexical else None
+                question_weights = weights.result() if weights else []
             sources = retriever.retrieve(q.text, vector, q.top_k, q.mode, where, hits)
-            coverage = (term_coverage(q.text, sources, snapshot)
-                        if self.settings.min_term_coverage > 0 else 1.0)
             generation = snapshot.generation
+        coverage = term_coverage(question_weights, sources)
         t2 = time.perf_counter()
         best = max((s.similarity for s in sources), default=-1.0)
         # Two signals: nothing similar enough was found, or the question's distinctive

@@ -48,19 +48,14 @@ def test_quickstart_ingests_serves_and_answers(tmp_path):
 
 def test_make_demo_tells_the_freshness_story_and_leaves_the_corpus_as_it_was(
         starter_index, tmp_path):
-    import hashlib
-    import shutil
+    from app.demo import corpus_fingerprint
 
     settings, _ = starter_index
     corpus = tmp_path / "corpus"
     shutil.copytree(settings.corpus_dir, corpus)
     shutil.copytree(settings.index_dir, tmp_path / "index")
 
-    def fingerprint() -> dict:
-        return {p.relative_to(corpus).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in corpus.rglob("*") if p.is_file()}
-
-    before = fingerprint()
+    before = corpus_fingerprint(corpus)
     out = subprocess.run([PYTHON, "-m", "app.demo"], cwd=ROOT, capture_output=True, text=True,
                          timeout=300, env=subprocess_env(RAG_CORPUS_DIR=str(corpus),
                                                          RAG_INDEX_DIR=str(tmp_path / "index")))
@@ -75,7 +70,7 @@ def test_make_demo_tells_the_freshness_story_and_leaves_the_corpus_as_it_was(
     assert "abstained" in first  # the question is not answerable before the file exists
     assert "Priya Raman, who beat" in rest.split("3. The document")[0]
     assert "[1] demo-office-chess.md" in rest
-    assert fingerprint() == before
+    assert corpus_fingerprint(corpus) == before
 
 
 def test_make_eval_scores_the_starter_questions(starter_index, tmp_path):

@@ -300,15 +300,18 @@ def test_a_filter_that_matches_nothing_returns_nothing(settings, hashing_embedde
 
 
 def test_term_coverage_weighs_the_question_words_the_sources_lack(index, hashing_embedder):
-    from app.retrieval import term_coverage
+    from app.retrieval import term_coverage, term_weights
+
+    def coverage(question: str, sources) -> float:
+        return term_coverage(term_weights(question, snap), sources)
 
     _, snap = index
     q_in = "What does the lighthouse lamp burn?"
     q_out = "What does the lighthouse in Reykjavik burn?"  # the corpus never names Reykjavik
-    assert term_coverage(q_in, ask(snap, hashing_embedder, q_in, 3), snap) == 1.0
-    low = term_coverage(q_out, ask(snap, hashing_embedder, q_out, 3), snap)
+    assert coverage(q_in, ask(snap, hashing_embedder, q_in, 3)) == 1.0
+    low = coverage(q_out, ask(snap, hashing_embedder, q_out, 3))
     # three content words, one missing: 2/3 if they weighed the same; less, because
     # "reykjavik" (in no chunk) weighs more than "lighthouse" (in most)
     assert 0 < low < 2 / 3 - 0.05
     assert snap.doc_freq("reykjavik") == 0 and snap.doc_freq("lighthouse") >= 5
-    assert term_coverage("the of and", [], snap) == 1.0  # stop words only: no evidence
+    assert coverage("the of and", []) == 1.0  # stop words only: no evidence

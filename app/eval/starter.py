@@ -50,18 +50,19 @@ def answer_all(service: RagService, rows: list[dict], top_k: int) -> list[dict]:
     out = []
     for row in rows:
         q = Question(row["q"], top_k)
+        p = None
         try:
             p = service.prepare(q)
             t0 = time.perf_counter()
             answer = "" if p.abstained else service.generator.generate(q.text, p.sources)
             body = service.finish(p, answer, time.perf_counter() - t0)
-            sources = p.sources
         except AppError as exc:  # a failing backend is a result too, not the end of the run
-            body, sources = {"error": str(exc), "answer": "", "citations": [],
-                             "abstained": False, "unsupported": []}, []
-        out.append({"row": row, "sources": [s.path for s in sources], "body": body,
-                    "best": p.similarity if sources else -1.0,
-                    "coverage": p.coverage if sources else 0.0})
+            body = {"error": str(exc), "answer": "", "citations": [], "abstained": False,
+                    "unsupported": []}
+        out.append({"row": row, "body": body,
+                    "sources": [s.path for s in p.sources] if p else [],
+                    "best": p.similarity if p else -1.0,
+                    "coverage": p.coverage if p else 0.0})
     return out
 
 
@@ -174,9 +175,10 @@ def run(split: str = "all", as_json: bool = False, settings: Settings | None = N
         out: Callable[[str], None] = print) -> dict:
     settings = settings or Settings()
     rows = load_questions(split=split)
-    run_ingest(settings, progress=False)  # the index answers from the corpus as it is now
     service = RagService(settings)
     try:
+        # the index answers from the corpus as it is now (with the service's model: one load)
+        run_ingest(settings, service.embedder, progress=False)
         service.warm_up()
         started = time.perf_counter()
         results = answer_all(service, rows, settings.top_k)

@@ -1,19 +1,31 @@
-"""`python -m app`: serve the API with uvicorn on RAG_HOST:RAG_PORT."""
-import logging
+"""`python -m app` (`make serve`, `ragfirst serve`): serve the API with uvicorn on
+RAG_HOST:RAG_PORT, watching the corpus folder."""
+from __future__ import annotations
+
+import argparse
+import sys
 
 import uvicorn
 
 from app.main import create_app
 from app.settings import Settings
+from app.telemetry import configure_logging
 
 
-def main() -> None:
-    settings = Settings()
-    # Our own lines (ingests, the watcher) beside uvicorn's, in the same shape.
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+def main(argv: list[str] | None = None, prog: str = "python -m app") -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    p.add_argument("--host", help="address to listen on (default: RAG_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: RAG_PORT or 8000)")
+    p.add_argument("--no-watch", action="store_true",
+                   help="do not watch the corpus folder (RAG_WATCH=false)")
+    args = p.parse_args(argv)
+    overrides = {"host": args.host, "port": args.port, "watch": False if args.no_watch else None}
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    configure_logging()  # JSON lines: one per request, and ours (ingests, the watcher)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level="info")
+                log_config=None, access_log=False)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

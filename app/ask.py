@@ -1,6 +1,7 @@
-"""Answer one question in-process (no server needed) and print the answer with its sources.
+"""Answer one question and print the answer with its sources: in-process (no server needed),
+or with --url from a running service.
 
-`python -m app.ask "question"`, or `make ask Q="..."`."""
+`python -m app.ask "question"`, `make ask Q="..."`, `ragfirst ask "question"`."""
 from __future__ import annotations
 
 import argparse
@@ -33,20 +34,48 @@ def format_answer(body: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m app.ask", description=__doc__.splitlines()[0])
+def ask_service(url: str, question: str, top_k: int | None, mode: str,
+                api_key: str | None) -> dict:
+    """POST /ask to a running service; an HTTP error becomes an AppError with its detail."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    payload = {"question": question, "mode": mode, **({"top_k": top_k} if top_k else {})}
+    try:
+        r = httpx.post(url.rstrip("/") + "/ask", json=payload, headers=headers, timeout=300)
+    except httpx.HTTPError as exc:
+        raise AppError(f"cannot reach {url}: {exc}") from exc
+    if r.status_code != 200:
+        try:
+            detail = r.json().get("detail", r.text)
+        except ValueError:
+            detail = r.text
+        raise AppError(f"HTTP {r.status_code} from {url}: {detail}")
+    return r.json()
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m app.ask") -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("question")
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--mode", choices=["hybrid", "dense", "lexical"], default="hybrid")
+    p.add_argument("--url", help="ask the service running at this URL (e.g. "
+                                 "http://127.0.0.1:8000; sends RAG_API_KEY if set) instead "
+                                 "of loading the index in-process")
     p.add_argument("--json", action="store_true", help="print the /ask response body as JSON")
     args = p.parse_args(argv)
     if not args.question.strip():
         p.error("the question is empty")
     settings = Settings()
-    service = RagService(settings)
     try:
-        service.warm_up()  # load the models first, so the timings are the question's own
-        body = service.ask(Question(args.question, args.top_k or settings.top_k, args.mode))
+        if args.url:
+            key = settings.api_key.get_secret_value() if settings.api_key else None
+            body = ask_service(args.url, args.question, args.top_k, args.mode, key)
+        else:
+            service = RagService(settings)
+            service.warm_up()  # load the models first, so the timings are the question's own
+            body = service.ask(Question(args.question, args.top_k or settings.top_k,
+                                        args.mode))
     except AppError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,23 +1,32 @@
 """The FastAPI app: `create_app(settings)` builds the service once in the lifespan (and starts
 the corpus watcher) and serves /ask (JSON or Server-Sent Events), /ingest, /documents,
-/healthz and /readyz."""
+/healthz, /readyz, /metrics, the web page at / and the OpenAI-compatible /v1 endpoints."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timezone
 from contextlib import asynccontextmanager
 from typing import Iterator
 
+from pathlib import Path
+
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from app.errors import AppError, GeneratorFailed, IndexNotReady
+from app import openai_compat
+from app.auth import ApiKeyMiddleware
+from app.errors import AppError, IndexNotReady
 from app.freshness import IngestRunner
+from app.metrics import CONTENT_TYPE, Metrics
 from app.schemas import AskRequest, AskResponse, DocumentsResponse, IngestRequest
-from app.service import Prepared, Question, RagService, source_json
+from app.service import Prepared, Question, RagService
 from app.settings import Settings
+from app.streaming import answer_events
+from app.telemetry import RequestTelemetry, note_answer
+
+WEB_DIR = Path(__file__).parent / "web"
 
 
 def _sse(event: str, data: dict) -> str:
@@ -40,6 +49,11 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
 
     app = FastAPI(title="ragfirst", version="0.1.0", lifespan=lifespan,
                   description="Answers questions about your documents, with checked citations.")
+    app.state.metrics = metrics = Metrics(lambda: _gauges(app))
+    # Added last = outermost: the telemetry sees (and counts) requests the key check refuses.
+    if settings.api_key is not None:
+        app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())
+    app.add_middleware(RequestTelemetry, metrics=metrics, routes=app.router.routes)
 
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> JSONResponse:
@@ -72,6 +86,19 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
         return JSONResponse({"ready": True, "index_generation": snap.generation,
                              "documents": snap.document_count, "chunks": snap.chunk_count,
                              "ingest": ingest})
+
+    @app.get("/metrics", response_class=Response,
+             responses={200: {"content": {CONTENT_TYPE: {}},
+                              "description": "Prometheus text format"}})
+    async def metrics_endpoint() -> Response:
+        return Response(await run_in_threadpool(metrics.render), media_type=CONTENT_TYPE)
+
+    @app.get("/", include_in_schema=False)
+    async def web_page() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    app.include_router(openai_compat.router)
 
     @app.post("/ingest", responses={409: {"description": "no corpus folder, or the index was "
                                                          "built with other settings"}})
@@ -108,54 +135,74 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
                          503: {"description": "no index: run `make ingest`"},
                          502: {"description": "the LLM backend failed (sources in the body)"},
                          504: {"description": "the LLM backend timed out (sources in the body)"}})
-    async def ask(req: AskRequest):
+    async def ask(req: AskRequest, request: Request):
         svc: RagService = app.state.service
         q = Question(req.question, req.top_k or settings.top_k, req.mode,
                      req.filters.path if req.filters else None,
                      req.filters.type if req.filters else None)
         if req.stream:
-            return await _stream(svc, await run_in_threadpool(svc.prepare, q))
+            prepared = await run_in_threadpool(svc.prepare, q)
+            return await _stream(svc, prepared, lambda body: note_answer(
+                request, body, req.question, log_content=settings.log_content))
         # One hop to the thread pool for the whole pipeline; the body is already plain JSON
         # (AskResponse documents it), so it is sent without a second validation pass.
-        return JSONResponse(await run_in_threadpool(svc.ask, q))
+        body = await run_in_threadpool(svc.ask, q)
+        note_answer(request, body, req.question, log_content=settings.log_content)
+        return JSONResponse(body)
 
     return app
+
+
+def _gauges(app: FastAPI) -> list[tuple[str, str, str, float]]:
+    """What /metrics reads rather than counts: the index being served and the ingests."""
+    out = []
+    svc: RagService | None = getattr(app.state, "service", None)
+    runner: IngestRunner | None = getattr(app.state, "ingester", None)
+    if svc is not None:
+        try:
+            with svc.index.lease() as snap:  # a lease: a commit cannot close it mid-read
+                out += [("ragfirst_index_documents", "gauge", "documents in the served index",
+                         snap.document_count),
+                        ("ragfirst_index_chunks", "gauge", "chunks in the served index",
+                         snap.chunk_count),
+                        ("ragfirst_index_generation", "gauge",
+                         "generation of the served index", snap.generation),
+                        ("ragfirst_index_refused_files", "gauge",
+                         "corpus files the last ingest refused (GET /documents says why)",
+                         len(snap.failures()))]
+            ready = True
+        except IndexNotReady:
+            ready = False
+        out.append(("ragfirst_index_ready", "gauge", "1 when an index is loaded", ready))
+    if runner is not None:
+        out += [("ragfirst_ingest_runs_total", "counter",
+                 "ingest runs in this process that committed (watcher, POST /ingest, start-up)",
+                 runner.runs),
+                ("ragfirst_ingest_failures_total", "counter",
+                 "ingest runs in this process that failed", runner.failures)]
+    return out
 
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
 
 
-async def _stream(svc: RagService, prepared: Prepared):
+async def _stream(svc: RagService, prepared: Prepared, on_done):
     """SSE: `delta` events with text, then one `done` event with the full response body. A
     backend failure before the first delta is an HTTP error like the non-streaming one; after
     it, an `error` event (status, detail, sources) ends the stream."""
-    t0 = time.perf_counter()
-    deltas = svc.stream(prepared)
-    # Pull the first delta before answering: a backend that fails at once gets its real
-    # HTTP status (the failure carries the sources; see app_error).
-    first = await run_in_threadpool(next, deltas, None)
+    events = await answer_events(svc, prepared)
 
-    def events() -> Iterator[str]:
-        parts = []
-        try:
-            piece = first
-            while piece is not None:
-                parts.append(piece)
-                yield _sse("delta", {"text": piece})
-                piece = next(deltas, None)
-            body = svc.finish(prepared, "".join(parts), time.perf_counter() - t0)
-            if prepared.abstained:
-                yield _sse("delta", {"text": body["answer"]})
-            yield _sse("done", body)
-        except GeneratorFailed as exc:
-            yield _sse("error", {"status": exc.status, "detail": str(exc),
-                                 "sources": exc.sources})
-        except Exception as exc:  # never end a stream without saying why
-            yield _sse("error", {"status": 500, "detail": f"{type(exc).__name__}: {exc}",
-                                 "sources": source_json(prepared.sources)})
-        finally:
-            deltas.close()
+    def sse() -> Iterator[str]:
+        for kind, data in events:
+            if kind == "delta":
+                yield _sse("delta", {"text": data})
+                continue
+            if kind == "done":
+                on_done(data)
+                if data["abstained"]:
+                    yield _sse("delta", {"text": data["answer"]})
+            yield _sse(kind, data)
 
-    return StreamingResponse(events(), media_type="text/event-stream",
+    return StreamingResponse(sse(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

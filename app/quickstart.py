@@ -4,6 +4,7 @@ ask it a sample question over HTTP and print the answer, then keep serving until
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import threading
 import time
@@ -14,6 +15,7 @@ import uvicorn
 from app.ask import format_answer
 from app.main import create_app
 from app.settings import Settings
+from app.telemetry import configure_logging
 from ingest.cli import format_report
 from ingest.errors import IngestError
 from ingest.sync import run_ingest
@@ -34,8 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(format_report(report, settings.corpus_dir, settings.index_dir), "\n")
 
+    # Quiet while the sample question is answered; then one JSON line per request (below).
+    configure_logging(logging.WARNING)
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host=settings.host,
-                                           port=settings.port, log_level="warning"))
+                                           port=settings.port, log_config=None,
+                                           access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://{settings.host}:{settings.port}"
@@ -45,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         time.sleep(0.1)
-    r = httpx.post(f"{url}/ask", json={"question": args.question}, timeout=120)
+    auth = ({"Authorization": f"Bearer {settings.api_key.get_secret_value()}"}
+            if settings.api_key else {})
+    r = httpx.post(f"{url}/ask", json={"question": args.question}, headers=auth, timeout=120)
     print(f"Q: {args.question}\n")
     print(format_answer(r.json()) if r.status_code == 200 else f"HTTP {r.status_code}: {r.text}")
     if args.once:
@@ -55,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nServing on {url} (Ctrl-C to stop). Try:\n"
           f"  curl -s {url}/ask -H 'content-type: application/json' "
           "-d '{\"question\": \"What does the Business plan cost?\"}'\n"
-          f"  make ask Q=\"What does the Business plan cost?\"")
+          f"  make ask Q=\"What does the Business plan cost?\"\n"
+          f"  or open {url}/ in a browser.", flush=True)
+    logging.getLogger().setLevel(logging.INFO)
     try:
         while thread.is_alive():
             thread.join(0.5)

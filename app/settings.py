@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from ingest.settings import IngestSettings
 
@@ -48,3 +48,19 @@ class Settings(IngestSettings):
 
     # Citations
     drop_unsupported: bool = False  # remove unsupported sentences from the answer
+
+    # Access and logs
+    # When set, every endpoint but /healthz and /readyz wants it: `Authorization: Bearer KEY`,
+    # `X-API-Key: KEY`, or HTTP Basic with KEY as the password (how the web page logs in).
+    api_key: SecretStr | None = None
+    # One JSON line per request never holds questions, answers or passages; this debug
+    # setting adds the question and the answer to it.
+    log_content: bool = False
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, v):
+        # `RAG_API_KEY=` (as docker-compose passes an unset variable) means no key, not "".
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        return v

@@ -14,9 +14,9 @@ from ingest.settings import IngestSettings
 from ingest.sync import IngestReport, run_ingest
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, prog: str = "python -m ingest") -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m ingest",
+        prog=prog,
         description="Ingest the corpus into the index incrementally: unchanged files cost "
                     "nothing, changed files are replaced, deleted files are removed.")
     p.add_argument("--corpus", type=Path, help="corpus folder (default: RAG_CORPUS_DIR or corpus/)")
@@ -56,8 +56,8 @@ def format_report(report: IngestReport, corpus: Path, index: Path) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m ingest") -> int:
+    args = parse_args(argv, prog)
     overrides = {k: v for k, v in (("corpus_dir", args.corpus), ("index_dir", args.index)) if v}
     try:
         settings = IngestSettings(**overrides)

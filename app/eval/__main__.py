@@ -9,8 +9,8 @@ from pathlib import Path
 from app.eval.beir import EvalError
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m app.eval", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str = "python -m app.eval") -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("beir", help="retrieval quality on a BEIR-format dataset")
     b.add_argument("path", type=Path, help="folder with corpus.jsonl, queries.jsonl, qrels/")

@@ -1,0 +1,68 @@
+"""The optional API key (RAG_API_KEY). When it is set, every request but the health and
+readiness probes must carry it, in any of the forms clients already know how to send:
+
+- `Authorization: Bearer KEY`: OpenAI clients (`api_key=KEY`), curl, Prometheus;
+- `X-API-Key: KEY`;
+- HTTP Basic with KEY as the password (any user name): a browser asks for it when it opens the
+  web page, then sends it with every call the page makes.
+
+The comparison takes the same time wherever the presented key first differs."""
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def presented_key(headers: dict[bytes, bytes]) -> bytes | None:
+    """The key a request carries, or None. `headers`: lower-case names, as ASGI gives them."""
+    if b"x-api-key" in headers:
+        return headers[b"x-api-key"].strip()
+    scheme, _, value = headers.get(b"authorization", b"").strip().partition(b" ")
+    if scheme.lower() == b"bearer":
+        return value.strip()
+    if scheme.lower() == b"basic":
+        try:
+            user_pass = base64.b64decode(value.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        return user_pass.partition(b":")[2]
+    return None
+
+
+def key_matches(presented: bytes | None, key: bytes) -> bool:
+    # compare_digest: no early exit at the first differing byte (a timing side channel).
+    return presented is not None and hmac.compare_digest(presented, key)
+
+
+class ApiKeyMiddleware:
+    """Refuses requests without the key with 401 (OpenAI's error shape under /v1)."""
+
+    def __init__(self, app, key: str) -> None:
+        self.app = app
+        self.key = key.encode()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            return await self.app(scope, receive, send)
+        if key_matches(presented_key(dict(scope["headers"])), self.key):
+            return await self.app(scope, receive, send)
+        message = ("a valid API key is required: send `Authorization: Bearer <RAG_API_KEY>` "
+                   "or `X-API-Key: <RAG_API_KEY>`")
+        if scope["path"].startswith("/v1/"):
+            body = {"error": {"message": message, "type": "invalid_request_error",
+                              "param": None, "code": "invalid_api_key"}}
+        else:
+            body = {"detail": message}
+        raw = json.dumps(body).encode()
+        await send({"type": "http.response.start", "status": 401, "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(raw)).encode()),
+            # Basic makes a browser ask for the key (as the password) on the web page.
+            (b"www-authenticate", b'Basic realm="ragfirst", charset="UTF-8"'),
+            (b"www-authenticate", b'Bearer realm="ragfirst"'),
+        ]})
+        await send({"type": "http.response.body", "body": raw})

@@ -1,0 +1,197 @@
+"""The RAG system as an OpenAI-compatible model, so any OpenAI client or chat UI can use it:
+`GET /v1/models`, `GET /v1/models/ragfirst` and `POST /v1/chat/completions` (streaming and not).
+
+The question is the last user message (earlier turns are not used: each question is answered
+from the documents on its own). Citations come in two forms (see README, "OpenAI-compatible"):
+- in the text, for any chat UI: `[n]` markers, and after the answer a "Sources:" list
+  (`[n] path, page p`);
+- structured, for programs: `citations` (the objects /ask returns: n, path, page, start, end,
+  text, score) and `ragfirst` (abstained, unsupported, generator, timings...) at the top level
+  of the completion, or of the last chunk when streaming.
+Sampling parameters (temperature, max_tokens...) are accepted and ignored: the server's
+settings decide. Errors use OpenAI's error shape."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any, Iterator, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from app.errors import AppError
+from app.service import Question, RagService
+from app.streaming import answer_events
+from app.telemetry import note_answer
+
+MODEL_ID = "ragfirst"
+MAX_QUESTION_CHARS = 2000  # as /ask
+_CREATED = int(time.time())
+
+router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # temperature, max_tokens, user...: ignored
+
+    model: str
+    messages: list[Message] = Field(min_length=1)
+    stream: bool = False
+    n: Literal[1] = 1
+
+
+class OpenAIError(Exception):
+    def __init__(self, status: int, message: str, code: str | None = None,
+                 param: str | None = None, kind: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status, self.code, self.param, self.kind = status, code, param, kind
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(_error_body(str(self), self.kind, self.code, self.param),
+                            status_code=self.status)
+
+
+def _error_body(message: str, kind: str, code: str | int | None = None,
+                param: str | None = None) -> dict:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def _model_card() -> dict:
+    return {"id": MODEL_ID, "object": "model", "created": _CREATED, "owned_by": "ragfirst"}
+
+
+@router.get("/models")
+async def list_models() -> dict:
+    return {"object": "list", "data": [_model_card()]}
+
+
+@router.get("/models/{model_id}")
+async def get_model(model_id: str) -> JSONResponse:
+    if model_id != MODEL_ID:
+        return _unknown_model(model_id).response()
+    return JSONResponse(_model_card())
+
+
+def _unknown_model(model: str) -> OpenAIError:
+    return OpenAIError(404, f"The model {model!r} does not exist; this server has one model, "
+                            f"{MODEL_ID!r} (GET /v1/models).", "model_not_found", "model")
+
+
+def _question(req: ChatRequest) -> str:
+    """The text of the last user message."""
+    user = [m for m in req.messages if m.role == "user"]
+    if not user:
+        raise OpenAIError(400, "messages must hold at least one message with role 'user'",
+                          param="messages")
+    content = user[-1].content
+    if isinstance(content, list):
+        kinds = {part.get("type") for part in content}
+        if kinds - {"text"}:
+            raise OpenAIError(400, "only text content is supported, not "
+                                   f"{', '.join(sorted(str(k) for k in kinds - {'text'}))}",
+                              param="messages")
+        content = "\n".join(str(part.get("text", "")) for part in content)
+    if not content or not content.strip():
+        raise OpenAIError(400, "the last user message is empty", param="messages")
+    if len(content) > MAX_QUESTION_CHARS:
+        raise OpenAIError(400, f"the question is {len(content)} characters; at most "
+                               f"{MAX_QUESTION_CHARS}", "context_length_exceeded", "messages")
+    return content
+
+
+def sources_footer(body: dict) -> str:
+    """The "Sources:" list a chat UI shows under the answer (empty when nothing is cited)."""
+    if not body["citations"]:
+        return ""
+    lines = [f"[{c['n']}] {c['path']}" + (f", page {c['page']}" if c["page"] else "")
+             for c in body["citations"]]
+    return "\n\nSources:\n" + "\n".join(lines)
+
+
+def _extensions(body: dict) -> dict:
+    return {"citations": body["citations"],
+            "ragfirst": {k: body[k] for k in ("abstained", "unsupported", "invalid_citations",
+                                              "generator", "model", "index_generation",
+                                              "timings_ms")}}
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: Request):
+    try:
+        raw = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return OpenAIError(400, "the request body is not valid JSON").response()
+    try:
+        req = ChatRequest.model_validate(raw)
+        if req.model != MODEL_ID:
+            raise _unknown_model(req.model)
+        question = _question(req)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return OpenAIError(400, f"{where}: {first['msg']}", param=where or None).response()
+    except OpenAIError as exc:
+        return exc.response()
+
+    svc: RagService = request.app.state.service
+    settings = svc.settings
+    q = Question(question, settings.top_k, "hybrid", None, None)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+
+    def noted(body: dict) -> dict:
+        note_answer(request, body, question, log_content=settings.log_content)
+        return body
+
+    try:
+        if not req.stream:
+            body = noted(await run_in_threadpool(svc.ask, q))
+            return JSONResponse({
+                "id": completion_id, "object": "chat.completion", "created": created,
+                "model": MODEL_ID,
+                "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                             "message": {"role": "assistant",
+                                         "content": body["answer"] + sources_footer(body)}}],
+                **_extensions(body)})
+        prepared = await run_in_threadpool(svc.prepare, q)
+        events = await answer_events(svc, prepared)
+    except AppError as exc:
+        kind = "server_error" if exc.status >= 500 else "invalid_request_error"
+        return JSONResponse(_error_body(str(exc), kind, exc.status), status_code=exc.status)
+
+    def chunk(delta: dict, finish: str | None = None, **extra) -> str:
+        return "data: " + json.dumps({
+            "id": completion_id, "object": "chat.completion.chunk", "created": created,
+            "model": MODEL_ID,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
+                         "logprobs": None}], **extra}) + "\n\n"
+
+    def sse() -> Iterator[str]:
+        yield chunk({"role": "assistant", "content": ""})
+        for kind, data in events:
+            if kind == "delta":
+                yield chunk({"content": data})
+            elif kind == "done":
+                body = noted(data)
+                tail = (body["answer"] if body["abstained"] else "") + sources_footer(body)
+                if tail:
+                    yield chunk({"content": tail})
+                yield chunk({}, "stop", **_extensions(body))
+            else:  # the OpenAI SDK raises an APIError for a chunk holding "error"
+                yield "data: " + json.dumps(_error_body(data["detail"], "server_error",
+                                                        data["status"])) + "\n\n"
+                return
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(sse(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,133 @@
+"""Per request: one structured (JSON) log line and the request metrics.
+
+The line holds the request id (the client's `X-Request-ID` if it sent a sane one, otherwise
+a new one; returned in the response's `X-Request-ID`), method, route, status, duration, and for
+answers the generator, timings, outcome and index generation. Never the question, the answer,
+passages or keys, unless RAG_LOG_CONTENT (a debug setting) adds question and answer.
+
+Handlers add to the line through `request_info(request)`, a dict in the ASGI scope."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from datetime import datetime, timezone
+
+from starlette.requests import Request
+from starlette.routing import Match
+
+from app.metrics import Metrics
+
+log = logging.getLogger("ragfirst.request")
+
+_INFO = "ragfirst.info"
+_SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def request_info(request: Request) -> dict:
+    """The dict the request's log line is built from (a handler adds what it knows)."""
+    return request.scope.setdefault(_INFO, {})
+
+
+def note_answer(request: Request, body: dict, question: str, *, log_content: bool) -> None:
+    """Put an /ask-shaped response body's facts on the request's log line."""
+    info = request_info(request)
+    info.update(generator=body["generator"], model=body["model"],
+                abstained=body["abstained"], citations=len(body["citations"]),
+                unsupported=len(body["unsupported"]), index_generation=body["index_generation"],
+                timings_ms=body["timings_ms"])
+    info["answer_body"] = body  # for the metrics; not logged
+    if log_content:
+        info.update(question=question, answer=body["answer"])
+
+
+class RequestTelemetry:
+    """ASGI middleware, outermost: sees every request, refused ones included, and logs when
+    the last byte of the response is sent (a stream: when it ends)."""
+
+    def __init__(self, app, metrics: Metrics, routes) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.routes = routes
+
+    def _route(self, scope) -> str:
+        # The route's template ("/ask", "/static"), never the raw path: a label per URL
+        # anyone can make up would grow the metrics without bound.
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match != Match.NONE:
+                return getattr(route, "path", "") or "/"
+        return "unmatched"
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        client_id = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = client_id if _SANE_ID.fullmatch(client_id) else uuid.uuid4().hex
+        info = scope.setdefault(_INFO, {})
+        status = 500  # until a response starts: a handler that raises before is a 500
+        done = False
+
+        async def send_logged(message) -> None:
+            nonlocal status, done
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"x-request-id", request_id.encode())]}
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                done = True
+                self._finish(scope, info, request_id, status, started)
+
+        try:
+            await self.app(scope, receive, send_logged)
+        finally:
+            if not done:  # the handler raised, or the client went away mid-stream
+                self._finish(scope, info, request_id, status, started, incomplete=True)
+
+    def _finish(self, scope, info: dict, request_id: str, status: int, started: float,
+                incomplete: bool = False) -> None:
+        seconds = time.perf_counter() - started
+        route = self._route(scope)
+        self.metrics.requests.inc(route, scope["method"], str(status))
+        self.metrics.latency.observe(seconds, route)
+        body = info.pop("answer_body", None)
+        if body is not None:
+            self.metrics.observe_answer(body)
+        fields = {"request_id": request_id, "method": scope["method"], "route": route,
+                  "status": status, "duration_ms": round(seconds * 1000, 2), **info}
+        if incomplete:
+            fields["incomplete"] = True
+        log.info("request", extra={"fields": fields})
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the record's `fields`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"ts": datetime.fromtimestamp(record.created, timezone.utc)
+                .isoformat(timespec="milliseconds"),
+                "level": record.levelname.lower(), "logger": record.name,
+                "msg": record.getMessage()}
+        line.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Every line the service writes (ours, uvicorn's) as JSON on stderr. uvicorn's access log
+    is off: the request line above replaces it."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").disabled = True

@@ -1,0 +1,174 @@
+"""/v1/models and /v1/chat/completions with the official `openai` client against the real
+service (uvicorn over HTTP, the starter index, an API key set as a deployment would)."""
+from __future__ import annotations
+
+import re
+
+import httpx
+import openai
+import pytest
+
+from app.service import ABSTAIN_ANSWER
+from tests.fake_llm import fake_llm  # noqa: F401  (fixture)
+from tests.service_process import running_service
+from tests.test_api import assert_citations_are_exact
+
+pytestmark = pytest.mark.slow
+
+KEY = "sk-test-7f3c1e0b9d"
+QUESTION = "What does the Business plan cost?"
+OFF_TOPIC = "Who won the 1998 football world cup?"
+
+
+@pytest.fixture(scope="module")
+def service(starter_index):
+    settings, _ = starter_index
+    with running_service(settings.index_dir, settings.corpus_dir, RAG_API_KEY=KEY) as url:
+        yield url, settings.corpus_dir
+
+
+@pytest.fixture(scope="module")
+def client(service) -> openai.OpenAI:
+    url, _ = service
+    return openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0, timeout=60)
+
+
+def ask_json(url: str, question: str) -> dict:
+    r = httpx.post(f"{url}/ask", json={"question": question},
+                   headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def user(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+def test_models_lists_the_rag_system_as_one_model(client):
+    assert [m.id for m in client.models.list()] == ["ragfirst"]
+    assert client.models.retrieve("ragfirst").owned_by == "ragfirst"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-4o")
+
+
+def test_completion_carries_the_answer_its_markers_and_its_citations(client, service):
+    url, corpus = service
+    completion = client.chat.completions.create(model="ragfirst", messages=user(QUESTION))
+    body = ask_json(url, QUESTION)
+    choice = completion.choices[0]
+    assert choice.finish_reason == "stop" and choice.message.role == "assistant"
+    answer, _, footer = choice.message.content.partition("\n\nSources:\n")
+    # The answer is /ask's, and the footer lists exactly the cited sources, in order.
+    assert answer == body["answer"] and "$19" in answer
+    assert footer.splitlines() == [f"[{c['n']}] {c['path']}" for c in body["citations"]]
+    assert {int(n) for n in re.findall(r"\[(\d+)\]", answer)} == \
+        {c["n"] for c in body["citations"]}
+    # The structured form: /ask's citation objects, exact against the corpus.
+    citations = completion.model_extra["citations"]
+    assert citations == body["citations"]
+    assert_citations_are_exact(corpus, citations)
+    extra = completion.model_extra["ragfirst"]
+    assert extra["abstained"] is False and extra["generator"] == "extractive"
+    assert extra["index_generation"] == body["index_generation"]
+
+
+def test_streaming_gives_the_same_text_in_pieces_and_citations_at_the_end(client):
+    whole = client.chat.completions.create(model="ragfirst", messages=user(QUESTION))
+    chunks = list(client.chat.completions.create(model="ragfirst", messages=user(QUESTION),
+                                                 stream=True))
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices[0].delta.content]
+    assert len(pieces) > 2  # the answer arrives in pieces, then the sources
+    assert "".join(pieces) == whole.choices[0].message.content
+    assert chunks[0].choices[0].delta.role == "assistant"
+    last = chunks[-1]
+    assert last.choices[0].finish_reason == "stop"
+    assert all(c.choices[0].finish_reason is None for c in chunks[:-1])
+    assert last.model_extra["citations"] == whole.model_extra["citations"]
+    assert len({c.id for c in chunks}) == 1 and chunks[0].id.startswith("chatcmpl-")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_abstention_says_so_without_sources(client, stream):
+    if stream:
+        chunks = list(client.chat.completions.create(model="ragfirst", messages=user(OFF_TOPIC),
+                                                     stream=True))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks)
+        extra = chunks[-1].model_extra
+    else:
+        completion = client.chat.completions.create(model="ragfirst", messages=user(OFF_TOPIC))
+        text, extra = completion.choices[0].message.content, completion.model_extra
+    assert text == ABSTAIN_ANSWER
+    assert extra["citations"] == [] and extra["ragfirst"]["abstained"] is True
+
+
+def test_the_question_is_the_last_user_message(client):
+    messages = [{"role": "system", "content": "You are helpful."},
+                {"role": "user", "content": "What does the Business plan cost?"},
+                {"role": "assistant", "content": "It costs $19 per seat per month."},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "How long do I have to get a full refund"},
+                    {"type": "text", "text": "on an annual plan?"}]}]
+    completion = client.chat.completions.create(model="ragfirst", messages=messages,
+                                                temperature=0.7, max_tokens=50, user="u1")
+    assert "30 days" in completion.choices[0].message.content
+    assert "kestrelbook/refund-policy.md" in {c["path"]
+                                              for c in completion.model_extra["citations"]}
+
+
+@pytest.mark.parametrize("kwargs,error,needle", [
+    (dict(model="gpt-4o", messages=user(QUESTION)), openai.NotFoundError, "does not exist"),
+    (dict(model="ragfirst", messages=[]), openai.BadRequestError, "messages"),
+    (dict(model="ragfirst", messages=[{"role": "system", "content": "hi"}]),
+     openai.BadRequestError, "role 'user'"),
+    (dict(model="ragfirst", messages=user("   ")), openai.BadRequestError, "empty"),
+    (dict(model="ragfirst", messages=user("x" * 2001)), openai.BadRequestError, "2001"),
+    (dict(model="ragfirst", messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:,"}}]}]),
+     openai.BadRequestError, "image_url"),
+    (dict(model="ragfirst", messages=user(QUESTION), n=2), openai.BadRequestError, "n"),
+])
+def test_bad_requests_get_openai_errors(client, kwargs, error, needle):
+    with pytest.raises(error) as caught:
+        client.chat.completions.create(**kwargs)
+    assert needle in caught.value.message
+
+
+def test_a_wrong_key_is_refused_in_openai_form(service):
+    url, _ = service
+    for key in ("sk-test-7f3c1e0b9e", "wrong", ""):  # same length, differs at the end; short
+        bad = openai.OpenAI(base_url=f"{url}/v1", api_key=key or "x", max_retries=0)
+        with pytest.raises(openai.AuthenticationError) as caught:
+            bad.models.list()
+        assert caught.value.code == "invalid_api_key"
+    r = httpx.post(f"{url}/v1/chat/completions", content=b"{not json",
+                   headers={"Authorization": f"Bearer {KEY}"})
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
+
+
+def test_backend_failures_reach_the_client_as_api_errors(starter_index, fake_llm):  # noqa: F811
+    """An LLM that fails at once is an HTTP error; one that fails mid-stream ends the stream
+    with an error the SDK raises (not a silent, truncated answer)."""
+    settings, _ = starter_index
+    base = fake_llm.base_url("switch")
+    with running_service(settings.index_dir, settings.corpus_dir, RAG_GENERATOR="openai",
+                         RAG_OPENAI_BASE_URL=base, RAG_OPENAI_MODEL="fake",
+                         RAG_LLM_RETRIES="0", RAG_MIN_TERM_COVERAGE="0") as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        question = user("How long do I have to get a full refund on an annual plan?")
+        fake_llm.set_mode(base, "ok")
+        ok = client.chat.completions.create(model="ragfirst", messages=question)
+        assert ok.choices[0].message.content.startswith("Refunds take 30 days [1].")
+        assert ok.model_extra["ragfirst"]["generator"] == "openai"
+
+        fake_llm.set_mode(base, "http500")
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(model="ragfirst", messages=question)
+        assert caught.value.status_code == 502 and caught.value.type == "server_error"
+
+        fake_llm.set_mode(base, "streamerror")
+        received = []
+        with pytest.raises(openai.APIError):
+            for chunk in client.chat.completions.create(model="ragfirst", messages=question,
+                                                        stream=True):
+                received.append(chunk.choices[0].delta.content or "")
+        assert "".join(received)  # the delta before the failure arrived

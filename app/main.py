@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
         return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
-    app.include_router(openai_compat.router)
+    openai_compat.add_routes(app)
 
     @app.post("/ingest", responses={409: {"description": "no corpus folder, or the index was "
                                                          "built with other settings"}})

@@ -17,7 +17,7 @@ import time
 import uuid
 from typing import Any, Iterator, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -30,8 +30,6 @@ from app.telemetry import note_answer
 MODEL_ID = "ragfirst"
 MAX_QUESTION_CHARS = 2000  # as /ask
 _CREATED = int(time.time())
-
-router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 
 
 class Message(BaseModel):
@@ -70,12 +68,10 @@ def _model_card() -> dict:
     return {"id": MODEL_ID, "object": "model", "created": _CREATED, "owned_by": "ragfirst"}
 
 
-@router.get("/models")
 async def list_models() -> dict:
     return {"object": "list", "data": [_model_card()]}
 
 
-@router.get("/models/{model_id}")
 async def get_model(model_id: str) -> JSONResponse:
     if model_id != MODEL_ID:
         return _unknown_model(model_id).response()
@@ -125,7 +121,6 @@ def _extensions(body: dict) -> dict:
                                               "timings_ms")}}
 
 
-@router.post("/chat/completions")
 async def chat_completions(request: Request):
     try:
         raw = await request.json()
@@ -195,3 +190,12 @@ async def chat_completions(request: Request):
 
     return StreamingResponse(sse(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def add_routes(app: FastAPI) -> None:
+    # On the app itself rather than an included router: the request metrics and log label
+    # each request with its route's path, which an included router does not expose.
+    tags = ["OpenAI-compatible"]
+    app.add_api_route("/v1/models", list_models, methods=["GET"], tags=tags)
+    app.add_api_route("/v1/models/{model_id}", get_model, methods=["GET"], tags=tags)
+    app.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"], tags=tags)

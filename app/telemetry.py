@@ -52,14 +52,17 @@ class RequestTelemetry:
         self.metrics = metrics
         self.routes = routes
 
-    def _route(self, scope) -> str:
+    def _route(self, scope, pristine) -> str:
         # The route's template ("/ask", "/static"), never the raw path: a label per URL
-        # anyone can make up would grow the metrics without bound.
-        for route in self.routes:
-            match, _ = route.matches(scope)
-            if match != Match.NONE:
-                return getattr(route, "path", "") or "/"
-        return "unmatched"
+        # anyone can make up would grow the metrics without bound. The router leaves the
+        # route it chose in the scope; a request refused before routing (401) or not routed
+        # by it (a Mount's files) is matched here, on the scope as it arrived (a Mount
+        # rewrites the path).
+        route = scope.get("route")
+        if getattr(route, "path", None) is None:
+            route = next((r for r in self.routes if r.matches(pristine)[0] != Match.NONE),
+                         None)
+        return getattr(route, "path", None) or "unmatched"
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -69,6 +72,7 @@ class RequestTelemetry:
         client_id = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = client_id if _SANE_ID.fullmatch(client_id) else uuid.uuid4().hex
         info = scope.setdefault(_INFO, {})
+        pristine = dict(scope)
         status = 500  # until a response starts: a handler that raises before is a 500
         done = False
 
@@ -81,18 +85,19 @@ class RequestTelemetry:
             await send(message)
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 done = True
-                self._finish(scope, info, request_id, status, started)
+                self._finish(scope, pristine, info, request_id, status, started)
 
         try:
             await self.app(scope, receive, send_logged)
         finally:
             if not done:  # the handler raised, or the client went away mid-stream
-                self._finish(scope, info, request_id, status, started, incomplete=True)
+                self._finish(scope, pristine, info, request_id, status, started,
+                             incomplete=True)
 
-    def _finish(self, scope, info: dict, request_id: str, status: int, started: float,
-                incomplete: bool = False) -> None:
+    def _finish(self, scope, pristine, info: dict, request_id: str, status: int,
+                started: float, incomplete: bool = False) -> None:
         seconds = time.perf_counter() - started
-        route = self._route(scope)
+        route = self._route(scope, pristine)
         self.metrics.requests.inc(route, scope["method"], str(status))
         self.metrics.latency.observe(seconds, route)
         body = info.pop("answer_body", None)
@@ -131,3 +136,4 @@ def configure_logging(level: int = logging.INFO) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    logging.captureWarnings(True)  # library warnings as JSON lines too

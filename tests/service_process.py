@@ -53,6 +53,11 @@ def running_service(index_dir: Path, corpus_dir: Path, timeout: float = 180,
             stop(proc)
 
 
+def service_log(index_dir: Path, url: str) -> Path:
+    """The file a service started by `running_service` writes its output (its log) to."""
+    return index_dir.parent / f"service-{url.rsplit(':', 1)[1]}.log"
+
+
 def stop(proc: subprocess.Popen, grace: float = 20) -> None:
     """Terminate a child server, killing it if it does not exit within `grace` seconds."""
     proc.terminate()
@@ -63,12 +68,13 @@ def stop(proc: subprocess.Popen, grace: float = 20) -> None:
         proc.wait()
 
 
-def sse_events(url: str, body: dict, timeout: float = 60) -> tuple[int, list[tuple[str, dict]]]:
+def sse_events(url: str, body: dict, timeout: float = 60,
+               headers: dict | None = None) -> tuple[int, list[tuple[str, dict]]]:
     """POST /ask with `body` (stream: true added) and read the Server-Sent Events: (HTTP
     status, [(event, data)]). A non-200 answer gives [("http", its JSON body)]."""
     events, event = [], None
     with httpx.stream("POST", f"{url}/ask", json={**body, "stream": True},
-                      timeout=timeout) as r:
+                      headers=headers, timeout=timeout) as r:
         if r.status_code != 200:
             r.read()
             return r.status_code, [("http", r.json())]

@@ -10,7 +10,7 @@ Q      ?= What does the Business plan cost?
 # carry the CPU wheel locally). Elsewhere: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: help install install-dev run ingest serve ask demo eval eval-beir test test-fast bench bench-ingest bench-ask bench-freshness corpus-pdfs clean
+.PHONY: help install install-dev system-deps run ingest serve ask demo eval eval-beir test test-fast bench bench-ingest bench-ask bench-freshness corpus-pdfs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,6 +31,9 @@ $(DEV): $(STAMP) pyproject.toml
 install: $(STAMP)  ## create .venv and install what the service needs
 
 install-dev: $(DEV)  ## also install the test tools and the llama.cpp extra
+
+system-deps:  ## chromium and docker-compose for the browser and compose tests (apt, when root)
+	@sh scripts/system-deps.sh
 
 run: $(STAMP)  ## ingest corpus/, start the service, ask a sample question, keep serving
 	$(PY) -m app.quickstart $(ARGS)
@@ -54,7 +57,7 @@ DATASET ?= ../shared/data/beir/scifact
 eval-beir: $(STAMP)  ## retrieval quality on a BEIR dataset: DATASET=path (default: SciFact); ARGS=--json
 	$(PY) -m app.eval beir $(DATASET) $(ARGS)
 
-test: $(DEV)  ## run the whole test suite (unit + slow integration tests)
+test: $(DEV) system-deps  ## run the whole test suite (unit + slow integration tests)
 	$(PY) -m pytest $(ARGS)
 
 test-fast: $(DEV)  ## run the fast tests only

@@ -1,0 +1,97 @@
+"""`ragfirst ask | ingest | serve | eval`: the console command pyproject installs, run as a user
+runs it (the script in the virtual environment's bin/)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import PYTHON, ROOT, subprocess_env
+from tests.service_process import free_port, stop
+
+RAGFIRST = str(Path(PYTHON).parent / "ragfirst")
+
+
+def ragfirst(*args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([RAGFIRST, *args], cwd=ROOT, env=subprocess_env(**env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_the_command_is_installed_and_lists_its_commands():
+    assert Path(RAGFIRST).exists(), "pyproject's [project.scripts] did not install ragfirst"
+    out = ragfirst("--help")
+    assert out.returncode == 0
+    for command in ("ask", "ingest", "serve", "eval"):
+        assert f"ragfirst {command}" in out.stdout
+    assert ragfirst().returncode == 2  # no command: the usage, and a usage error
+    unknown = ragfirst("search", "x")
+    assert unknown.returncode == 2 and "unknown command 'search'" in unknown.stderr
+    for command in ("ask", "ingest", "serve", "eval"):
+        sub = ragfirst(command, "--help")
+        assert sub.returncode == 0 and sub.stdout.startswith(f"usage: ragfirst {command}")
+    assert ragfirst("--version").stdout.startswith("ragfirst ")
+
+
+@pytest.mark.slow
+def test_ingest_then_ask_in_process(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "herons.md").write_text("# Herons\n\nThe heron colony at Marsh Lake has 41 "
+                                      "nests, counted in April.\n")
+    env = dict(RAG_CORPUS_DIR=str(corpus), RAG_INDEX_DIR=str(tmp_path / "index"))
+    out = ragfirst("ingest", "--json", **env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["files"]["added"] == ["herons.md"]
+    table = ragfirst("ingest", **env)  # the readable form: nothing changed
+    assert table.returncode == 0 and "unchanged" in table.stdout
+    answer = ragfirst("ask", "How many nests does the heron colony at Marsh Lake have?", **env)
+    assert answer.returncode == 0, answer.stderr
+    assert "41 nests" in answer.stdout and "[1] herons.md" in answer.stdout
+    missing = ragfirst("ingest", "--corpus", str(tmp_path / "nowhere"), **env)
+    assert missing.returncode == 2 and "error:" in missing.stderr
+
+
+@pytest.mark.slow
+def test_serve_then_ask_it_over_http_with_a_key(starter_index):
+    settings, _ = starter_index
+    port = free_port()
+    env = dict(RAG_INDEX_DIR=str(settings.index_dir), RAG_CORPUS_DIR=str(settings.corpus_dir),
+               RAG_API_KEY="cli-key-123")
+    proc = subprocess.Popen([RAGFIRST, "serve", "--port", str(port), "--no-watch"], cwd=ROOT,
+                            env=subprocess_env(**env), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, proc.stderr.read()
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "ragfirst serve did not become ready"
+            time.sleep(0.2)
+        assert httpx.get(f"{url}/readyz").json()["ingest"]["watching"] is False  # --no-watch
+        out = ragfirst("ask", "--url", url, "When will API v1 be removed?", **env)
+        assert out.returncode == 0, out.stderr
+        assert "30 June 2026" in out.stdout and "[1] " in out.stdout
+        wrong = ragfirst("ask", "--url", url, "When will API v1 be removed?",
+                         **{**env, "RAG_API_KEY": "nope"})
+        assert wrong.returncode == 2 and "HTTP 401" in wrong.stderr
+    finally:
+        stop(proc)
+    down = ragfirst("ask", "--url", url, "anything", **env)
+    assert down.returncode == 2 and "cannot reach" in down.stderr
+
+
+@pytest.mark.slow
+def test_eval_runs_through_the_command(starter_index, tmp_path):
+    settings, _ = starter_index
+    out = ragfirst("eval", "beir", str(tmp_path / "no-dataset"),
+                   RAG_INDEX_DIR=str(tmp_path / "index"))
+    assert out.returncode == 2 and "error:" in out.stderr  # the eval's own error, readable

@@ -10,7 +10,7 @@ Q      ?= What does the Business plan cost?
 # carry the CPU wheel locally). Elsewhere: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: help install install-dev system-deps run ingest serve ask demo eval eval-beir test test-fast bench bench-ingest bench-ask bench-freshness corpus-pdfs clean
+.PHONY: help install install-dev system-deps run ingest serve ask demo eval eval-beir test test-fast bench bench-ingest bench-ask bench-freshness bench-middleware corpus-pdfs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -72,7 +72,10 @@ bench-ask: $(DEV)  ## /ask latency percentiles at 1 and 8 clients, starter corpu
 bench-freshness: $(DEV)  ## seconds from a file written to /ask citing it: watcher vs make ingest
 	$(PY) -m tests.bench.bench_freshness $(ARGS)
 
-bench: bench-ingest bench-ask bench-freshness  ## every benchmark (about 15 minutes)
+bench-middleware: $(DEV)  ## what the request log line, metrics and API-key check add per request
+	$(PY) -m tests.bench.bench_middleware $(ARGS)
+
+bench: bench-ingest bench-ask bench-freshness bench-middleware  ## every benchmark (about 15 minutes)
 
 corpus-pdfs: $(DEV)  ## rebuild the starter corpus' PDFs from scripts/pdf_sources (deterministic)
 	$(PY) scripts/build_corpus_pdfs.py

@@ -88,14 +88,14 @@ def run(demo: Demo, path: Path) -> None:
           "The same question now:\n")
     demo.show(body)
 
-    print(f"3. The document is edited: the final was replayed.\n"
+    print("3. The document is edited: the final was replayed.\n"
           + _quoted(EDITED) + "\n")
     path.write_text(EDITED)
     body, took = demo.until(lambda b: _cites(b) and "Tomas Ek:" in b["answer"], "the edit")
     print(f"    The answer changed {took:.2f} s after the edit:\n")
     demo.show(body)
 
-    print(f"4. The document is deleted.\n")
+    print("4. The document is deleted.\n")
     path.unlink()
     body, took = demo.until(lambda b: not _cites(b), "the deletion")
     print(f"    No longer cited {took:.2f} s after the deletion:\n")

@@ -26,11 +26,15 @@ Modes (non-streaming / streaming, i.e. request "stream": true):
   streamerror stream: one delta, then `data: {"error": ...}`
   switch      whatever mode `set_mode(url, mode)` last chose for this URL (one running service
               can meet every fault in turn)
+  halftrue    the first sentence of 8+ words of source [1] in the prompt, cited [1], then
+              "The moon is made of green cheese [1]." (a claim no source supports); streamed
+              word by word, 0.1 s apart, so a client can watch the answer grow
 `closed_url()` is a base URL on a port nothing listens on (connection refused).
 """
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sys
 import threading
@@ -269,6 +273,27 @@ class _Handler(BaseHTTPRequestHandler):
     def mode_streamerror(self, payload: dict[str, Any], stream: bool, attempt: int) -> None:
         self._send_sse(_chunk({"content": PIECES[0]})
                        + b'data: {"error": {"message": "model overloaded"}}\n\n')
+
+    def mode_halftrue(self, payload: dict[str, Any], stream: bool, attempt: int) -> None:
+        prompt = payload["messages"][-1]["content"]
+        source = re.search(r'<source n="1"[^>]*>\n(.*?)\n</source>', prompt, re.DOTALL)
+        pieces = re.split(r"(?<=[.!?])\s+|\n+", source.group(1) if source else "")
+        true = next((s for s in pieces if len(s.split()) >= 8 and s.endswith(".")), "It is.")
+        content = f"{true[:-1]} [1]. The moon is made of green cheese [1]."
+        if not stream:
+            return self._send(200, _completion(content))
+        self._head(200, "text/event-stream", {"Transfer-Encoding": "chunked"})
+        words = content.split(" ")
+        events = [_chunk({"role": "assistant"})]
+        events += [_chunk({"content": w + (" " if i < len(words) - 1 else "")})
+                   for i, w in enumerate(words)]
+        events += [_chunk({}, "stop"), b"data: [DONE]\n\n"]
+        for i, event in enumerate(events):
+            if i > 1 and self.server.fake.stop.wait(0.1):
+                return
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
 
 
 class _Server(ThreadingHTTPServer):

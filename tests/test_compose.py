@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from app.settings import Settings
+from tests.system_deps import require_system
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -24,14 +25,9 @@ COMPOSE = ROOT / "docker-compose.yml"
 
 
 def _require(tool: str, hint: str) -> str:
-    """The tool's path; skip without it, unless RAG_TESTS_REQUIRE_SYSTEM=1 (CI) makes it a
-    failure, so a CI image that lost the tool cannot turn these tests into silent skips."""
+    """The tool's path (skips, or fails in CI, without it)."""
     path = shutil.which(tool)
-    if path is None:
-        message = f"{tool} is not installed ({hint})"
-        if os.environ.get("RAG_TESTS_REQUIRE_SYSTEM") == "1":
-            pytest.fail(f"{message}; RAG_TESTS_REQUIRE_SYSTEM=1 requires it")
-        pytest.skip(message)
+    require_system(tool, path is not None, hint)
     return path
 
 

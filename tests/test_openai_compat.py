@@ -9,7 +9,6 @@ import openai
 import pytest
 
 from app.service import ABSTAIN_ANSWER
-from tests.fake_llm import fake_llm  # noqa: F401  (fixture)
 from tests.service_process import running_service
 from tests.test_api import assert_citations_are_exact
 
@@ -145,7 +144,7 @@ def test_a_wrong_key_is_refused_in_openai_form(service):
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
 
 
-def test_backend_failures_reach_the_client_as_api_errors(starter_index, fake_llm):  # noqa: F811
+def test_backend_failures_reach_the_client_as_api_errors(starter_index, fake_llm):
     """An LLM that fails at once is an HTTP error; one that fails mid-stream ends the stream
     with an error the SDK raises (not a silent, truncated answer)."""
     settings, _ = starter_index

@@ -1,0 +1,288 @@
+"""The web page at / in real headless Chromium (playwright driving /usr/bin/chromium), against
+the real service (`python -m app` in a subprocess) on the starter corpus: ask and watch the
+answer stream in, open a citation's passage, an abstention, an unsupported sentence, and the
+API key as the browser sends it."""
+from __future__ import annotations
+
+import importlib.util
+import re
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT
+from tests.service_process import running_service
+from tests.system_deps import require_system
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+SCREENSHOT = ROOT / "test-artifacts" / "web-answer.png"
+KEY = "web-test-key-3f9c2a"
+FINISHED = '#answer:is([data-state="done"], [data-state="abstained"], [data-state="error"])'
+PDF_QUESTION = "How many guests can an Enterprise workspace have per paid seat?"
+BUSINESS_QUESTION = "What does the Business plan cost?"
+OFF_TOPIC_QUESTION = "Who won the 1998 football world cup?"
+MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require_system("Chromium", Path(CHROMIUM).exists(), "apt-get install -y chromium")
+    require_system("playwright", importlib.util.find_spec("playwright") is not None,
+                   "pip install -e '.[dev]'")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def services(starter_index, fake_llm) -> Iterator[dict[str, str]]:
+    """The service in each configuration these tests need, by name -> base URL. Started at
+    the same time (each takes seconds to load its model), all on the shared starter index:
+    - plain: the default, extractive answers, no API key;
+    - llm: an LLM (the fake one) that streams word by word a true cited sentence, then an
+      unsupported one;
+    - keyed: the default with RAG_API_KEY set."""
+    settings, _ = starter_index
+    configs = {"plain": {},
+               "llm": {"RAG_GENERATOR": "openai", "RAG_OPENAI_MODEL": "fake-halftrue",
+                       "RAG_OPENAI_BASE_URL": fake_llm.base_url("halftrue")},
+               "keyed": {"RAG_API_KEY": KEY}}
+    contexts = {name: running_service(settings.index_dir, settings.corpus_dir, **env)
+                for name, env in configs.items()}
+    with ExitStack() as stack, ThreadPoolExecutor(len(contexts)) as pool:
+        started = {name: pool.submit(cm.__enter__) for name, cm in contexts.items()}
+        for name, future in started.items():  # stop the ones that started, whatever fails
+            if future.exception() is None:
+                stack.push(contexts[name].__exit__)
+        yield {name: future.result() for name, future in started.items()}
+
+
+@pytest.fixture(scope="module")
+def service(services) -> str:
+    return services["plain"]
+
+
+@pytest.fixture(scope="module")
+def llm_service(services) -> str:
+    return services["llm"]
+
+
+@pytest.fixture(scope="module")
+def keyed_service(services) -> str:
+    return services["keyed"]
+
+
+@contextmanager
+def open_page(browser, url: str, **context_options):
+    """A page of a fresh browser context at `url`/; fails the test on any JavaScript error."""
+    context = browser.new_context(viewport={"width": 1000, "height": 800}, **context_options)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        response = page.goto(f"{url}/")
+        assert response is not None and response.status == 200, response and response.status
+        yield page
+        assert errors == [], errors
+    finally:
+        context.close()
+
+
+def ask_in_page(page, question: str) -> str:
+    """Type the question, press Enter, wait for the answer to finish; its final state."""
+    page.get_by_label("Question").fill(question)  # the textarea has a real label
+    page.get_by_label("Question").press("Enter")
+    page.wait_for_selector(FINISHED, timeout=60_000)
+    state = page.get_attribute("#answer", "data-state")
+    assert state != "error", page.locator("#error").inner_text()
+    return state
+
+
+def ask_http(url: str, question: str) -> dict:
+    """The same question over plain HTTP, without the browser: what the page must show."""
+    r = httpx.post(f"{url}/ask", json={"question": question}, timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def plain(text: str) -> str:
+    """Text without [n] markers, whitespace collapsed (as the server lists sentences)."""
+    return " ".join(MARKER.sub("", text).split())
+
+
+def shown_text(page, selector: str) -> str:
+    """An element's text as `plain` gives it: citation chips (back to "[n]" markers, then
+    removed) and the flags the page adds left out."""
+    raw = page.eval_on_selector(selector, """node => {
+        const copy = node.cloneNode(true);
+        copy.querySelectorAll(".flag").forEach((n) => n.remove());
+        copy.querySelectorAll(".cites").forEach((n) => n.replaceWith("[0]"));
+        return copy.textContent; }""")
+    return plain(raw)
+
+
+def test_answer_cites_a_passage_that_opens_with_path_and_page(browser, service):
+    expected = ask_http(service, PDF_QUESTION)
+    # the question's premise: its first source is a PDF page, another one is not a PDF
+    first = expected["citations"][0]
+    other = next((c for c in expected["citations"] if c["page"] is None), None)
+    assert first["path"].endswith(".pdf") and first["page"] and other, expected["citations"]
+
+    with open_page(browser, service) as page:
+        assert ask_in_page(page, PDF_QUESTION) == "done"
+        # The final answer is the server's checked one, its markers turned into buttons.
+        assert shown_text(page, "#answer .answer-text") == plain(expected["answer"])
+        markers = page.locator("#answer button.cite")
+        cited = [int(n) for m in re.findall(r"\[([\d, ]+)\]", expected["answer"])
+                 for n in m.split(",")]
+        assert markers.count() == len(cited) >= 1
+        assert [int(markers.nth(i).get_attribute("data-n"))
+                for i in range(markers.count())] == cited
+        assert page.locator("#passage").is_hidden()
+
+        marker = page.locator(f'#answer button.cite[data-n="{first["n"]}"]').first
+        marker.click()
+        assert page.locator("#passage").is_visible()
+        assert marker.get_attribute("aria-expanded") == "true"
+        assert page.locator("#passage-path").inner_text() == first["path"]
+        assert page.locator("#passage-page").inner_text() == f"page {first['page']}"
+        # the passage's text (a PDF's line breaks are joined for reading: only whitespace)
+        assert page.locator("#passage-text").text_content().split() == first["text"].split()
+        # the sentence that cites it, found word for word, is highlighted
+        claim = page.locator("#passage-text mark")
+        assert claim.count() == 1 and len(claim.text_content()) > 20
+        assert " ".join(claim.text_content().split()) in plain(expected["answer"])
+        assert page.locator("#meta").inner_text().startswith("extractive · ")
+
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        SCREENSHOT.unlink(missing_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+        # The keyboard: Escape closes the passage and gives the focus back to the marker;
+        # Enter on the marker opens it again.
+        page.keyboard.press("Escape")
+        assert page.locator("#passage").is_hidden()
+        assert page.evaluate("document.activeElement.dataset.n") == str(first["n"])
+        page.keyboard.press("Enter")
+        assert page.locator("#passage").is_visible()
+
+        # A citation without a page (not a PDF) shows none; opened from the source list.
+        listed = page.locator(f'#source-list button[data-n="{other["n"]}"]')
+        listed.click()
+        assert page.locator("#passage-path").inner_text() == other["path"]
+        assert page.locator("#passage-page").count() == 0
+        assert page.locator("#passage-text").text_content() == other["text"]
+        assert listed.get_attribute("aria-expanded") == "true"
+        assert marker.get_attribute("aria-expanded") == "false"
+
+    png = SCREENSHOT.read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 20_000
+
+
+def test_the_answer_streams_in_before_it_is_done(browser, llm_service):
+    with open_page(browser, llm_service) as page:
+        # Record what the answer element shows at every change, with a timestamp.
+        page.evaluate("""() => {
+            const answer = document.getElementById("answer");
+            window.seen = [];
+            new MutationObserver(() => window.seen.push(
+                [answer.dataset.state, answer.textContent.length, performance.now()]))
+              .observe(answer, {subtree: true, childList: true, characterData: true,
+                                attributes: true});
+        }""")
+        assert ask_in_page(page, BUSINESS_QUESTION) == "done"
+        seen = page.evaluate("window.seen")
+        deltas = int(page.get_attribute("#answer", "data-deltas"))
+    streaming = [(n, t) for state, n, t in seen if state == "streaming"]
+    lengths = sorted({n for n, _ in streaming})
+    # the fake LLM sends the answer word by word, 0.1 s apart: one delta per word, each shown
+    assert deltas >= 20 and len(lengths) >= 20, (deltas, lengths)
+    assert 0 < lengths[0] < lengths[-1] / 4, lengths
+    assert streaming[-1][1] - streaming[0][1] > 1000  # ms: the text grew over time
+    done_at = next(t for state, _, t in seen if state == "done")
+    assert done_at >= streaming[-1][1]
+
+
+def test_unsupported_sentence_is_marked_and_the_supported_one_is_not(browser, llm_service):
+    expected = ask_http(llm_service, BUSINESS_QUESTION)
+    assert expected["unsupported"] == ["The moon is made of green cheese."], expected
+    supported = plain(expected["answer"]).replace(" The moon is made of green cheese.", "")
+    assert supported and expected["citations"]
+
+    with open_page(browser, llm_service) as page:
+        assert ask_in_page(page, BUSINESS_QUESTION) == "done"
+        flagged = page.locator("#answer .unsupported")
+        assert flagged.count() == 1
+        assert shown_text(page, "#answer .unsupported") == "The moon is made of green cheese."
+        style = flagged.evaluate("n => getComputedStyle(n).textDecorationStyle")
+        assert style == "dashed"
+        flag = page.locator("#answer .flag")
+        assert flag.is_visible() and "unsupported" in flag.inner_text()
+        assert flag.get_attribute("title") == "Not supported by the cited sources"
+        assert "not supported by the cited sources" in flag.text_content()  # screen readers
+        # the true sentence is shown, outside any flagged span
+        whole = shown_text(page, "#answer .answer-text")
+        assert whole.startswith(supported) and supported not in shown_text(
+            page, "#answer .unsupported")
+        assert page.locator("#notes").is_visible()
+        assert "unsupported" in page.locator("#notes").inner_text()
+        assert page.locator("#meta").inner_text().startswith("openai (fake-halftrue) · ")
+
+
+def test_abstention_is_a_notice_without_citations(browser, service):
+    expected = ask_http(service, OFF_TOPIC_QUESTION)
+    assert expected["abstained"] and expected["citations"] == []
+
+    with open_page(browser, service) as page:
+        assert ask_in_page(page, OFF_TOPIC_QUESTION) == "abstained"
+        notice = page.locator("#answer .abstention")
+        assert notice.is_visible()
+        assert "No answer in your documents" in notice.inner_text()
+        assert expected["answer"] in notice.inner_text()
+        assert page.locator("#answer .answer-text").count() == 0
+        assert page.locator("button.cite").count() == 0
+        assert page.locator("#sources").is_hidden()
+
+
+def test_api_key_is_asked_by_the_browser_and_sent_with_each_call(browser, keyed_service):
+    # Without the key, or with a wrong one, the page is refused with a Basic challenge (a
+    # real browser then asks for user and password; headless Chromium gives up at once).
+    from playwright.sync_api import Error as PlaywrightError
+
+    for credentials in ({}, {"http_credentials": {"username": "me", "password": "not-it"}}):
+        context = browser.new_context(**credentials)
+        try:
+            page = context.new_page()
+            with page.expect_response(f"{keyed_service}/") as answered:
+                try:
+                    page.goto(f"{keyed_service}/")
+                except PlaywrightError as exc:
+                    assert "ERR_INVALID_AUTH_CREDENTIALS" in str(exc)
+            assert answered.value.status == 401
+            assert 'Basic realm="ragfirst"' in answered.value.header_value("www-authenticate")
+            assert page.locator("#question").count() == 0
+        finally:
+            context.close()
+    assert httpx.get(f"{keyed_service}/static/app.js").status_code == 401
+
+    # With it (the browser's user/password prompt; any user name): the page works.
+    requests: list[str] = []
+    with open_page(browser, keyed_service,
+                   http_credentials={"username": "me", "password": KEY}) as page:
+        page.on("request", lambda r: requests.append(r.url))
+        assert ask_in_page(page, BUSINESS_QUESTION) == "done"
+        assert page.locator("#answer button.cite").count() >= 1
+        assert KEY not in page.url
+    assert f"{keyed_service}/ask" in requests and not any(KEY in u for u in requests)

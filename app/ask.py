@@ -9,9 +9,13 @@ import json
 import sys
 import textwrap
 
+from pydantic import ValidationError
+
+from app.citations import source_label
 from app.errors import AppError
 from app.service import Question, RagService
 from app.settings import Settings
+from ingest.settings import invalid_settings
 
 
 def format_answer(body: dict) -> str:
@@ -19,7 +23,7 @@ def format_answer(body: dict) -> str:
     if body["abstained"]:
         lines.append("(abstained: no passage was relevant enough; the LLM was not called)")
     for c in body["citations"]:
-        where = c["path"] + (f", page {c['page']}" if c["page"] else "")
+        where = source_label(c)
         snippet = " ".join(c["text"].split())
         snippet = snippet if len(snippet) <= 160 else snippet[:157] + "..."
         lines.append(f"[{c['n']}] {where}, characters {c['start']}-{c['end']}")
@@ -34,24 +38,34 @@ def format_answer(body: dict) -> str:
     return "\n".join(lines)
 
 
+def auth_headers(settings: Settings) -> dict[str, str]:
+    """What a client of this service sends when RAG_API_KEY is set."""
+    key = settings.api_key
+    return {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
+
+
 def ask_service(url: str, question: str, top_k: int | None, mode: str,
-                api_key: str | None) -> dict:
+                headers: dict[str, str]) -> dict:
     """POST /ask to a running service; an HTTP error becomes an AppError with its detail."""
     import httpx
 
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     payload = {"question": question, "mode": mode, **({"top_k": top_k} if top_k else {})}
     try:
         r = httpx.post(url.rstrip("/") + "/ask", json=payload, headers=headers, timeout=300)
     except httpx.HTTPError as exc:
         raise AppError(f"cannot reach {url}: {exc}") from exc
+    try:
+        body = r.json()
+    except ValueError:
+        body = None
     if r.status_code != 200:
-        try:
-            detail = r.json().get("detail", r.text)
-        except ValueError:
-            detail = r.text
-        raise AppError(f"HTTP {r.status_code} from {url}: {detail}")
-    return r.json()
+        detail = body.get("detail", r.text) if isinstance(body, dict) else r.text
+        raise AppError(f"HTTP {r.status_code} from {url}: "
+                       f"{detail if isinstance(detail, str) else json.dumps(detail)}")
+    if not isinstance(body, dict) or "answer" not in body:
+        raise AppError(f"{url} answered something that is not an /ask response: "
+                       f"{r.text[:200]!r}")
+    return body
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m app.ask") -> int:
@@ -66,11 +80,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m app.ask") -> int:
     args = p.parse_args(argv)
     if not args.question.strip():
         p.error("the question is empty")
-    settings = Settings()
     try:
+        settings = Settings()
         if args.url:
-            key = settings.api_key.get_secret_value() if settings.api_key else None
-            body = ask_service(args.url, args.question, args.top_k, args.mode, key)
+            body = ask_service(args.url, args.question, args.top_k, args.mode,
+                               auth_headers(settings))
         else:
             service = RagService(settings)
             service.warm_up()  # load the models first, so the timings are the question's own
@@ -78,6 +92,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m app.ask") -> int:
                                         args.mode))
     except AppError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"error: {invalid_settings(exc)}", file=sys.stderr)
         return 2
     print(json.dumps(body, indent=2) if args.json else format_answer(body))
     return 0

@@ -17,25 +17,31 @@ import json
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 
 
-def presented_key(headers: dict[bytes, bytes]) -> bytes | None:
-    """The key a request carries, or None. `headers`: lower-case names, as ASGI gives them."""
-    if b"x-api-key" in headers:
-        return headers[b"x-api-key"].strip()
-    scheme, _, value = headers.get(b"authorization", b"").strip().partition(b" ")
-    if scheme.lower() == b"bearer":
-        return value.strip()
-    if scheme.lower() == b"basic":
-        try:
-            user_pass = base64.b64decode(value.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return None
-        return user_pass.partition(b":")[2]
-    return None
+def presented_keys(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+    """Every key a request carries (a proxy may add an X-API-Key beside a client's Bearer).
+    `headers`: (lower-case name, value) pairs, as ASGI gives them."""
+    keys = []
+    for name, value in headers:
+        if name == b"x-api-key":
+            keys.append(value.strip())
+        elif name == b"authorization":
+            scheme, _, credentials = value.strip().partition(b" ")
+            if scheme.lower() == b"bearer":
+                keys.append(credentials.strip())
+            elif scheme.lower() == b"basic":
+                try:
+                    user_pass = base64.b64decode(credentials.strip(), validate=True)
+                except (binascii.Error, ValueError):
+                    continue
+                keys.append(user_pass.partition(b":")[2])
+    return keys
 
 
-def key_matches(presented: bytes | None, key: bytes) -> bool:
+def key_matches(presented: list[bytes], key: bytes) -> bool:
     # compare_digest: no early exit at the first differing byte (a timing side channel).
-    return presented is not None and hmac.compare_digest(presented, key)
+    # Every candidate is compared, so the time does not tell which one matched either.
+    matches = [hmac.compare_digest(candidate, key) for candidate in presented]
+    return any(matches)
 
 
 class ApiKeyMiddleware:
@@ -46,12 +52,15 @@ class ApiKeyMiddleware:
         self.key = key.encode()
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] == "lifespan" or (scope["type"] == "http"
+                                            and scope["path"] in OPEN_PATHS):
             return await self.app(scope, receive, send)
-        if key_matches(presented_key(dict(scope["headers"])), self.key):
+        if key_matches(presented_keys(scope["headers"]), self.key):
             return await self.app(scope, receive, send)
+        if scope["type"] != "http":  # a websocket (none is served today): refused unopened
+            return await send({"type": "websocket.close", "code": 1008})
         message = ("a valid API key is required: send `Authorization: Bearer <RAG_API_KEY>` "
-                   "or `X-API-Key: <RAG_API_KEY>`")
+                   "or `X-API-Key: <RAG_API_KEY>` (a browser: the key as the Basic password)")
         if scope["path"].startswith("/v1/"):
             body = {"error": {"message": message, "type": "invalid_request_error",
                               "param": None, "code": "invalid_api_key"}}

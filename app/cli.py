@@ -12,6 +12,10 @@ from __future__ import annotations
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
+from pydantic import ValidationError
+
+from ingest.settings import invalid_settings
+
 
 def _ask(argv: list[str], prog: str) -> int:
     from app.ask import main
@@ -41,7 +45,8 @@ USAGE = __doc__.split("\n\n", 1)[1].rstrip()
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(f"usage: ragfirst COMMAND [options]\n\n{USAGE}")
+        print(f"usage: ragfirst COMMAND [options]\n\n{USAGE}",
+              file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
     if argv[0] == "--version":
         try:
@@ -56,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return COMMANDS[command](rest, f"ragfirst {command}") or 0
+    except ValidationError as exc:  # a RAG_* variable (or --port) out of range
+        print(f"error: {invalid_settings(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

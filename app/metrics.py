@@ -100,7 +100,8 @@ class Metrics:
                                  "HTTP request time by route, until the last byte is sent",
                                  ("route",))
         self.retrieval = Histogram("ragfirst_retrieval_seconds",
-                                   "question embedding and retrieval time per answered request")
+                                   "question embedding and retrieval time per answer (abstentions "
+                                   "included)")
         self.generation = Histogram("ragfirst_generation_seconds",
                                     "generation time per answer, by generator (abstentions: "
                                     "none)", ("generator",))

@@ -4,7 +4,8 @@
 The question is the last user message (earlier turns are not used: each question is answered
 from the documents on its own). Citations come in two forms (see README, "OpenAI-compatible"):
 - in the text, for any chat UI: `[n]` markers, and after the answer a "Sources:" list
-  (`[n] path, page p`);
+  (`[n] path, page p`), then the citation check's findings (sentences no cited source
+  supports; markers removed because they point at no source);
 - structured, for programs: `citations` (the objects /ask returns: n, path, page, start, end,
   text, score) and `ragfirst` (abstained, unsupported, generator, timings...) at the top level
   of the completion, or of the last chunk when streaming.
@@ -22,13 +23,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from app.citations import source_label
 from app.errors import AppError
+from app.schemas import AskRequest
 from app.service import Question, RagService
 from app.streaming import answer_events
 from app.telemetry import note_answer
 
 MODEL_ID = "ragfirst"
-MAX_QUESTION_CHARS = 2000  # as /ask
 _CREATED = int(time.time())
 
 
@@ -36,7 +38,7 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     role: str
-    content: str | list[dict[str, Any]] | None = None
+    content: Any = None  # a string or a list of parts: checked in _question, with its words
 
 
 class ChatRequest(BaseModel):
@@ -44,8 +46,8 @@ class ChatRequest(BaseModel):
 
     model: str
     messages: list[Message] = Field(min_length=1)
-    stream: bool = False
-    n: Literal[1] = 1
+    stream: bool | None = False  # clients send explicit nulls for "the default"
+    n: Literal[1] | None = 1
 
 
 class OpenAIError(Exception):
@@ -59,7 +61,12 @@ class OpenAIError(Exception):
                             status_code=self.status)
 
 
-def _error_body(message: str, kind: str, code: str | int | None = None,
+# OpenAI's `code` is a string: our statuses by name.
+_CODES = {502: "upstream_error", 503: "index_not_ready", 504: "upstream_timeout",
+          500: "internal_error"}
+
+
+def _error_body(message: str, kind: str, code: str | None = None,
                 param: str | None = None) -> dict:
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
@@ -91,27 +98,42 @@ def _question(req: ChatRequest) -> str:
                           param="messages")
     content = user[-1].content
     if isinstance(content, list):
-        kinds = {part.get("type") for part in content}
+        if not all(isinstance(part, dict) for part in content):
+            raise OpenAIError(400, "content parts must be objects such as "
+                                   '{"type": "text", "text": "..."}', param="messages")
+        kinds = {str(part.get("type")) for part in content}
         if kinds - {"text"}:
             raise OpenAIError(400, "only text content is supported, not "
-                                   f"{', '.join(sorted(str(k) for k in kinds - {'text'}))}",
-                              param="messages")
-        content = "\n".join(str(part.get("text", "")) for part in content)
+                                   f"{', '.join(sorted(kinds - {'text'}))}", param="messages")
+        content = "\n".join(part.get("text") or "" for part in content)
+    if content is not None and not isinstance(content, str):
+        raise OpenAIError(400, "content must be a string or a list of text parts",
+                          param="messages")
     if not content or not content.strip():
         raise OpenAIError(400, "the last user message is empty", param="messages")
-    if len(content) > MAX_QUESTION_CHARS:
-        raise OpenAIError(400, f"the question is {len(content)} characters; at most "
-                               f"{MAX_QUESTION_CHARS}", "context_length_exceeded", "messages")
+    try:  # /ask's own limits on a question (its length: blank ones are refused above)
+        AskRequest(question=content)
+    except ValidationError as exc:
+        raise OpenAIError(400, f"the question ({len(content)} characters) is invalid: "
+                               f"{exc.errors()[0]['msg']}", "context_length_exceeded",
+                          "messages") from None
     return content
 
 
 def sources_footer(body: dict) -> str:
-    """The "Sources:" list a chat UI shows under the answer (empty when nothing is cited)."""
-    if not body["citations"]:
-        return ""
-    lines = [f"[{c['n']}] {c['path']}" + (f", page {c['page']}" if c["page"] else "")
-             for c in body["citations"]]
-    return "\n\nSources:\n" + "\n".join(lines)
+    """What a chat UI shows under the answer: the "Sources:" list, then what the citation
+    check found (a chat UI shows no `unsupported` field, so it is said in words)."""
+    footer = ""
+    if body["citations"]:
+        footer += "\n\nSources:\n" + "\n".join(f"[{c['n']}] {source_label(c)}"
+                                              for c in body["citations"])
+    if body["unsupported"]:
+        footer += "\n\nNot supported by the cited sources:\n" + "\n".join(
+            f"- {sentence}" for sentence in body["unsupported"])
+    if body["invalid_citations"]:
+        footer += ("\n\nRemoved citations to sources that do not exist: "
+                   + ", ".join(f"[{n}]" for n in body["invalid_citations"]))
+    return footer
 
 
 def _extensions(body: dict) -> dict:
@@ -126,6 +148,8 @@ async def chat_completions(request: Request):
         raw = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         return OpenAIError(400, "the request body is not valid JSON").response()
+    if not isinstance(raw, dict):
+        return OpenAIError(400, "the request body must be a JSON object").response()
     try:
         req = ChatRequest.model_validate(raw)
         if req.model != MODEL_ID:
@@ -162,7 +186,10 @@ async def chat_completions(request: Request):
         events = await answer_events(svc, prepared)
     except AppError as exc:
         kind = "server_error" if exc.status >= 500 else "invalid_request_error"
-        return JSONResponse(_error_body(str(exc), kind, exc.status), status_code=exc.status)
+        # The OpenAI SDK retries 5xx twice by default: a failing or timing-out LLM behind us
+        # would be asked three times (up to 3 x RAG_LLM_TIMEOUT_S); we already retried it.
+        return JSONResponse(_error_body(str(exc), kind, _CODES.get(exc.status)),
+                            status_code=exc.status, headers={"x-should-retry": "false"})
 
     def chunk(delta: dict, finish: str | None = None, **extra) -> str:
         return "data: " + json.dumps({
@@ -183,8 +210,8 @@ async def chat_completions(request: Request):
                     yield chunk({"content": tail})
                 yield chunk({}, "stop", **_extensions(body))
             else:  # the OpenAI SDK raises an APIError for a chunk holding "error"
-                yield "data: " + json.dumps(_error_body(data["detail"], "server_error",
-                                                        data["status"])) + "\n\n"
+                yield "data: " + json.dumps(_error_body(
+                    data["detail"], "server_error", _CODES.get(data["status"]))) + "\n\n"
                 return
         yield "data: [DONE]\n\n"
 

@@ -12,7 +12,7 @@ import time
 import httpx
 import uvicorn
 
-from app.ask import format_answer
+from app.ask import auth_headers, format_answer
 from app.main import create_app
 from app.settings import Settings
 from app.telemetry import configure_logging
@@ -50,9 +50,8 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         time.sleep(0.1)
-    auth = ({"Authorization": f"Bearer {settings.api_key.get_secret_value()}"}
-            if settings.api_key else {})
-    r = httpx.post(f"{url}/ask", json={"question": args.question}, headers=auth, timeout=120)
+    r = httpx.post(f"{url}/ask", json={"question": args.question},
+                   headers=auth_headers(settings), timeout=120)
     print(f"Q: {args.question}\n")
     print(format_answer(r.json()) if r.status_code == 200 else f"HTTP {r.status_code}: {r.text}")
     if args.once:

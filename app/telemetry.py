@@ -23,6 +23,7 @@ from app.metrics import Metrics
 log = logging.getLogger("ragfirst.request")
 
 _INFO = "ragfirst.info"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
@@ -74,12 +75,12 @@ class RequestTelemetry:
         info = scope.setdefault(_INFO, {})
         pristine = dict(scope)
         status = 500  # until a response starts: a handler that raises before is a 500
-        done = False
+        responded = done = False
 
         async def send_logged(message) -> None:
-            nonlocal status, done
+            nonlocal status, responded, done
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
                 message = {**message, "headers": [*message.get("headers", []),
                                                   (b"x-request-id", request_id.encode())]}
             await send(message)
@@ -89,8 +90,20 @@ class RequestTelemetry:
 
         try:
             await self.app(scope, receive, send_logged)
+        except Exception as exc:
+            # A bug, not an AppError (those are answered by the app): log it with the request
+            # id, and answer it here so the 500 carries the id too (and OpenAI's shape).
+            info["error"] = f"{type(exc).__name__}: {exc}"
+            log.error("unhandled error", exc_info=exc,
+                      extra={"fields": {"request_id": request_id}})
+            if not responded:
+                body = _error_body(scope["path"], request_id)
+                await send_logged({"type": "http.response.start", "status": 500, "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode())]})
+                await send_logged({"type": "http.response.body", "body": body})
         finally:
-            if not done:  # the handler raised, or the client went away mid-stream
+            if not done:  # the client went away mid-stream, or the stream broke
                 self._finish(scope, pristine, info, request_id, status, started,
                              incomplete=True)
 
@@ -98,16 +111,25 @@ class RequestTelemetry:
                 started: float, incomplete: bool = False) -> None:
         seconds = time.perf_counter() - started
         route = self._route(scope, pristine)
-        self.metrics.requests.inc(route, scope["method"], str(status))
+        method = scope["method"] if scope["method"] in _METHODS else "other"  # bounded too
+        self.metrics.requests.inc(route, method, str(status))
         self.metrics.latency.observe(seconds, route)
         body = info.pop("answer_body", None)
         if body is not None:
             self.metrics.observe_answer(body)
-        fields = {"request_id": request_id, "method": scope["method"], "route": route,
+        fields = {"request_id": request_id, "method": method, "route": route,
                   "status": status, "duration_ms": round(seconds * 1000, 2), **info}
         if incomplete:
             fields["incomplete"] = True
         log.info("request", extra={"fields": fields})
+
+
+def _error_body(path: str, request_id: str) -> bytes:
+    message = f"internal error (request id {request_id}; the service log has the details)"
+    if path.startswith("/v1/"):
+        return json.dumps({"error": {"message": message, "type": "server_error",
+                                     "param": None, "code": "internal_error"}}).encode()
+    return json.dumps({"detail": message}).encode()
 
 
 class JsonFormatter(logging.Formatter):
@@ -136,4 +158,5 @@ def configure_logging(level: int = logging.INFO) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per LLM call: too chatty
     logging.captureWarnings(True)  # library warnings as JSON lines too

@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ingest.errors import IngestError
-from ingest.settings import IngestSettings
+from ingest.settings import IngestSettings, invalid_settings
 from ingest.sync import IngestReport, run_ingest
 
 
@@ -72,9 +72,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m ingest") -> int:
               "folder starts afresh.", file=sys.stderr)
         return 2
     except ValidationError as exc:
-        problems = "; ".join(f"RAG_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
-                             for e in exc.errors())
-        print(f"error: invalid settings: {problems}", file=sys.stderr)
+        print(f"error: {invalid_settings(exc)}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(report.as_json()))

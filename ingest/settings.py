@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -43,3 +43,9 @@ class IngestSettings(BaseSettings):
                 f"({self.chunk_tokens}); lower RAG_CHUNK_OVERLAP"
             )
         return self
+
+
+def invalid_settings(exc: ValidationError) -> str:
+    """A settings error in the variables' own names, for a one-line `error:` message."""
+    return "invalid settings: " + "; ".join(
+        f"RAG_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())

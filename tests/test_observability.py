@@ -2,6 +2,7 @@
 service over HTTP (its own copy of the starter corpus and index, a key set)."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import shutil
@@ -12,8 +13,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.auth import key_matches, presented_key
+from app.auth import key_matches, presented_keys
 from app.metrics import Counter, Histogram, Metrics
+from app.telemetry import RequestTelemetry
 from app.settings import Settings
 from tests.service_process import running_service, service_log, sse_events
 
@@ -25,23 +27,24 @@ QUESTION = "What does the Business plan cost?"
 # --- the pieces ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("headers,expected", [
-    ({b"authorization": b"Bearer abc"}, b"abc"),
-    ({b"authorization": b"bearer  abc "}, b"abc"),
-    ({b"x-api-key": b"abc"}, b"abc"),
-    ({b"authorization": b"Basic " + base64.b64encode(b"anyone:abc")}, b"abc"),
-    ({b"authorization": b"Basic " + base64.b64encode(b"abc")}, b""),  # no password
-    ({b"authorization": b"Basic not-base64!"}, None),
-    ({b"authorization": b"Digest abc"}, None),
-    ({}, None),
+    ([(b"authorization", b"Bearer abc")], [b"abc"]),
+    ([(b"authorization", b"bearer  abc ")], [b"abc"]),
+    ([(b"x-api-key", b"abc")], [b"abc"]),
+    ([(b"authorization", b"Basic " + base64.b64encode(b"anyone:abc"))], [b"abc"]),
+    ([(b"authorization", b"Basic " + base64.b64encode(b"abc"))], [b""]),  # no password
+    ([(b"authorization", b"Basic not-base64!")], []),
+    ([(b"authorization", b"Digest abc")], []),
+    ([(b"x-api-key", b"proxy"), (b"authorization", b"Bearer abc")], [b"proxy", b"abc"]),
+    ([], []),
 ])
 def test_the_key_is_read_from_the_usual_headers(headers, expected):
-    assert presented_key(headers) == expected
+    assert presented_keys(headers) == expected
 
 
 def test_key_comparison():
-    assert key_matches(b"abc", b"abc")
-    assert not key_matches(b"abd", b"abc") and not key_matches(b"ab", b"abc")
-    assert not key_matches(None, b"abc") and not key_matches(b"", b"abc")
+    assert key_matches([b"abc"], b"abc") and key_matches([b"wrong", b"abc"], b"abc")
+    assert not key_matches([b"abd"], b"abc") and not key_matches([b"ab"], b"abc")
+    assert not key_matches([], b"abc") and not key_matches([b""], b"abc")
 
 
 def test_an_empty_api_key_setting_means_no_key(monkeypatch):
@@ -89,6 +92,40 @@ def test_metric_types_count_as_they_should():
     h.observe(1.5)
     assert c.value("x") == 2.5 and c.value("y") == 0 and h.count() == 2
     assert 'h_bucket{le="1"} 1' in "\n".join(h.render())
+
+
+def test_a_crash_is_a_json_500_with_the_request_id_and_one_log_line(caplog):
+    """A bug in a handler (not an AppError): answered here, logged once with its error."""
+    async def broken(scope, receive, send):
+        raise RuntimeError("boom")
+
+    metrics = Metrics(lambda: [])
+    app = RequestTelemetry(broken, metrics, routes=[])
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    for path in ("/ask", "/v1/chat/completions"):
+        scope = {"type": "http", "method": "POST", "path": path, "root_path": "",
+                 "headers": [(b"x-request-id", b"crash-1")]}
+        with caplog.at_level("INFO", logger="ragfirst.request"):
+            asyncio.run(app(scope, receive, send))
+        start, body = sent[-2], json.loads(sent[-1]["body"])
+        assert start["status"] == 500 and (b"x-request-id", b"crash-1") in start["headers"]
+        message = body["error"]["message"] if path.startswith("/v1/") else body["detail"]
+        assert "crash-1" in message
+    lines = [r for r in caplog.records if r.getMessage() == "request"]
+    assert len(lines) == 2 and lines[0].fields["error"] == "RuntimeError: boom"
+    assert lines[0].fields["status"] == 500 and "incomplete" not in lines[0].fields
+    # The method label is bounded: a made-up method is "other".
+    scope = {"type": "http", "method": "FOO1", "path": "/x", "root_path": "", "headers": []}
+    asyncio.run(app(scope, receive, send))
+    assert metrics.requests.value("unmatched", "other", "500") == 1
+    assert metrics.requests.value("unmatched", "FOO1", "500") == 0
 
 
 # --- the real service ------------------------------------------------------------------------

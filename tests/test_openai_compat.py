@@ -144,9 +144,12 @@ def test_a_wrong_key_is_refused_in_openai_form(service):
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
 
 
-def test_backend_failures_reach_the_client_as_api_errors(starter_index, fake_llm):
-    """An LLM that fails at once is an HTTP error; one that fails mid-stream ends the stream
-    with an error the SDK raises (not a silent, truncated answer)."""
+def test_with_an_llm_the_check_findings_and_backend_failures_reach_the_client(
+        starter_index, fake_llm):
+    """With an LLM behind it: a sentence no source supports is said so in the text a chat UI
+    shows; an LLM that fails at once is an HTTP error the SDK does not retry (we already
+    did); one that fails mid-stream ends the stream with an error the SDK raises (not a
+    silent, truncated answer)."""
     settings, _ = starter_index
     base = fake_llm.base_url("switch")
     with running_service(settings.index_dir, settings.corpus_dir, RAG_GENERATOR="openai",
@@ -159,10 +162,25 @@ def test_backend_failures_reach_the_client_as_api_errors(starter_index, fake_llm
         assert ok.choices[0].message.content.startswith("Refunds take 30 days [1].")
         assert ok.model_extra["ragfirst"]["generator"] == "openai"
 
+        fake_llm.set_mode(base, "halftrue")
+        whole = client.chat.completions.create(model="ragfirst", messages=question)
+        streamed = "".join(c.choices[0].delta.content or "" for c in
+                           client.chat.completions.create(model="ragfirst", messages=question,
+                                                          stream=True))
+        for text in (whole.choices[0].message.content, streamed):
+            _, _, findings = text.partition("\n\nNot supported by the cited sources:\n")
+            assert findings == "- The moon is made of green cheese."
+        assert whole.model_extra["ragfirst"]["unsupported"] == [
+            "The moon is made of green cheese."]
+
         fake_llm.set_mode(base, "http500")
+        before = fake_llm.attempts(base)
+        retrying = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=2)
         with pytest.raises(openai.APIStatusError) as caught:
-            client.chat.completions.create(model="ragfirst", messages=question)
+            retrying.chat.completions.create(model="ragfirst", messages=question)
         assert caught.value.status_code == 502 and caught.value.type == "server_error"
+        assert caught.value.code == "upstream_error"
+        assert fake_llm.attempts(base) - before == 1  # the SDK was told not to retry
 
         fake_llm.set_mode(base, "streamerror")
         received = []
@@ -171,3 +189,19 @@ def test_backend_failures_reach_the_client_as_api_errors(starter_index, fake_llm
                                                         stream=True):
                 received.append(chunk.choices[0].delta.content or "")
         assert "".join(received)  # the delta before the failure arrived
+
+
+def test_explicit_nulls_are_the_defaults(service):
+    url, _ = service
+    r = httpx.post(f"{url}/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"},
+                   timeout=60, json={"model": "ragfirst", "messages": user(QUESTION),
+                                     "stream": None, "n": None, "temperature": None})
+    assert r.status_code == 200 and r.json()["object"] == "chat.completion"
+    for body, needle in (([1, 2], "JSON object"),
+                         ({"model": "ragfirst", "messages": [{"role": "user", "content": 5}]},
+                          "string or a list"),
+                         ({"model": "ragfirst", "messages": [
+                             {"role": "user", "content": ["just a string"]}]}, "objects")):
+        r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60,
+                       headers={"Authorization": f"Bearer {KEY}"})
+        assert r.status_code == 400 and needle in r.json()["error"]["message"], r.text

@@ -56,19 +56,20 @@ def test_ingest_then_ask_in_process(tmp_path):
 
 
 @pytest.mark.slow
-def test_serve_then_ask_it_over_http_with_a_key(starter_index):
+def test_serve_then_ask_it_over_http_with_a_key(starter_index, tmp_path):
     settings, _ = starter_index
     port = free_port()
     env = dict(RAG_INDEX_DIR=str(settings.index_dir), RAG_CORPUS_DIR=str(settings.corpus_dir),
                RAG_API_KEY="cli-key-123")
-    proc = subprocess.Popen([RAGFIRST, "serve", "--port", str(port), "--no-watch"], cwd=ROOT,
-                            env=subprocess_env(**env), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:  # a file, not a pipe nobody reads while it serves
+        proc = subprocess.Popen([RAGFIRST, "serve", "--port", str(port), "--no-watch"],
+                                cwd=ROOT, env=subprocess_env(**env), stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
         while True:
-            assert proc.poll() is None, proc.stderr.read()
+            assert proc.poll() is None, log.read_text()
             try:
                 if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                     break
@@ -87,6 +88,15 @@ def test_serve_then_ask_it_over_http_with_a_key(starter_index):
         stop(proc)
     down = ragfirst("ask", "--url", url, "anything", **env)
     assert down.returncode == 2 and "cannot reach" in down.stderr
+
+
+def test_bad_settings_are_one_error_line_not_a_traceback():
+    for args, env, name in ((["serve", "--port", "99999"], {}, "RAG_PORT"),
+                            (["ask", "anything"], {"RAG_TOP_K": "abc"}, "RAG_TOP_K"),
+                            (["ingest"], {"RAG_CHUNK_TOKENS": "-1"}, "RAG_CHUNK_TOKENS")):
+        out = ragfirst(*args, **env)
+        assert out.returncode == 2 and out.stderr.startswith("error: invalid settings: ")
+        assert name in out.stderr and "Traceback" not in out.stderr
 
 
 @pytest.mark.slow

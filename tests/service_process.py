@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import time
@@ -51,6 +52,15 @@ def running_service(index_dir: Path, corpus_dir: Path, timeout: float = 180,
             yield url
         finally:
             stop(proc)
+
+
+def copy_starter(starter_index, dest: Path) -> tuple[Path, Path]:
+    """A private copy of the session's starter corpus and index (copied, not re-ingested), for
+    a test that writes to them: (index folder, corpus folder) under `dest`."""
+    settings, _ = starter_index
+    shutil.copytree(settings.corpus_dir, dest / "corpus")
+    shutil.copytree(settings.index_dir, dest / "index")
+    return dest / "index", dest / "corpus"
 
 
 def service_log(index_dir: Path, url: str) -> Path:

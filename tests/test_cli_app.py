@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from tests.conftest import PYTHON, ROOT, STARTER_CORPUS, subprocess_env
-from tests.service_process import free_port
+from tests.service_process import copy_starter, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -50,10 +50,7 @@ def test_make_demo_tells_the_freshness_story_and_leaves_the_corpus_as_it_was(
         starter_index, tmp_path):
     from app.demo import corpus_fingerprint
 
-    settings, _ = starter_index
-    corpus = tmp_path / "corpus"
-    shutil.copytree(settings.corpus_dir, corpus)
-    shutil.copytree(settings.index_dir, tmp_path / "index")
+    _, corpus = copy_starter(starter_index, tmp_path)
 
     before = corpus_fingerprint(corpus)
     out = subprocess.run([PYTHON, "-m", "app.demo"], cwd=ROOT, capture_output=True, text=True,

@@ -20,7 +20,7 @@ import pytest
 
 from ingest.loaders import load
 from tests.conftest import PYTHON, ROOT, subprocess_env
-from tests.service_process import running_service
+from tests.service_process import copy_starter, running_service
 from tests.test_api import assert_citations_are_exact
 
 pytestmark = pytest.mark.slow
@@ -31,14 +31,11 @@ CHESS_Q = "Who won the 2026 office chess tournament?"
 @pytest.fixture(scope="module")
 def watched(starter_index, tmp_path_factory):
     """The service watching its own copy of the starter corpus (index copied, not rebuilt)."""
-    settings, _ = starter_index
-    base = tmp_path_factory.mktemp("watched")
-    shutil.copytree(settings.corpus_dir, base / "corpus")
-    shutil.copytree(settings.index_dir, base / "index")
-    with running_service(base / "index", base / "corpus", RAG_WATCH="true",
+    index, corpus = copy_starter(starter_index, tmp_path_factory.mktemp("watched"))
+    with running_service(index, corpus, RAG_WATCH="true",
                          RAG_WATCH_QUIET_MS="300") as url:
         wait_until(lambda: ready(url)["ingest"]["runs"] >= 1)  # the catch-up run is done
-        yield url, base / "corpus"
+        yield url, corpus
 
 
 def ask(url: str, question: str, **body) -> dict:
@@ -201,10 +198,7 @@ def test_many_triggers_at_once_ingest_each_change_once(starter_index, tmp_path):
     """Watcher off: POST /ingest from four clients and `python -m ingest` from two other
     processes, all at once, over a corpus with new files: every run succeeds, and every new
     file is reported added by exactly one run (two runs at once would both add it)."""
-    settings, _ = starter_index
-    shutil.copytree(settings.corpus_dir, tmp_path / "corpus")
-    shutil.copytree(settings.index_dir, tmp_path / "index")
-    corpus = tmp_path / "corpus"
+    _, corpus = copy_starter(starter_index, tmp_path)
     env = dict(RAG_INDEX_DIR=str(tmp_path / "index"), RAG_CORPUS_DIR=str(corpus))
     with running_service(tmp_path / "index", corpus, RAG_WATCH="false") as url:
         added: list[str] = []

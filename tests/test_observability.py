@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from app.auth import key_matches, presented_keys
 from app.metrics import Counter, Histogram, Metrics
 from app.telemetry import RequestTelemetry
 from app.settings import Settings
-from tests.service_process import running_service, service_log, sse_events
+from tests.service_process import copy_starter, running_service, service_log, sse_events
 
 KEY = "k3y-for-tests-0a1b2c"
 BEARER = {"Authorization": f"Bearer {KEY}"}
@@ -132,11 +131,9 @@ def test_a_crash_is_a_json_500_with_the_request_id_and_one_log_line(caplog):
 
 @pytest.fixture(scope="module")
 def service(starter_index, tmp_path_factory):
-    settings, _ = starter_index
     base = tmp_path_factory.mktemp("observed")
-    shutil.copytree(settings.corpus_dir, base / "corpus")
-    shutil.copytree(settings.index_dir, base / "index")
-    with running_service(base / "index", base / "corpus", RAG_API_KEY=KEY) as url:
+    index, corpus = copy_starter(starter_index, base)
+    with running_service(index, corpus, RAG_API_KEY=KEY) as url:
         yield url, base
 
 

@@ -93,7 +93,7 @@ class RequestTelemetry:
         except Exception as exc:
             # A bug, not an AppError (those are answered by the app): log it with the request
             # id, and answer it here so the 500 carries the id too (and OpenAI's shape).
-            info["error"] = f"{type(exc).__name__}: {exc}"
+            info["error"] = type(exc).__name__  # the message may quote a question or text
             log.error("unhandled error", exc_info=exc,
                       extra={"fields": {"request_id": request_id}})
             if not responded:

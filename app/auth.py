@@ -14,6 +14,8 @@ import binascii
 import hmac
 import json
 
+from app.errors import error_body
+
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 
 
@@ -61,12 +63,7 @@ class ApiKeyMiddleware:
             return await send({"type": "websocket.close", "code": 1008})
         message = ("a valid API key is required: send `Authorization: Bearer <RAG_API_KEY>` "
                    "or `X-API-Key: <RAG_API_KEY>` (a browser: the key as the Basic password)")
-        if scope["path"].startswith("/v1/"):
-            body = {"error": {"message": message, "type": "invalid_request_error",
-                              "param": None, "code": "invalid_api_key"}}
-        else:
-            body = {"detail": message}
-        raw = json.dumps(body).encode()
+        raw = json.dumps(error_body(scope["path"], 401, message, "invalid_api_key")).encode()
         await send({"type": "http.response.start", "status": 401, "headers": [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(raw)).encode()),

@@ -20,3 +20,19 @@ class GeneratorTimeout(GeneratorFailed):
     """The LLM backend did not answer within the configured timeout."""
 
     status = 504
+
+
+# OpenAI's error `code` is a string: our statuses by name.
+_OPENAI_CODES = {500: "internal_error", 502: "upstream_error", 503: "index_not_ready",
+                 504: "upstream_timeout"}
+
+
+def error_body(path: str, status: int, message: str, code: str | None = None,
+               param: str | None = None) -> dict:
+    """An error response's body: OpenAI's shape under /v1 (its clients read that), FastAPI's
+    `{"detail": ...}` everywhere else."""
+    if not path.startswith("/v1/"):
+        return {"detail": message}
+    return {"error": {"message": message,
+                      "type": "server_error" if status >= 500 else "invalid_request_error",
+                      "param": param, "code": code or _OPENAI_CODES.get(status)}}

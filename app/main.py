@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import openai_compat
 from app.auth import ApiKeyMiddleware
-from app.errors import AppError, IndexNotReady
+from app.errors import AppError, IndexNotReady, error_body
 from app.freshness import IngestRunner
 from app.metrics import CONTENT_TYPE, Metrics
 from app.schemas import AskRequest, AskResponse, DocumentsResponse, IngestRequest
@@ -55,17 +55,25 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
         app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())
     app.add_middleware(RequestTelemetry, metrics=metrics, routes=app.router.routes)
 
+    def not_ready(exc: IndexNotReady) -> str:
+        runner = getattr(app.state, "ingester", None)
+        if runner is not None and runner.running:
+            return (f"an ingest ({runner.running}) is running; the index is ready when it "
+                    f"commits (GET /readyz). {exc}")
+        return str(exc)
+
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> JSONResponse:
-        body = {"detail": str(exc)}
-        runner = getattr(app.state, "ingester", None)
-        if isinstance(exc, IndexNotReady) and runner is not None and runner.running:
-            body["detail"] = (f"an ingest ({runner.running}) is running; the index is ready "
-                              f"when it commits (GET /readyz). {exc}")
+        """Every endpoint's AppError, /v1's included (in OpenAI's shape there)."""
+        message = not_ready(exc) if isinstance(exc, IndexNotReady) else str(exc)
+        body = error_body(request.url.path, exc.status, message)
         sources = getattr(exc, "sources", None)
-        if sources is not None:
+        if sources is not None and "detail" in body:
             body["sources"] = sources
-        return JSONResponse(body, status_code=exc.status)
+        # The service has retried its LLM already (RAG_LLM_RETRIES): a client retrying a 5xx
+        # too (the OpenAI SDK does, twice) would multiply the wait, up to 3 x the timeout.
+        headers = {"x-should-retry": "false"} if exc.status >= 500 else None
+        return JSONResponse(body, status_code=exc.status, headers=headers)
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -79,9 +87,7 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
         try:
             snap = await run_in_threadpool(svc.index.current)
         except IndexNotReady as exc:
-            detail = (f"an ingest ({ingest['running']}) is running; ready when it commits"
-                      if ingest["running"] else str(exc))
-            return JSONResponse({"ready": False, "detail": detail, "ingest": ingest},
+            return JSONResponse({"ready": False, "detail": not_ready(exc), "ingest": ingest},
                                 status_code=503)
         return JSONResponse({"ready": True, "index_generation": snap.generation,
                              "documents": snap.document_count, "chunks": snap.chunk_count,

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.citations import source_label
-from app.errors import AppError
+from app.errors import error_body
 from app.schemas import AskRequest
 from app.service import Question, RagService
 from app.streaming import answer_events
@@ -52,23 +52,13 @@ class ChatRequest(BaseModel):
 
 class OpenAIError(Exception):
     def __init__(self, status: int, message: str, code: str | None = None,
-                 param: str | None = None, kind: str = "invalid_request_error") -> None:
+                 param: str | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.param, self.kind = status, code, param, kind
+        self.status, self.code, self.param = status, code, param
 
     def response(self) -> JSONResponse:
-        return JSONResponse(_error_body(str(self), self.kind, self.code, self.param),
+        return JSONResponse(error_body("/v1/", self.status, str(self), self.code, self.param),
                             status_code=self.status)
-
-
-# OpenAI's `code` is a string: our statuses by name.
-_CODES = {502: "upstream_error", 503: "index_not_ready", 504: "upstream_timeout",
-          500: "internal_error"}
-
-
-def _error_body(message: str, kind: str, code: str | None = None,
-                param: str | None = None) -> dict:
-    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
 def _model_card() -> dict:
@@ -172,24 +162,19 @@ async def chat_completions(request: Request):
         note_answer(request, body, question, log_content=settings.log_content)
         return body
 
-    try:
-        if not req.stream:
-            body = noted(await run_in_threadpool(svc.ask, q))
-            return JSONResponse({
-                "id": completion_id, "object": "chat.completion", "created": created,
-                "model": MODEL_ID,
-                "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                             "message": {"role": "assistant",
-                                         "content": body["answer"] + sources_footer(body)}}],
-                **_extensions(body)})
-        prepared = await run_in_threadpool(svc.prepare, q)
-        events = await answer_events(svc, prepared)
-    except AppError as exc:
-        kind = "server_error" if exc.status >= 500 else "invalid_request_error"
-        # The OpenAI SDK retries 5xx twice by default: a failing or timing-out LLM behind us
-        # would be asked three times (up to 3 x RAG_LLM_TIMEOUT_S); we already retried it.
-        return JSONResponse(_error_body(str(exc), kind, _CODES.get(exc.status)),
-                            status_code=exc.status, headers={"x-should-retry": "false"})
+    # An AppError (no index, the LLM failed before its first token) is answered by the
+    # app's handler, in OpenAI's shape under /v1.
+    if not req.stream:
+        body = noted(await run_in_threadpool(svc.ask, q))
+        return JSONResponse({
+            "id": completion_id, "object": "chat.completion", "created": created,
+            "model": MODEL_ID,
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                         "message": {"role": "assistant",
+                                     "content": body["answer"] + sources_footer(body)}}],
+            **_extensions(body)})
+    prepared = await run_in_threadpool(svc.prepare, q)
+    events = await answer_events(svc, prepared)
 
     def chunk(delta: dict, finish: str | None = None, **extra) -> str:
         return "data: " + json.dumps({
@@ -210,8 +195,8 @@ async def chat_completions(request: Request):
                     yield chunk({"content": tail})
                 yield chunk({}, "stop", **_extensions(body))
             else:  # the OpenAI SDK raises an APIError for a chunk holding "error"
-                yield "data: " + json.dumps(_error_body(
-                    data["detail"], "server_error", _CODES.get(data["status"]))) + "\n\n"
+                yield "data: " + json.dumps(error_body(
+                    "/v1/", data["status"], data["detail"])) + "\n\n"
                 return
         yield "data: [DONE]\n\n"
 

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from starlette.requests import Request
 from starlette.routing import Match
 
+from app.errors import error_body
 from app.metrics import Metrics
 
 log = logging.getLogger("ragfirst.request")
@@ -33,13 +34,14 @@ def request_info(request: Request) -> dict:
 
 
 def note_answer(request: Request, body: dict, question: str, *, log_content: bool) -> None:
-    """Put an /ask-shaped response body's facts on the request's log line."""
+    """Record an /ask-shaped response body: its facts on the request's log line, and in the
+    answer metrics."""
     info = request_info(request)
     info.update(generator=body["generator"], model=body["model"],
                 abstained=body["abstained"], citations=len(body["citations"]),
                 unsupported=len(body["unsupported"]), index_generation=body["index_generation"],
                 timings_ms=body["timings_ms"])
-    info["answer_body"] = body  # for the metrics; not logged
+    request.app.state.metrics.observe_answer(body)
     if log_content:
         info.update(question=question, answer=body["answer"])
 
@@ -97,7 +99,9 @@ class RequestTelemetry:
             log.error("unhandled error", exc_info=exc,
                       extra={"fields": {"request_id": request_id}})
             if not responded:
-                body = _error_body(scope["path"], request_id)
+                body = json.dumps(error_body(
+                    scope["path"], 500, f"internal error (request id {request_id}; the "
+                                        "service log has the details)")).encode()
                 await send_logged({"type": "http.response.start", "status": 500, "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode())]})
@@ -114,22 +118,11 @@ class RequestTelemetry:
         method = scope["method"] if scope["method"] in _METHODS else "other"  # bounded too
         self.metrics.requests.inc(route, method, str(status))
         self.metrics.latency.observe(seconds, route)
-        body = info.pop("answer_body", None)
-        if body is not None:
-            self.metrics.observe_answer(body)
         fields = {"request_id": request_id, "method": method, "route": route,
                   "status": status, "duration_ms": round(seconds * 1000, 2), **info}
         if incomplete:
             fields["incomplete"] = True
         log.info("request", extra={"fields": fields})
-
-
-def _error_body(path: str, request_id: str) -> bytes:
-    message = f"internal error (request id {request_id}; the service log has the details)"
-    if path.startswith("/v1/"):
-        return json.dumps({"error": {"message": message, "type": "server_error",
-                                     "param": None, "code": "internal_error"}}).encode()
-    return json.dumps({"detail": message}).encode()
 
 
 class JsonFormatter(logging.Formatter):

@@ -7,27 +7,25 @@ checkpointed while embedding, so a run killed midway loses no embedding work.
 """
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from tqdm import tqdm
 
 from ingest import failpoints
 from ingest.chunking import Chunker
-from ingest.dense import build_dense, dense_path, remove_stale, write_dense
 from ingest.embedders import Embedder, build_embedder
 from ingest.errors import IngestError, LoadError
 from ingest.loaders import check_supported, load
 from ingest.scan import check_corpus, scan_corpus
 from ingest.settings import IngestSettings
-from ingest.store import IndexParams, NewDocument, Store, vector_key
+from ingest.store.records import IndexParams, NewDocument, vector_key
+from ingest.store.sqlite.lock import ingest_lock
+from ingest.store.sqlite.store import SqliteStore
 
 
 @dataclass
@@ -61,37 +59,6 @@ class IngestReport:
         }
 
 
-@contextmanager
-def ingest_lock(index_dir: Path) -> Iterator[None]:
-    """One ingest per index at a time, across processes. Released by the OS if we die."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / "ingest.lock", "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"waiting for another ingest of {index_dir} to finish...", file=sys.stderr)
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def ingest_running(index_dir: Path) -> bool:
-    """Whether an ingest (of any process, this one included) holds the index's lock now."""
-    try:
-        f = open(index_dir / "ingest.lock")
-    except FileNotFoundError:
-        return False
-    with f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(f, fcntl.LOCK_UN)
-        return False
-
-
 def params_for(settings: IngestSettings, embedder: Embedder) -> IndexParams:
     """What the index must have been built with. Needs no model load: an unchanged corpus
     is checked without loading the model at all."""
@@ -99,13 +66,14 @@ def params_for(settings: IngestSettings, embedder: Embedder) -> IndexParams:
 
 
 def chunker_for(settings: IngestSettings, embedder: Embedder) -> Chunker:
+    """The chunker for this embedder: chunks of RAG_CHUNK_TOKENS, capped by the model's window
+    (so the model never truncates one)."""
     size = min(settings.chunk_tokens, embedder.max_tokens)
-    if settings.chunk_overlap >= size // 2:
-        raise IngestError(
-            f"RAG_CHUNK_OVERLAP={settings.chunk_overlap} must be under half the chunk size, "
-            f"which is {size} tokens ({embedder.model_id} reads at most {embedder.max_tokens}); "
-            "lower RAG_CHUNK_OVERLAP")
-    return Chunker(embedder.count_tokens, size, settings.chunk_overlap)
+    try:
+        return Chunker(embedder.count_tokens, size, settings.chunk_overlap)
+    except ValueError as exc:
+        raise IngestError(f"{exc}: {embedder.model_id} reads at most {embedder.max_tokens} "
+                          "tokens; lower RAG_CHUNK_OVERLAP") from None
 
 
 def run_ingest(settings: IngestSettings, embedder: Embedder | None = None, *,
@@ -115,7 +83,7 @@ def run_ingest(settings: IngestSettings, embedder: Embedder | None = None, *,
     check_corpus(settings.corpus_dir)  # fails early, before any model loads
     embedder = embedder or build_embedder(settings)  # the model loads when first needed
     with ingest_lock(settings.index_dir):
-        store = Store(settings.index_dir, params_for(settings, embedder), rebuild=rebuild)
+        store = SqliteStore(settings.index_dir, params_for(settings, embedder), rebuild=rebuild)
         try:
             files = scan_corpus(settings.corpus_dir)  # inside the lock: no stale file list
             report = _run(store, files, settings, embedder, rebuild, progress)
@@ -125,7 +93,7 @@ def run_ingest(settings: IngestSettings, embedder: Embedder | None = None, *,
     return report
 
 
-def _run(store: Store, files, settings: IngestSettings, embedder: Embedder, rebuild: bool,
+def _run(store: SqliteStore, files, settings: IngestSettings, embedder: Embedder, rebuild: bool,
          progress: bool | None) -> IngestReport:
     report = IngestReport()
     indexed = store.documents()
@@ -184,13 +152,7 @@ def _run(store: Store, files, settings: IngestSettings, embedder: Embedder, rebu
         [(p, r, sizes.get(p)) for p, r in report.failed], model_dim=lambda: embedder.dim,
         before_commit=lambda: failpoints.hit("before-commit"))
     failpoints.hit("after-commit")
-    target = dense_path(store.index_dir, commit)
-    if not target.exists():
-        with store.conn:  # one read transaction: the file matches the commit just made
-            store.conn.execute("BEGIN")
-            dense = build_dense(store.conn, int(store.meta["dim"]))
-        write_dense(dense, target)
-    remove_stale(store.index_dir, keep=target)
+    store.publish(commit)
     return report
 
 
@@ -229,7 +191,7 @@ def _load_and_chunk(f, settings: IngestSettings, chunker: Callable[[], Chunker],
     return NewDocument(f.rel, sha, len(data), loaded.kind, loaded.text, chunks, keys)
 
 
-def _embed(store: Store, embedder: Embedder, upserts: list[NewDocument], everything: bool,
+def _embed(store: SqliteStore, embedder: Embedder, upserts: list[NewDocument], everything: bool,
            checkpoint: int, show: bool) -> tuple[int, int]:
     """Embed the chunk texts that have no stored vector (or all of them, for a rebuild),
     longest first (less padding), committing vectors every `checkpoint` texts. Returns (texts

@@ -12,12 +12,12 @@ import pytest
 
 from app.errors import IndexNotReady
 from app.freshness import IngestFailed, IngestRunner
-from app.service import IndexHolder
+from app.index_holder import IndexHolder
 from app.settings import Settings
 from ingest.embedders import HashingEmbedder
-from ingest.store import IndexParams
+from ingest.store import IndexParams, open_reader
 from ingest.sync import run_ingest
-from tests.test_sync import write
+from tests.helpers import write
 
 
 @pytest.fixture
@@ -28,8 +28,8 @@ def app_settings(tmp_path) -> Settings:
 
 
 def holder_for(settings: Settings) -> IndexHolder:
-    return IndexHolder(settings, IndexParams(HashingEmbedder.model_id, settings.chunk_tokens,
-                                             settings.chunk_overlap))
+    return IndexHolder(open_reader(settings, IndexParams(
+        HashingEmbedder.model_id, settings.chunk_tokens, settings.chunk_overlap)))
 
 
 def test_a_lease_keeps_its_generation_and_the_old_snapshot_closes_after_it(app_settings):

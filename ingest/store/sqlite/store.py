@@ -14,19 +14,18 @@ Only `put_vectors` commits earlier: it adds vectors no reader looks up until a r
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ingest.chunking import Chunk
 from ingest.errors import IndexMismatchError
+from ingest.store.records import DocumentRow, IndexParams, NewDocument, check_params
+from ingest.store.sqlite.dense import build_dense, dense_path, remove_stale, write_dense
 
 SCHEMA_VERSION = 1
 DB_NAME = "index.db"
@@ -56,47 +55,8 @@ CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
 """
 
 
-@dataclass(frozen=True)
-class IndexParams:
-    """What an index is built with. Opening it with different values is refused."""
-
-    model_id: str
-    chunk_tokens: int
-    chunk_overlap: int
-
-    def as_meta(self) -> dict[str, str]:
-        return {k: str(v) for k, v in self.__dict__.items()}
-
-
-@dataclass(frozen=True)
-class DocumentRow:
-    path: str
-    sha256: str
-    size: int
-    kind: str
-    chunks: int
-    ingested_at: float
-
-
-@dataclass(frozen=True)
-class NewDocument:
-    """A document to (re)write in a run: its text and chunks, with each chunk's vector key."""
-
-    path: str
-    sha256: str
-    size: int
-    kind: str
-    text: str
-    chunks: Sequence[Chunk]
-    vec_keys: Sequence[str]
-
-
 DOCUMENTS_SQL = ("SELECT d.path, d.sha256, d.size, d.kind, COUNT(c.id), d.ingested_at "
                  "FROM documents d LEFT JOIN chunks c ON c.doc_id = d.id GROUP BY d.id ORDER BY d.path")
-
-
-def vector_key(model_id: str, text: str) -> str:
-    return hashlib.sha256(f"{model_id}\0{text}".encode()).hexdigest()
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -111,19 +71,7 @@ def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
     return dict(conn.execute("SELECT key, value FROM meta"))
 
 
-def check_params(meta: dict[str, str], params: IndexParams, index_dir: Path) -> None:
-    wanted = params.as_meta()
-    diffs = [f"{k}: index has {meta.get(k)!r}, settings ask for {v!r}"
-             for k, v in wanted.items() if meta.get(k) != v]
-    if diffs:
-        raise IndexMismatchError(
-            f"the index in {index_dir} was built with other settings ({'; '.join(diffs)}). "
-            "Rebuild it with `python -m ingest --rebuild` (or `make ingest ARGS=--rebuild`), "
-            "or point RAG_INDEX_DIR at another folder."
-        )
-
-
-class Store:
+class SqliteStore:
     """Writer side of the index. One writer at a time (the sync module holds a file lock)."""
 
     def __init__(self, index_dir: Path, params: IndexParams, *, rebuild: bool = False) -> None:
@@ -196,7 +144,6 @@ class Store:
         read off the stored vectors, which must all have one size; `model_dim` is asked only
         when there are none (an empty index).
         """
-        now = time.time()
         conn = self.conn
         with conn:
             conn.execute("BEGIN IMMEDIATE")
@@ -204,48 +151,75 @@ class Store:
             generation, commit = int(meta["generation"]), meta["commit"]
             if upserts or deletes or self.rebuild:
                 generation, commit = generation + 1, secrets.token_hex(8)
-            drop = [*deletes, *(d.path for d in upserts)]
-            if self.rebuild:
-                conn.execute("DELETE FROM chunks")
-                conn.execute("DELETE FROM documents")
-                self._write_meta(self.params.as_meta())
-            for path in drop:
-                row = conn.execute("SELECT id FROM documents WHERE path = ?", (path,)).fetchone()
-                if row:
-                    conn.execute("DELETE FROM chunks WHERE doc_id = ?", row)
-                    conn.execute("DELETE FROM documents WHERE id = ?", row)
-            for doc in upserts:
-                doc_id = conn.execute(
-                    "INSERT INTO documents(path, sha256, size, kind, text, ingested_at, generation)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (doc.path, doc.sha256, doc.size, doc.kind, doc.text, now, generation),
-                ).lastrowid
-                conn.executemany(
-                    'INSERT INTO chunks(doc_id, ordinal, start, "end", heading, page, tokens, text,'
-                    " vec_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(doc_id, c.ordinal, c.start, c.end, json.dumps(list(c.heading)), c.page,
-                      c.tokens, c.text, key) for c, key in zip(doc.chunks, doc.vec_keys)])
-            missing = conn.execute(
-                "SELECT COUNT(*) FROM chunks c LEFT JOIN vectors v ON v.key = c.vec_key"
-                " WHERE v.key IS NULL").fetchone()[0]
-            if missing:
-                raise RuntimeError(f"{missing} chunks have no vector; refusing to commit")
-            sizes = [n // 4 for (n,) in conn.execute(
-                "SELECT DISTINCT length(v.vector) FROM chunks c JOIN vectors v"
-                " ON v.key = c.vec_key")]
-            if len(sizes) > 1:
-                raise IndexMismatchError(
-                    f"the model {self.params.model_id!r} gave vectors of sizes {sizes}: it "
-                    "changed under the same name. Rebuild with `python -m ingest --rebuild`.")
-            dim = sizes[0] if sizes else int(meta.get("dim") or model_dim())
+            self._write_documents(upserts, [*deletes, *(d.path for d in upserts)], generation)
+            dim = self._vector_dim() or int(meta.get("dim") or model_dim())
             conn.execute("DELETE FROM vectors WHERE key NOT IN (SELECT vec_key FROM chunks)")
-            old_failures = conn.execute(
-                "SELECT path, reason, size FROM failures ORDER BY path").fetchall()
-            conn.execute("DELETE FROM failures")
-            conn.executemany("INSERT INTO failures(path, reason, size) VALUES (?, ?, ?)", failures)
+            failures_changed = self._replace_failures(failures)
             values = {"generation": str(generation), "commit": commit, "dim": str(dim)}
-            if commit != meta["commit"] or old_failures != sorted(map(tuple, failures)):
+            if commit != meta["commit"] or failures_changed:
                 values["revision"] = secrets.token_hex(8)  # what readers see has changed
             self._write_meta(values)
             before_commit()
         return generation, commit
+
+    def _write_documents(self, upserts: Sequence[NewDocument], drop: Sequence[str],
+                         generation: int) -> None:
+        """Drop the paths' old versions (everything, on a rebuild) and insert the new ones."""
+        conn, now = self.conn, time.time()
+        if self.rebuild:
+            conn.execute("DELETE FROM chunks")
+            conn.execute("DELETE FROM documents")
+            self._write_meta(self.params.as_meta())
+        for path in drop:
+            row = conn.execute("SELECT id FROM documents WHERE path = ?", (path,)).fetchone()
+            if row:
+                conn.execute("DELETE FROM chunks WHERE doc_id = ?", row)
+                conn.execute("DELETE FROM documents WHERE id = ?", row)
+        for doc in upserts:
+            doc_id = conn.execute(
+                "INSERT INTO documents(path, sha256, size, kind, text, ingested_at, generation)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (doc.path, doc.sha256, doc.size, doc.kind, doc.text, now, generation),
+            ).lastrowid
+            conn.executemany(
+                'INSERT INTO chunks(doc_id, ordinal, start, "end", heading, page, tokens, text,'
+                " vec_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(doc_id, c.ordinal, c.start, c.end, json.dumps(list(c.heading)), c.page,
+                  c.tokens, c.text, key) for c, key in zip(doc.chunks, doc.vec_keys)])
+
+    def _vector_dim(self) -> int | None:
+        """The size of every chunk's vector (None: no chunks). Refuses chunks without a vector
+        and vectors of mixed sizes."""
+        missing = self.conn.execute(
+            "SELECT COUNT(*) FROM chunks c LEFT JOIN vectors v ON v.key = c.vec_key"
+            " WHERE v.key IS NULL").fetchone()[0]
+        if missing:
+            raise RuntimeError(f"{missing} chunks have no vector; refusing to commit")
+        sizes = [n // 4 for (n,) in self.conn.execute(
+            "SELECT DISTINCT length(v.vector) FROM chunks c JOIN vectors v"
+            " ON v.key = c.vec_key")]
+        if len(sizes) > 1:
+            raise IndexMismatchError(
+                f"the model {self.params.model_id!r} gave vectors of sizes {sizes}: it "
+                "changed under the same name. Rebuild with `python -m ingest --rebuild`.")
+        return sizes[0] if sizes else None
+
+    def _replace_failures(self, failures: Sequence[tuple[str, str, int | None]]) -> bool:
+        """Replace the refused files; True when the list changed."""
+        old = self.conn.execute("SELECT path, reason, size FROM failures ORDER BY path").fetchall()
+        self.conn.execute("DELETE FROM failures")
+        self.conn.executemany("INSERT INTO failures(path, reason, size) VALUES (?, ?, ?)",
+                              failures)
+        return old != sorted(map(tuple, failures))
+
+    def publish(self, commit: str) -> None:
+        """Derive the FAISS file of a commit (if it is not there yet) and remove older ones.
+        Readers rebuild a missing file themselves, so a crash before this costs them a rebuild,
+        never a wrong answer."""
+        target = dense_path(self.index_dir, commit)
+        if not target.exists():
+            with self.conn:  # one read transaction: the file matches the commit just made
+                self.conn.execute("BEGIN")
+                dense = build_dense(self.conn, int(self.meta["dim"]))
+            write_dense(dense, target)
+        remove_stale(self.index_dir, keep=target)

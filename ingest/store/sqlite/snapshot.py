@@ -1,10 +1,10 @@
-"""Reader side of the index: a consistent snapshot of one generation.
+"""Reading the SQLite + FAISS index: `SqliteSnapshot` (one generation) and `SqliteReader` (the
+latest revision, cheaply, and snapshots of it). They implement ingest.store.reader's seam.
 
-`IndexSnapshot.open(index_dir)` starts a read transaction on the SQLite database and keeps it
-open, so every lookup through the snapshot (dense search, BM25 search, chunk and document
-fetches) sees the same generation even while an ingest commits a new one. Close it (or open a
-new snapshot) to move to the latest generation. While a snapshot is open SQLite cannot
-checkpoint its write-ahead log past it, so long-lived readers should reopen after each commit.
+A snapshot starts a read transaction on the SQLite database and keeps it open, so every lookup
+through it (dense search, BM25 search, chunk and document fetches) sees the same generation even
+while an ingest commits a new one. While a snapshot is open SQLite cannot checkpoint its
+write-ahead log past it, so long-lived readers should open a new one after each commit.
 """
 from __future__ import annotations
 
@@ -12,53 +12,40 @@ import json
 import re
 import sqlite3
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import faiss
 import numpy as np
 
-from ingest.dense import load_dense
 from ingest.errors import IndexNotFoundError
-from ingest.store import DB_NAME, DOCUMENTS_SQL, DocumentRow, IndexParams, check_params, connect, read_meta
+from ingest.store.records import (ChunkFilter, ChunkRecord, DocumentRow, IndexParams,
+                                  RefusedFile, check_params)
+from ingest.store.sqlite.dense import dense_path, load_dense
+from ingest.store.sqlite.lock import ingest_running
+from ingest.store.sqlite.store import DB_NAME, DOCUMENTS_SQL, connect, read_meta
 
 _TERM = re.compile(r"\w+", re.UNICODE)
 
 
-@dataclass(frozen=True)
-class ChunkFilter:
-    """Which documents a search may return: a path glob (fnmatch-style, e.g. "guides/*.md"),
-    and/or document kinds ("markdown", "text", "html", "pdf")."""
-
-    path_glob: str | None = None
-    kinds: tuple[str, ...] | None = None
-
-    def sql(self) -> tuple[str, list]:
-        """A condition on the documents table `d`, and its arguments."""
-        parts, args = [], []
-        if self.path_glob:
-            parts.append("d.path GLOB ?")
-            args.append(self.path_glob)
-        if self.kinds:
-            parts.append(f"d.kind IN ({','.join('?' * len(self.kinds))})")
-            args.extend(self.kinds)
-        return (" AND ".join(parts) or "1"), args
+def _where_sql(where: ChunkFilter) -> tuple[str, list]:
+    """A condition on the documents table `d`, and its arguments."""
+    parts, args = [], []
+    if where.path_glob:
+        parts.append("d.path GLOB ?")
+        args.append(where.path_glob)
+    if where.kinds:
+        parts.append(f"d.kind IN ({','.join('?' * len(where.kinds))})")
+        args.extend(where.kinds)
+    return (" AND ".join(parts) or "1"), args
 
 
-@dataclass(frozen=True)
-class ChunkRecord:
-    id: int
-    path: str
-    ordinal: int
-    start: int
-    end: int
-    heading: tuple[str, ...]
-    page: int | None
-    text: str
+def revision_of(meta: dict[str, str]) -> str:
+    """What identifies a committed state (indexes from before `revision` have only `commit`)."""
+    return meta.get("revision") or meta["commit"]
 
 
-class IndexSnapshot:
+class SqliteSnapshot:
     def __init__(self, conn: sqlite3.Connection, index_dir: Path, meta: dict[str, str],
                  dense, chunk_count: int, document_count: int) -> None:
         self._conn = conn
@@ -66,13 +53,16 @@ class IndexSnapshot:
         self.index_dir = index_dir
         self.meta = meta
         self.generation = int(meta["generation"])
+        self.revision = revision_of(meta)
+        self.commit = meta["commit"]
         self.dense = dense
         self.chunk_count = chunk_count
         self.document_count = document_count
 
     @classmethod
     def open(cls, index_dir: Path, expect: IndexParams | None = None, *,
-             save_dense: bool = True, previous: "IndexSnapshot | None" = None) -> "IndexSnapshot":
+             save_dense: bool = True, previous: "SqliteSnapshot | None" = None
+             ) -> "SqliteSnapshot":
         """Snapshot the latest committed generation. `save_dense=False` never writes to the
         index folder (a missing FAISS file is rebuilt in memory only). `previous`: a snapshot
         whose FAISS index is reused if the content has not changed since (only the list of
@@ -89,10 +79,10 @@ class IndexSnapshot:
                 raise IndexNotFoundError(f"the index in {index_dir} is not initialised: "
                                          "run `make ingest` first")
             if expect is not None:
-                check_params(meta, expect, index_dir)
+                check_params(meta, expect, str(index_dir))
             chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
             docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-            if previous is not None and previous.meta["commit"] == meta["commit"]:
+            if previous is not None and previous.commit == meta["commit"]:
                 dense = previous.dense
             else:
                 dense = load_dense(conn, index_dir, meta["commit"], int(meta["dim"]), chunks,
@@ -106,7 +96,7 @@ class IndexSnapshot:
         with self._lock:
             self._conn.close()
 
-    def __enter__(self) -> "IndexSnapshot":
+    def __enter__(self) -> "SqliteSnapshot":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -118,7 +108,6 @@ class IndexSnapshot:
 
     def search_dense(self, vector: np.ndarray, k: int,
                      where: ChunkFilter | None = None) -> list[tuple[int, float]]:
-        """(chunk id, cosine similarity), best first."""
         if self.chunk_count == 0:
             return []
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
@@ -133,9 +122,7 @@ class IndexSnapshot:
 
     def search_lexical(self, query: str, k: int, where: ChunkFilter | None = None,
                        max_rows: int = 10_000) -> list[tuple[int, float]]:
-        """(chunk id, BM25 score), best first. Any words in the query may match (OR).
-
-        FTS5 scores every matching row, so a query of common words over a big index costs
+        """FTS5 scores every matching row, so a query of common words over a big index costs
         tens of milliseconds. When the query would match more than `max_rows` rows, only
         its rarest words (together matching at most `max_rows`, at least one word) are
         searched: Lucene's "common terms" idea. Common words weigh little in BM25 anyway."""
@@ -157,7 +144,7 @@ class IndexSnapshot:
             rows = self._query("SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts"
                                " MATCH ? ORDER BY bm25(chunks_fts) LIMIT ?", (match, k))
         else:
-            cond, args = where.sql()
+            cond, args = _where_sql(where)
             rows = self._query(
                 "SELECT f.rowid, -bm25(chunks_fts) FROM chunks_fts f JOIN chunks c ON c.id ="
                 f" f.rowid JOIN documents d ON d.id = c.doc_id WHERE chunks_fts MATCH ? AND {cond}"
@@ -165,8 +152,8 @@ class IndexSnapshot:
         return [(int(r), float(s)) for r, s in rows]
 
     def doc_freq(self, word: str) -> int:
-        """Chunks containing `word` (after the index's stemming), counted up to a cap that
-        keeps common words cheap at any index size; above it the weight is small anyway."""
+        """Counted up to a cap that keeps common words cheap at any index size; above it the
+        weight is small anyway."""
         cap = max(1000, self.chunk_count // 20)
         return self._query("SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts "
                            "MATCH ? LIMIT ?)", ('"' + word.replace('"', '""') + '"', cap))[0][0]
@@ -177,7 +164,6 @@ class IndexSnapshot:
                            (match,))[0][0]
 
     def similarities(self, vector: np.ndarray, ids: Sequence[int]) -> list[float]:
-        """Cosine similarity of `vector` to each chunk's stored vector."""
         if not ids:
             return []
         vecs = np.vstack([self.dense.reconstruct(int(i)) for i in ids])
@@ -189,7 +175,6 @@ class IndexSnapshot:
         return rows[0][0] if rows else ""
 
     def chunks(self, ids: Sequence[int]) -> list[ChunkRecord]:
-        """The chunks with these ids, in the order asked (unknown ids are left out)."""
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
@@ -211,12 +196,77 @@ class IndexSnapshot:
     def chunk_ids(self, where: ChunkFilter | None = None) -> list[int]:
         if where is None:
             return [i for (i,) in self._query("SELECT id FROM chunks ORDER BY id")]
-        cond, args = where.sql()
+        cond, args = _where_sql(where)
         return [i for (i,) in self._query(
             f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {cond}"
             " ORDER BY c.id", args)]
 
-    def failures(self) -> list[tuple[str, str, int | None]]:
-        """Files the last run refused: (path, reason, size in bytes if known)."""
-        return [tuple(r) for r in self._query(
+    def failures(self) -> list[RefusedFile]:
+        return [RefusedFile(*r) for r in self._query(
             "SELECT path, reason, size FROM failures ORDER BY path")]
+
+
+class SqliteReader:
+    """The index in `index_dir`, read. `latest()` costs one `PRAGMA data_version` when nothing
+    was written since the last call; `meta` is read only when something was. A database file
+    replaced under us (the index deleted and rebuilt) is noticed by its inode."""
+
+    def __init__(self, index_dir: Path, expect: IndexParams | None = None, *,
+                 save_dense: bool = True) -> None:
+        self.index_dir = index_dir
+        self.expect = expect
+        self.save_dense = save_dense
+        self._lock = threading.Lock()
+        self._probe: sqlite3.Connection | None = None
+        self._probe_inode: tuple[int, int] | None = None
+        self._seen_version: int | None = None
+        self._seen: dict[str, str] | None = None
+
+    def _meta(self) -> dict[str, str] | None:
+        """The latest committed `commit` and `revision` (caller holds the lock)."""
+        db = self.index_dir / DB_NAME
+        try:
+            inode = (st := db.stat()).st_dev, st.st_ino
+        except FileNotFoundError:
+            return None
+        if self._probe is None or inode != self._probe_inode:
+            if self._probe is not None:
+                self._probe.close()
+            self._probe = sqlite3.connect(db, check_same_thread=False)
+            self._probe_inode, self._seen_version = inode, None
+        version = self._probe.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._seen_version or self._seen is None:
+            self._seen_version, self._seen = version, dict(self._probe.execute(
+                "SELECT key, value FROM meta WHERE key IN ('commit', 'revision')")) or None
+        return self._seen
+
+    def latest(self) -> str | None:
+        with self._lock:
+            try:
+                meta = self._meta()
+            except sqlite3.Error:
+                return None  # being created right now
+        if meta is None or "commit" not in meta:
+            return None
+        if (not dense_path(self.index_dir, meta["commit"]).exists()
+                and ingest_running(self.index_dir)):
+            # Committed, and its FAISS file is being written right now: a snapshot opened now
+            # would rebuild it; the previous generation serves a moment longer instead.
+            return None
+        return revision_of(meta)
+
+    def open(self, previous: SqliteSnapshot | None = None) -> SqliteSnapshot:
+        return SqliteSnapshot.open(self.index_dir, self.expect, save_dense=self.save_dense,
+                                   previous=previous)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._probe is not None:
+                self._probe.close()
+            self._probe = None
+
+    def __enter__(self) -> "SqliteReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,173 @@
+"""The reader seam's contract (ingest.store.reader), run against every backend: what app/ may rely
+on, whatever holds the index. Each backend is a fixture param; the index is written the way users
+write it, with run_ingest, and read only through open_reader.
+
+SQLite-only behaviour (the derived FAISS file) is in test_sqlite_snapshot.py."""
+from __future__ import annotations
+
+from contextlib import closing
+
+import numpy as np
+import pytest
+
+from ingest.embedders import HashingEmbedder
+from ingest.errors import IndexMismatchError, IndexNotFoundError
+from ingest.settings import IngestSettings
+from ingest.store import ChunkFilter, IndexParams, open_reader
+from ingest.sync import run_ingest
+from tests.helpers import write
+
+EMBEDDER = HashingEmbedder()
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request, tmp_path) -> IngestSettings:
+    """Settings of an empty index on the backend under test, over an empty corpus."""
+    (tmp_path / "corpus").mkdir()
+    return IngestSettings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index",
+                          embedder="hashing")
+
+
+def params(settings: IngestSettings, **changes) -> IndexParams:
+    values = {"model_id": EMBEDDER.model_id, "chunk_tokens": settings.chunk_tokens,
+              "chunk_overlap": settings.chunk_overlap, **changes}
+    return IndexParams(**values)
+
+
+def ingest(settings: IngestSettings, **files: str | bytes):
+    """Write the files (name -> content; None deletes), then run an ingest."""
+    for name, text in files.items():
+        if text is None:
+            (settings.corpus_dir / name).unlink()
+        else:
+            write(settings.corpus_dir, name.replace("__", "/"), text)
+    return run_ingest(settings, EMBEDDER)
+
+
+@pytest.fixture
+def reader(backend):
+    with closing(open_reader(backend, params(backend))) as r:
+        yield r
+
+
+def test_nothing_to_read_before_the_first_ingest(backend, reader):
+    assert reader.latest() is None
+    with pytest.raises(IndexNotFoundError, match="make ingest"):
+        reader.open()
+
+
+def test_a_snapshot_holds_what_was_committed(backend, reader):
+    ingest(backend, **{"a.md": "# A\n\nAlbatross facts.\n\n## B\n\nBuzzard facts.\n",
+                       "guides__c.txt": "Cormorants dive for fish.\n", "bad.pdf": b"not a pdf"})
+    assert isinstance(reader.latest(), str)
+    with closing(reader.open()) as snap:
+        assert (snap.generation, snap.document_count, snap.chunk_count) == (1, 2, 3)
+        assert snap.revision == reader.latest()
+        docs = snap.documents()
+        assert [(d.path, d.kind, d.chunks) for d in docs] == [("a.md", "markdown", 2),
+                                                              ("guides/c.txt", "text", 1)]
+        assert all(len(d.sha256) == 64 and d.size > 0 and d.ingested_at > 0 for d in docs)
+        (refused,) = snap.failures()
+        assert (refused.path, refused.size) == ("bad.pdf", 9) and refused.reason
+        ids = snap.chunk_ids()
+        assert ids == sorted(ids) and len(ids) == 3
+        chunks = snap.chunks(list(reversed(ids)) + [10**9])  # the order asked; unknown left out
+        assert [c.id for c in chunks] == list(reversed(ids))
+        (buzzard,) = [c for c in chunks if "Buzzard facts." in c.text]
+        assert buzzard.path == "a.md" and buzzard.heading == ("A", "B") and buzzard.page is None
+        assert snap.document_span("a.md", buzzard.start, buzzard.end) == buzzard.text
+        assert snap.document_span("nowhere.md", 0, 5) == ""
+
+
+def test_a_snapshot_keeps_its_generation_while_the_next_is_committed(backend, reader):
+    ingest(backend, **{"a.md": "# A\n\nAlbatross facts.\n"})
+    with closing(reader.open()) as old:
+        ingest(backend, **{"a.md": "# A\n\nCormorant facts.\n", "b.md": "# B\n\nBuzzard facts.\n"})
+        assert reader.latest() != old.revision
+        with closing(reader.open(previous=old)) as new:
+            assert (old.generation, new.generation) == (1, 2)
+            assert [d.path for d in old.documents()] == ["a.md"]
+            assert old.search_lexical("albatross", 3) and not old.search_lexical("buzzard", 3)
+            assert new.search_lexical("buzzard", 3) and not new.search_lexical("albatross", 3)
+            (cid, _), = old.search_lexical("albatross", 3)
+            assert "Albatross" in old.chunks([cid])[0].text
+            vector = EMBEDDER.embed(["Albatross facts."])[0]
+            assert old.search_dense(vector, 5)[0][0] == cid  # the old vectors, too
+            assert old.chunk_count == 1 and new.chunk_count == 2
+
+
+def test_the_revision_moves_with_what_readers_see_and_only_then(backend, reader):
+    ingest(backend, **{"a.md": "# A\n\nAlbatross facts.\n"})
+    first = reader.latest()
+    ingest(backend)  # nothing changed
+    assert reader.latest() == first
+    ingest(backend, **{"bad.pdf": b"not a pdf"})  # a new refusal: no new content...
+    with closing(reader.open()) as snap:
+        assert snap.generation == 1 and snap.revision != first  # ...but something to see
+        assert [f.path for f in snap.failures()] == ["bad.pdf"]
+
+
+def test_an_index_built_otherwise_is_refused_with_the_fix(backend):
+    ingest(backend, **{"a.md": "# A\n\nAlbatross facts.\n"})
+    with closing(open_reader(backend, params(backend, chunk_tokens=99))) as other:
+        with pytest.raises(IndexMismatchError, match="--rebuild"):
+            other.open()
+
+
+def test_dense_search_ranks_by_cosine_and_honours_filters(backend, reader):
+    ingest(backend, **{"a.md": "# A\n\nAlbatross wings span three metres.\n",
+                       "guides__b.md": "# B\n\nBuzzards circle over hills.\n",
+                       "c.txt": "Cormorants dive deep for fish.\n"})
+    with closing(reader.open()) as snap:
+        vector = EMBEDDER.embed(["Buzzards circle over hills."])[0]
+        hits = snap.search_dense(vector, 10)
+        assert len(hits) == 3 and [s for _, s in hits] == sorted((s for _, s in hits),
+                                                                 reverse=True)
+        best, similarity = hits[0]
+        assert snap.chunks([best])[0].path == "guides/b.md" and similarity > 0.8
+        assert snap.similarities(vector, [hits[2][0], best]) == pytest.approx(
+            [hits[2][1], similarity], abs=1e-3)
+        assert len(snap.search_dense(vector, 2)) == 2
+        only_text = snap.search_dense(vector, 10, ChunkFilter(kinds=("text",)))
+        assert [snap.chunks([i])[0].path for i, _ in only_text] == ["c.txt"]
+        in_guides = snap.search_dense(vector, 10, ChunkFilter(path_glob="guides/*"))
+        assert [snap.chunks([i])[0].path for i, _ in in_guides] == ["guides/b.md"]
+        assert snap.search_dense(vector, 10, ChunkFilter(path_glob="nowhere/*")) == []
+        assert snap.chunk_ids(ChunkFilter(kinds=("markdown",))) == sorted(
+            i for i, _ in hits if snap.chunks([i])[0].path.endswith(".md"))
+
+
+def test_lexical_search_is_bm25_over_any_word_and_never_a_query_language(backend, reader):
+    ingest(backend, **{"a.md": "# A\n\nAlbatross wings. Albatross flights. Albatross eggs.\n",
+                       "b.md": "# B\n\nBuzzards and one albatross.\n",
+                       "c.md": "# C\n\nNEAR AND OR NOT \"quoted\" words*\n",
+                       "d.md": "# D\n\nCafé Trésor serves crêpes.\n"})
+    with closing(reader.open()) as snap:
+        hits = snap.search_lexical("albatross", 10)
+        assert [snap.chunks([i])[0].path for i, _ in hits] == ["a.md", "b.md"]  # tf ranks
+        assert hits[0][1] > hits[1][1] > 0
+        either = {snap.chunks([i])[0].path for i, _ in snap.search_lexical("buzzards eggs", 10)}
+        assert either == {"a.md", "b.md"}  # OR
+        assert snap.search_lexical('NOT "quoted" OR (words*', 5)
+        assert snap.search_lexical("!!! ??", 5) == []
+        assert snap.search_lexical("albatross", 10, ChunkFilter(path_glob="b.md")) == hits[1:]
+        assert snap.search_lexical("cafe tresor crepes", 5)  # diacritics folded
+        assert snap.doc_freq("albatross") == 2 and snap.doc_freq("cafe") == 1
+        assert snap.doc_freq("zebra") == 0
+
+
+def test_chunk_ids_are_never_reused(backend, reader):
+    ingest(backend, **{"a.md": "# A\n\nAlbatross facts.\n"})
+    with closing(reader.open()) as snap:
+        first = snap.chunk_ids()
+    ingest(backend, **{"a.md": None})
+    ingest(backend, **{"b.md": "# B\n\nBuzzard facts.\n"})
+    with closing(reader.open()) as snap:
+        assert not set(first) & set(snap.chunk_ids())  # an old citation id cannot point at b.md
+
+
+def test_similarities_of_no_ids_is_empty(backend, reader):
+    ingest(backend, **{"a.md": "# A\n\nAlbatross facts.\n"})
+    with closing(reader.open()) as snap:
+        assert snap.similarities(np.ones(EMBEDDER.dim, dtype=np.float32), []) == []
+        assert snap.chunks([]) == []

@@ -1,10 +1,11 @@
-"""Small text tools shared by the extractive generator and the citation checker: sentence
-splitting, content terms (lower-cased, stop words dropped, crudely stemmed) and numbers."""
+"""Small text tools shared by the extractive generator, the citation checker and abstention:
+sentence splitting, content terms (folded as the lexical index folds them: NFKC, case,
+diacritics; stop words dropped; crudely stemmed) and numbers."""
 from __future__ import annotations
 
 import re
 
-from ingest.chunking import strip_spans
+from ingest.text import fold, strip_spans
 
 STOP_WORDS = frozenset("""
 a about above after again against all am an and any are as at be because been before being
@@ -39,13 +40,14 @@ def stem(word: str) -> str:
 
 
 def terms(text: str) -> list[str]:
-    """Content terms: lower-cased words minus stop words, stemmed."""
-    return [stem(w) for w in (m.group().lower() for m in WORD.finditer(text))
+    """Content terms: folded words (see ingest.text.fold) minus stop words, stemmed."""
+    return [stem(w) for w in (m.group() for m in WORD.finditer(fold(text)))
             if w not in STOP_WORDS]
 
 
 def numbers(text: str) -> set[str]:
-    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+    """The numbers a text states, thousands separators dropped ("1,200" is "1200")."""
+    return {n.replace(",", "") for n in _NUMBER.findall(fold(text))}
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-from ingest.loaders import LoadedDocument, Section
+from ingest.text import strip_spans
+
+if TYPE_CHECKING:  # annotations only: settings import this module's rule, not the loaders
+    from ingest.loaders import LoadedDocument, Section
 
 CountTokens = Callable[[Sequence[str]], list[int]]
 
@@ -25,6 +28,14 @@ _LEVELS = (
 )
 _SENTENCE_START = re.compile(r"(?:^|(?<=[.!?]))\s+(?=\S)")
 _WORD = re.compile(r"\S+")
+
+
+def check_overlap(overlap: int, size: int) -> None:
+    """The rule for chunk overlap, wherever it is checked: at least 0 and under half the chunk
+    size, so a chunk is never swallowed by the next one. Raises ValueError saying so."""
+    if not 0 <= overlap < size // 2:
+        raise ValueError(f"the chunk overlap ({overlap} tokens) must be at least 0 and under "
+                         f"half the chunk size ({size} tokens)")
 
 
 @dataclass(frozen=True)
@@ -50,8 +61,7 @@ class Chunker:
                  max_chars: int | None = None) -> None:
         if max_tokens < 8:
             raise ValueError(f"max_tokens must be at least 8, got {max_tokens}")
-        if not 0 <= overlap < max_tokens // 2:
-            raise ValueError(f"overlap must be in [0, {max_tokens // 2}), got {overlap}")
+        check_overlap(overlap, max_tokens)
         self.count_tokens = count_tokens
         self.max_tokens = max_tokens
         self.overlap = overlap
@@ -166,19 +176,6 @@ class Chunker:
             if s in sentence_starts and tail * 2 >= best_tokens:
                 return s, tail
         return best, best_tokens
-
-
-def strip_spans(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Drop leading/trailing whitespace from spans, and spans that are only whitespace."""
-    out = []
-    for s, e in spans:
-        while s < e and text[s].isspace():
-            s += 1
-        while e > s and text[e - 1].isspace():
-            e -= 1
-        if s < e:
-            out.append((s, e))
-    return out
 
 
 def _split_at(text: str, start: int, end: int, sep: re.Pattern[str]) -> list[tuple[int, int]]:

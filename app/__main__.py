@@ -10,6 +10,7 @@ import uvicorn
 from app.main import create_app
 from app.settings import Settings
 from app.telemetry import configure_logging
+from ingest.errors import SettingsError
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m app") -> int:
@@ -20,7 +21,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m app") -> int:
                    help="do not watch the corpus folder (RAG_WATCH=false)")
     args = p.parse_args(argv)
     overrides = {"host": args.host, "port": args.port, "watch": False if args.no_watch else None}
-    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = Settings.load(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     configure_logging()  # JSON lines: one per request, and ours (ingests, the watcher)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_config=None, access_log=False)

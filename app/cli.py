@@ -12,10 +12,6 @@ from __future__ import annotations
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from pydantic import ValidationError
-
-from ingest.settings import invalid_settings
-
 
 def _ask(argv: list[str], prog: str) -> int:
     from app.ask import main
@@ -59,11 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ragfirst: unknown command {command!r}; choose one of "
               f"{', '.join(COMMANDS)} (ragfirst --help)", file=sys.stderr)
         return 2
-    try:
+    try:  # each command prints its own errors (a bad RAG_* setting too) as one line
         return COMMANDS[command](rest, f"ragfirst {command}") or 0
-    except ValidationError as exc:  # a RAG_* variable (or --port) out of range
-        print(f"error: {invalid_settings(exc)}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
 

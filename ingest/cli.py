@@ -7,10 +7,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from ingest.errors import IngestError
-from ingest.settings import IngestSettings, invalid_settings
+from ingest.settings import IngestSettings
 from ingest.sync import IngestReport, run_ingest
 
 
@@ -60,19 +58,16 @@ def main(argv: list[str] | None = None, prog: str = "python -m ingest") -> int:
     args = parse_args(argv, prog)
     overrides = {k: v for k, v in (("corpus_dir", args.corpus), ("index_dir", args.index)) if v}
     try:
-        settings = IngestSettings(**overrides)
+        settings = IngestSettings.load(**overrides)
         report = run_ingest(settings, rebuild=args.rebuild,
                             progress=False if (args.quiet or args.json) else None)
-    except IngestError as exc:
+    except IngestError as exc:  # a bad setting, corpus or index: one line that says why
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (sqlite3.Error, OSError) as exc:
         print(f"error: cannot use the index in {settings.index_dir}: {exc}. Check that the "
               "folder is writable and the disk not full; `--rebuild` into a new --index "
               "folder starts afresh.", file=sys.stderr)
-        return 2
-    except ValidationError as exc:
-        print(f"error: {invalid_settings(exc)}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(report.as_json()))

@@ -23,3 +23,7 @@ class CorpusNotFoundError(IngestError):
 
 class ModelUnavailableError(IngestError):
     """The embedding model cannot be loaded offline."""
+
+
+class SettingsError(IngestError):
+    """A RAG_* setting has a value that cannot be used; the message names the variable."""

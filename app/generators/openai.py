@@ -2,10 +2,10 @@
 server, LM Studio), over a synchronous httpx client: the service calls generators from threads.
 
 One deadline (`llm_timeout_s`) bounds a whole call, retries and backoff included. httpx's
-timeouts are capped by the time left; the body is read chunk by chunk with the deadline checked
-after every chunk; and a watchdog shuts the socket at the deadline, so a server that stalls
-mid-body cannot hold a read past it. For `stream()` the time the caller spends between pieces
-counts too. Retries (at most `llm_retries`, exponential backoff with jitter) happen only on
+timeouts are capped by the time left; a JSON body is read chunk by chunk with the deadline
+checked after every chunk, a stream (parsed by httpx-sse) after every event; and a watchdog
+shuts the socket at the deadline, so a server that stalls or drips bytes mid-body cannot hold a
+read past it. For `stream()` the time the caller spends between pieces counts too. Retries (at most `llm_retries`, exponential backoff with jitter) happen only on
 connection errors, 429 and 5xx, and in streaming only before the first piece was yielded.
 Only GeneratorFailed (502) and GeneratorTimeout (504) escape `generate()` and `stream()`.
 """
@@ -17,19 +17,26 @@ import random
 import socket
 import threading
 import time
-from typing import Any, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generator as Iter, Iterator, Sequence
 
 import httpx
+from httpx_sse import EventSource, SSEError
 
 from app.errors import GeneratorFailed, GeneratorTimeout
 from app.prompting import build_messages
-from app.settings import Settings
 from app.sources import Source
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
 BACKOFF_BASE_S = 0.25
 BACKOFF_CAP_S = 4.0
+# Less time left than this after a backoff: another attempt could not answer, so the call fails
+# with the error it met rather than with a timeout that hides it.
+MIN_ATTEMPT_S = 0.1
 EXCERPT_CHARS = 200
 
 
@@ -45,15 +52,41 @@ class _DeadlinePassed(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class OpenAIOptions:
+    """What the generator needs: where the endpoint is, which model, how long to wait, and
+    the prompt's budget."""
+
+    base_url: str
+    model: str
+    api_key: str | None = field(default=None, repr=False)  # sent as a Bearer token
+    timeout_s: float = 60.0  # the whole call, retries included
+    retries: int = 2  # extra attempts on connection errors, 429 and 5xx
+    context_window: int = 4096
+    max_answer_tokens: int = 512
+    temperature: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0 or self.retries < 0:
+            raise ValueError("timeout_s must be positive and retries at least 0")
+
+    @classmethod
+    def from_settings(cls, s: "Settings") -> "OpenAIOptions":
+        key = s.openai_api_key.get_secret_value() if s.openai_api_key else None
+        return cls(s.openai_base_url, s.openai_model, key or None, s.llm_timeout_s,
+                   s.llm_retries, s.context_window, s.max_answer_tokens, s.temperature)
+
+
 class OpenAIGenerator:
     name = "openai"
 
-    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
-        self.settings = settings
-        self.model: str | None = settings.openai_model
+    def __init__(self, options: OpenAIOptions,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.options = options
+        self.model: str | None = options.model
         self._transport = transport
         self._client: httpx.Client | None = None
-        base = httpx.URL(settings.openai_base_url.rstrip("/"))
+        base = httpx.URL(options.base_url.rstrip("/"))
         self._url = f"{base}/chat/completions"
         self._where = str(base.copy_with(username=None, password=None))  # safe to show
 
@@ -61,9 +94,8 @@ class OpenAIGenerator:
         """Create the HTTP client (no network call: the backend may come up later)."""
         if self._client is None:
             headers = {"User-Agent": "ragfirst"}
-            key = self.settings.openai_api_key
-            if key is not None and key.get_secret_value():
-                headers["Authorization"] = f"Bearer {key.get_secret_value()}"
+            if self.options.api_key:
+                headers["Authorization"] = f"Bearer {self.options.api_key}"
             self._client = httpx.Client(headers=headers, transport=self._transport)
 
     def close(self) -> None:
@@ -74,17 +106,17 @@ class OpenAIGenerator:
     def generate(self, question: str, sources: Sequence[Source]) -> str:
         return "".join(self._run(question, sources, stream=False))
 
-    def stream(self, question: str, sources: Sequence[Source]) -> Iterator[str]:
+    def stream(self, question: str, sources: Sequence[Source]) -> Iter[str, None, None]:
         return self._run(question, sources, stream=True)
 
-    def _run(self, question: str, sources: Sequence[Source], stream: bool) -> Iterator[str]:
-        timeout, retries = self.settings.llm_timeout_s, self.settings.llm_retries
+    def _run(self, question: str, sources: Sequence[Source],
+             stream: bool) -> Iter[str, None, None]:
+        o = self.options
+        timeout, retries = o.timeout_s, o.retries
         deadline = time.monotonic() + timeout
-        messages, _ = build_messages(question, sources, self.settings.context_window,
-                                     self.settings.max_answer_tokens)
-        payload = {"model": self.settings.openai_model, "messages": messages, "stream": stream,
-                   "max_tokens": self.settings.max_answer_tokens,
-                   "temperature": self.settings.temperature}
+        messages, _ = build_messages(question, sources, o.context_window, o.max_answer_tokens)
+        payload = {"model": o.model, "messages": messages, "stream": stream,
+                   "max_tokens": o.max_answer_tokens, "temperature": o.temperature}
         self.warm_up()
         attempt = 0
         while True:
@@ -108,7 +140,7 @@ class OpenAIGenerator:
                     raise GeneratorFailed(f"{exc} {tries}") from None
                 delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt) * random.uniform(0.5, 1.5)
                 delay = max(delay, exc.retry_after or 0.0)
-                if time.monotonic() + delay >= deadline:  # no time left for another attempt
+                if time.monotonic() + delay + MIN_ATTEMPT_S >= deadline:  # no time to retry
                     raise GeneratorFailed(f"{exc} {tries}; no time left to retry") from None
                 log.warning("LLM attempt %d failed (%s); retrying in %.2f s", attempt + 1, exc, delay)
                 time.sleep(delay)
@@ -201,41 +233,31 @@ def _parse_completion(body: bytes) -> str:
     return content
 
 
-def _sse_events(response: httpx.Response, deadline: float) -> Iterator[str]:
-    """The data of each server-sent event; comments, other fields and keep-alives skipped."""
-    buffer, data = b"", []
-    for chunk in _chunks(response, deadline):
-        *lines, buffer = (buffer + chunk).split(b"\n")
-        for raw in lines:
-            line = raw.rstrip(b"\r").decode("utf-8", "replace")
-            if line.startswith("data:"):
-                data.append(line[5:].removeprefix(" "))
-            elif not line and data:  # a blank line ends the event
-                yield "\n".join(data)
-                data = []
-    if buffer.startswith(b"data:"):  # lenient: a last event without its blank line
-        data.append(buffer[5:].decode("utf-8", "replace").strip())
-    if data:
-        yield "\n".join(data)
-
-
 def _read_sse(response: httpx.Response, deadline: float) -> Iterator[str]:
-    """Text deltas of a chat.completion.chunk stream, until [DONE] or a finish_reason."""
+    """Text deltas of a chat.completion.chunk stream, until [DONE] or a finish_reason. Events
+    are parsed by httpx-sse (comments and keep-alives skipped); the deadline is checked after
+    each one, and the watchdog ends a read that would run past it."""
     chars = 0
     try:
-        for event in _sse_events(response, deadline):
-            if event.strip() == "[DONE]":
+        for event in EventSource(response).iter_sse():
+            if time.monotonic() >= deadline:
+                raise _DeadlinePassed
+            if event.data.strip() == "[DONE]":
                 return
-            piece, finished = _parse_chunk(event)
+            piece, finished = _parse_chunk(event.data)
             if piece:
                 chars += len(piece)
                 yield piece
             if finished:
                 return
+    except SSEError as exc:  # not an event stream after all
+        raise GeneratorFailed(f"LLM backend did not answer with an event stream: {exc}") from None
     except httpx.TransportError as exc:
         if isinstance(exc, httpx.TimeoutException):
             raise
         raise _Retryable(f"LLM stream was cut off after {chars} characters: {exc}") from None
+    if time.monotonic() >= deadline:  # the watchdog's shutdown reads as a clean end of body
+        raise _DeadlinePassed
     raise _Retryable(f"LLM stream was cut off after {chars} characters (no [DONE])")
 
 

@@ -16,8 +16,9 @@ import uuid
 from datetime import datetime, timezone
 
 from starlette.requests import Request
-from starlette.routing import Match
+from starlette.routing import compile_path
 
+from app.answer import Answer
 from app.errors import error_body
 from app.metrics import Metrics
 
@@ -33,39 +34,41 @@ def request_info(request: Request) -> dict:
     return request.scope.setdefault(_INFO, {})
 
 
-def note_answer(request: Request, body: dict, question: str, *, log_content: bool) -> None:
-    """Record an /ask-shaped response body: its facts on the request's log line, and in the
-    answer metrics."""
+def note_answer(request: Request, answer: Answer, question: str, *, log_content: bool) -> None:
+    """Record an answer: its facts on the request's log line, and in the answer metrics."""
     info = request_info(request)
-    info.update(generator=body["generator"], model=body["model"],
-                abstained=body["abstained"], citations=len(body["citations"]),
-                unsupported=len(body["unsupported"]), index_generation=body["index_generation"],
-                timings_ms=body["timings_ms"])
-    request.app.state.metrics.observe_answer(body)
+    info.update(generator=answer.generator, model=answer.model, abstained=answer.abstained,
+                citations=len(answer.citations), unsupported=len(answer.unsupported),
+                index_generation=answer.index_generation,
+                timings_ms=answer.timings.model_dump())
+    request.app.state.metrics.observe_answer(answer)
     if log_content:
-        info.update(question=question, answer=body["answer"])
+        info.update(question=question, answer=answer.text)
 
 
 class RequestTelemetry:
     """ASGI middleware, outermost: sees every request, refused ones included, and logs when
-    the last byte of the response is sent (a stream: when it ends)."""
+    the last byte of the response is sent (a stream: when it ends).
 
-    def __init__(self, app, metrics: Metrics, routes) -> None:
+    `routes`: (label, path template) of every route, e.g. ("/v1/models/{model_id}", the same)
+    or ("/static", "/static/{path:path}") for a mount's files."""
+
+    def __init__(self, app, metrics: Metrics, routes: list[tuple[str, str]]) -> None:
         self.app = app
         self.metrics = metrics
-        self.routes = routes
+        self.routes = [(label, compile_path(template)[0]) for label, template in routes]
 
     def _route(self, scope, pristine) -> str:
         # The route's template ("/ask", "/static"), never the raw path: a label per URL
         # anyone can make up would grow the metrics without bound. The router leaves the
         # route it chose in the scope; a request refused before routing (401) or not routed
-        # by it (a Mount's files) is matched here, on the scope as it arrived (a Mount
+        # by it (a Mount's files) is matched here, on the path as it arrived (a Mount
         # rewrites the path).
-        route = scope.get("route")
-        if getattr(route, "path", None) is None:
-            route = next((r for r in self.routes if r.matches(pristine)[0] != Match.NONE),
-                         None)
-        return getattr(route, "path", None) or "unmatched"
+        route = getattr(scope.get("route"), "path", None)
+        if route is None:
+            path = pristine["path"]
+            route = next((label for label, regex in self.routes if regex.match(path)), None)
+        return route or "unmatched"
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -116,8 +119,8 @@ class RequestTelemetry:
         seconds = time.perf_counter() - started
         route = self._route(scope, pristine)
         method = scope["method"] if scope["method"] in _METHODS else "other"  # bounded too
-        self.metrics.requests.inc(route, method, str(status))
-        self.metrics.latency.observe(seconds, route)
+        self.metrics.requests.labels(route, method, str(status)).inc()
+        self.metrics.latency.labels(route).observe(seconds)
         fields = {"request_id": request_id, "method": method, "route": route,
                   "status": status, "duration_ms": round(seconds * 1000, 2), **info}
         if incomplete:

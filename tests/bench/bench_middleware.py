@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         logger.handlers[:] = [handler]
         logger.setLevel(logging.INFO)
         logger.propagate = False
-        metrics = Metrics(lambda: [])
+        metrics = Metrics()
         routes = [Route("/ask", endpoint, methods=["POST"])]
         apps = {
             "bare endpoint": endpoint,

@@ -11,30 +11,30 @@ import textwrap
 
 from pydantic import ValidationError
 
-from app.citations import source_label
+from app.answer import Answer
 from app.errors import AppError
+from app.retrieval import Mode
 from app.service import Question, RagService
 from app.settings import Settings
-from ingest.settings import invalid_settings
+from ingest.errors import IngestError
 
 
-def format_answer(body: dict) -> str:
-    lines = [textwrap.fill(body["answer"], width=100), ""]
-    if body["abstained"]:
+def format_answer(answer: Answer) -> str:
+    lines = [textwrap.fill(answer.text, width=100), ""]
+    if answer.abstained:
         lines.append("(abstained: no passage was relevant enough; the LLM was not called)")
-    for c in body["citations"]:
-        where = source_label(c)
-        snippet = " ".join(c["text"].split())
+    for c in answer.citations:
+        snippet = " ".join(c.text.split())
         snippet = snippet if len(snippet) <= 160 else snippet[:157] + "..."
-        lines.append(f"[{c['n']}] {where}, characters {c['start']}-{c['end']}")
+        lines.append(f"[{c.n}] {c.label}, characters {c.start}-{c.end}")
         lines.append(f"    {snippet}")
-    for sentence in body["unsupported"]:
+    for sentence in answer.unsupported:
         lines.append(f"unsupported by its sources: {sentence}")
-    if body["invalid_citations"]:
-        lines.append(f"removed citations to sources that do not exist: {body['invalid_citations']}")
-    t = body["timings_ms"]
-    lines.append(f"\n{body['generator']}{' (' + body['model'] + ')' if body['model'] else ''}, "
-                 f"index generation {body['index_generation']}, {t['total']:.0f} ms")
+    if answer.invalid_citations:
+        lines.append(f"removed citations to sources that do not exist: {answer.invalid_citations}")
+    model = f" ({answer.model})" if answer.model else ""
+    lines.append(f"\n{answer.generator}{model}, index generation {answer.index_generation}, "
+                 f"{answer.timings.total:.0f} ms")
     return "\n".join(lines)
 
 
@@ -45,7 +45,7 @@ def auth_headers(settings: Settings) -> dict[str, str]:
 
 
 def ask_service(url: str, question: str, top_k: int | None, mode: str,
-                headers: dict[str, str]) -> dict:
+                headers: dict[str, str]) -> Answer:
     """POST /ask to a running service; an HTTP error becomes an AppError with its detail."""
     import httpx
 
@@ -62,17 +62,18 @@ def ask_service(url: str, question: str, top_k: int | None, mode: str,
         detail = body.get("detail", r.text) if isinstance(body, dict) else r.text
         raise AppError(f"HTTP {r.status_code} from {url}: "
                        f"{detail if isinstance(detail, str) else json.dumps(detail)}")
-    if not isinstance(body, dict) or "answer" not in body:
+    try:
+        return Answer.model_validate(body)
+    except ValidationError:
         raise AppError(f"{url} answered something that is not an /ask response: "
-                       f"{r.text[:200]!r}")
-    return body
+                       f"{r.text[:200]!r}") from None
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m app.ask") -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("question")
     p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--mode", choices=["hybrid", "dense", "lexical"], default="hybrid")
+    p.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.HYBRID.value)
     p.add_argument("--url", help="ask the service running at this URL (e.g. "
                                  "http://127.0.0.1:8000; sends RAG_API_KEY if set) instead "
                                  "of loading the index in-process")
@@ -81,22 +82,19 @@ def main(argv: list[str] | None = None, prog: str = "python -m app.ask") -> int:
     if not args.question.strip():
         p.error("the question is empty")
     try:
-        settings = Settings()
+        settings = Settings.load()
         if args.url:
-            body = ask_service(args.url, args.question, args.top_k, args.mode,
-                               auth_headers(settings))
+            answer = ask_service(args.url, args.question, args.top_k, args.mode,
+                                 auth_headers(settings))
         else:
-            service = RagService(settings)
+            service = RagService.from_settings(settings)
             service.warm_up()  # load the models first, so the timings are the question's own
-            body = service.ask(Question(args.question, args.top_k or settings.top_k,
-                                        args.mode))
-    except AppError as exc:
+            answer = service.ask(Question(args.question, args.top_k or settings.top_k,
+                                          Mode(args.mode)))
+    except (AppError, IngestError) as exc:  # a setting, the index, the LLM: one line
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except ValidationError as exc:
-        print(f"error: {invalid_settings(exc)}", file=sys.stderr)
-        return 2
-    print(json.dumps(body, indent=2) if args.json else format_answer(body))
+    print(json.dumps(answer.to_json(), indent=2) if args.json else format_answer(answer))
     return 0
 
 

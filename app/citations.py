@@ -99,9 +99,3 @@ def check_answer(answer: str, sources: Sequence[Source],
         cited_order = [x for x in cited_order if x in kept_marks]
     return CheckedAnswer(text, [by_n[x] for x in cited_order], unsupported,
                          sorted(set(invalid)))
-
-
-def source_label(citation: dict) -> str:
-    """How a response's citation is named to a reader: `path`, or `path, page p`."""
-    page = citation.get("page")
-    return citation["path"] + (f", page {page}" if page else "")

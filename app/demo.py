@@ -18,8 +18,10 @@ from pathlib import Path
 
 import httpx
 
+from app.answer import Answer
 from app.ask import format_answer
 from app.settings import Settings
+from ingest.errors import SettingsError
 
 QUESTION = "Who won the 2026 office chess tournament?"
 DEMO_FILE = "demo-office-chess.md"
@@ -45,12 +47,12 @@ class Demo:
     def __init__(self, url: str) -> None:
         self.http = httpx.Client(base_url=url, timeout=120)
 
-    def ask(self) -> dict:
+    def ask(self) -> Answer:
         r = self.http.post("/ask", json={"question": QUESTION})
         r.raise_for_status()
-        return r.json()
+        return Answer.model_validate(r.json())
 
-    def until(self, done, what: str, timeout: float = 30.0) -> tuple[dict, float]:
+    def until(self, done, what: str, timeout: float = 30.0) -> tuple[Answer, float]:
         """Ask every 50 ms until `done(body)`; (that body, seconds since the call)."""
         start = time.perf_counter()
         while True:
@@ -61,29 +63,29 @@ class Demo:
                 raise RuntimeError(f"{what}: not seen within {timeout:.0f} s")
             time.sleep(0.05)
 
-    def show(self, body: dict) -> None:
-        print(textwrap.indent(format_answer(body), "    "), "\n")
+    def show(self, answer: Answer) -> None:
+        print(textwrap.indent(format_answer(answer), "    "), "\n")
 
 
 def _quoted(text: str) -> str:
     return textwrap.indent(text.strip(), "    | ", predicate=lambda line: True)
 
 
-def _cites(body: dict) -> bool:
-    return DEMO_FILE in {c["path"] for c in body["citations"]}
+def _cites(answer: Answer) -> bool:
+    return DEMO_FILE in {c.path for c in answer.citations}
 
 
 def run(demo: Demo, path: Path) -> None:
     print(f"1. A question the corpus cannot answer:\n    Q: {QUESTION}\n")
     body = demo.ask()
     demo.show(body)
-    if not body["abstained"]:
+    if not body.abstained:
         print("    (the corpus already answers it; the demo goes on anyway)\n")
 
     print(f"2. A new document is written: {path}\n"
           + _quoted(FIRST) + "\n")
     path.write_text(FIRST)
-    body, took = demo.until(lambda b: _cites(b) and "Priya Raman" in b["answer"], "the new file")
+    body, took = demo.until(lambda b: _cites(b) and "Priya Raman" in b.text, "the new file")
     print(f"    Citable {took:.2f} s after it was written (no restart, no ingest command). "
           "The same question now:\n")
     demo.show(body)
@@ -91,7 +93,7 @@ def run(demo: Demo, path: Path) -> None:
     print("3. The document is edited: the final was replayed.\n"
           + _quoted(EDITED) + "\n")
     path.write_text(EDITED)
-    body, took = demo.until(lambda b: _cites(b) and "Tomas Ek:" in b["answer"], "the edit")
+    body, took = demo.until(lambda b: _cites(b) and "Tomas Ek:" in b.text, "the edit")
     print(f"    The answer changed {took:.2f} s after the edit:\n")
     demo.show(body)
 
@@ -104,7 +106,11 @@ def run(demo: Demo, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(prog="python -m app.demo", description=__doc__).parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings.load()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     corpus = settings.corpus_dir
     path = corpus / DEMO_FILE
     if not corpus.is_dir():

@@ -11,9 +11,11 @@ class IndexNotReady(AppError):
 
 
 class GeneratorFailed(AppError):
-    """The LLM backend refused, failed or answered with something unusable."""
+    """The LLM backend refused, failed or answered with something unusable. The service sets
+    `sources` (app.answer.Citation objects): what was retrieved, for the error body."""
 
     status = 502
+    sources: list | None = None
 
 
 class GeneratorTimeout(GeneratorFailed):

@@ -13,9 +13,9 @@ import threading
 import time
 
 from app.errors import AppError, IndexNotReady
-from app.service import IndexHolder
-from app.settings import Settings
+from app.index_holder import IndexHolder
 from ingest.embedders import Embedder
+from ingest.settings import IngestSettings
 from ingest.errors import CorpusNotFoundError, IndexMismatchError, IngestError, ModelUnavailableError
 from ingest.sync import IngestReport, run_ingest
 from ingest.watch import watch_corpus
@@ -44,10 +44,12 @@ class IngestRunner:
     share the next run (which starts after they arrived, so it sees their changes): a burst
     of POST /ingest calls during a long run costs one more run, not one each."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, index: IndexHolder) -> None:
-        self.settings = settings
+    def __init__(self, settings: IngestSettings, embedder: Embedder, index: IndexHolder, *,
+                 quiet_ms: int = 300) -> None:
+        self.settings = settings  # what run_ingest reads: the corpus, the index, chunking
         self.embedder = embedder
         self.index = index
+        self.quiet_ms = quiet_ms  # the watcher's quiet period
         self._cond = threading.Condition()
         self._started = 0  # runs started so far; a run's number is its count
         self._finished = 0  # number of the latest finished run
@@ -142,7 +144,7 @@ class IngestRunner:
             args=(self.settings.corpus_dir, self.settings.index_dir,
                   lambda paths: self._run_quietly("watch"), self._stop),
             kwargs={"on_ready": lambda: self._run_quietly("catch-up"),
-                    "quiet_ms": self.settings.watch_quiet_ms})
+                    "quiet_ms": self.quiet_ms})
         self._thread.start()
         log.info("watching %s for changes", self.settings.corpus_dir)
 

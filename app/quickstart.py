@@ -12,6 +12,7 @@ import time
 import httpx
 import uvicorn
 
+from app.answer import Answer
 from app.ask import auth_headers, format_answer
 from app.main import create_app
 from app.settings import Settings
@@ -28,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--question", default=SAMPLE)
     p.add_argument("--once", action="store_true", help="stop after answering")
     args = p.parse_args(argv)
-    settings = Settings()
     try:
+        settings = Settings.load()
         report = run_ingest(settings)
     except IngestError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     r = httpx.post(f"{url}/ask", json={"question": args.question},
                    headers=auth_headers(settings), timeout=120)
     print(f"Q: {args.question}\n")
-    print(format_answer(r.json()) if r.status_code == 200 else f"HTTP {r.status_code}: {r.text}")
+    print(format_answer(Answer.model_validate(r.json())) if r.status_code == 200
+          else f"HTTP {r.status_code}: {r.text}")
     if args.once:
         server.should_exit = True
         thread.join()

@@ -6,18 +6,27 @@ Reciprocal rank fusion (Cormack, Clarke & Buettcher, 2009): score(c) = sum over 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from enum import StrEnum
+from typing import Sequence
 
 import numpy as np
 
 from app.sources import Source
-import math
-
 from app.text import STOP_WORDS, WORD, terms
-from ingest.index import ChunkFilter, ChunkRecord, IndexSnapshot
+from ingest.store.reader import Snapshot
+from ingest.store.records import ChunkFilter, ChunkRecord
 
-Mode = Literal["hybrid", "dense", "lexical"]
+
+class Mode(StrEnum):
+    """Which rankings retrieval uses: both, fused (the default), or one of them (for
+    evaluation and debugging)."""
+
+    HYBRID = "hybrid"
+    DENSE = "dense"
+    LEXICAL = "lexical"
+
 
 KIND_ALIASES = {"md": "markdown", "markdown": "markdown", "txt": "text", "text": "text",
                 "html": "html", "htm": "html", "pdf": "pdf"}
@@ -40,6 +49,12 @@ def rrf(rankings: Sequence[Sequence[int]], k: int,
         for rank, chunk_id in enumerate(ranking, start=1):
             scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (k + rank)
     return scores
+
+
+def fuse(rankings: Sequence[Sequence[int]], k: int,
+         weights: Sequence[float] | None = None) -> list[tuple[int, float]]:
+    """The fused ranking: (chunk id, RRF score), best first; ties go to the smaller id."""
+    return sorted(rrf(rankings, k, weights).items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 @dataclass
@@ -83,7 +98,7 @@ def merge_overlapping(ranked: Sequence[tuple[ChunkRecord, float]]) -> list[_Pass
 
 
 class Retriever:
-    def __init__(self, snapshot: IndexSnapshot, candidates: int = 50, rrf_k: int = 60,
+    def __init__(self, snapshot: Snapshot, candidates: int = 50, rrf_k: int = 60,
                  lexical_weight: float = 1.0) -> None:
         self.snapshot = snapshot
         self.candidates = candidates
@@ -99,19 +114,19 @@ class Retriever:
         return [i for i, _ in self.snapshot.search_lexical(" ".join(words) or question,
                                                            self.candidates, where)]
 
-    def retrieve(self, question: str, query_vector: np.ndarray, k: int, mode: Mode = "hybrid",
+    def retrieve(self, question: str, query_vector: np.ndarray, k: int, mode: Mode = Mode.HYBRID,
                  where: ChunkFilter | None = None,
                  lexical: list[int] | None = None) -> list[Source]:
         """The top k passages. `lexical` is the BM25 ranking if already computed."""
         snap = self.snapshot
         rankings, weights = [], []
-        if mode in ("hybrid", "dense"):
+        if mode in (Mode.HYBRID, Mode.DENSE):
             rankings.append([i for i, _ in snap.search_dense(query_vector, self.candidates, where)])
             weights.append(1.0)
-        if mode in ("hybrid", "lexical"):
+        if mode in (Mode.HYBRID, Mode.LEXICAL):
             rankings.append(lexical if lexical is not None else self.lexical(question, where))
             weights.append(self.lexical_weight)
-        fused = sorted(rrf(rankings, self.rrf_k, weights).items(), key=lambda kv: (-kv[1], kv[0]))
+        fused = fuse(rankings, self.rrf_k, weights)
         # Merging can fold several chunks into one passage: look a little deeper than k.
         top = fused[: k * 3]
         records = snap.chunks([i for i, _ in top])
@@ -129,7 +144,7 @@ class Retriever:
         return sources
 
 
-def term_weights(question: str, snapshot: IndexSnapshot) -> list[tuple[str, float]]:
+def term_weights(question: str, snapshot: Snapshot) -> list[tuple[str, float]]:
     """(stem, inverse document frequency in the index) of each distinct content word of the
     question. Needs no query vector: the service computes it while the question is embedded."""
     n = max(snapshot.chunk_count, 1)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from app.eval.beir import EvalError
+from ingest.errors import IngestError
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m app.eval") -> int:
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m app.eval") -> int
         else:
             from app.eval.starter import run as run_starter
             run_starter(split=args.split, as_json=args.json)
-    except EvalError as exc:
+    except (EvalError, IngestError) as exc:  # the dataset, a setting, the index
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

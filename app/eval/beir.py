@@ -15,19 +15,20 @@ import json
 import re
 import sys
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 from app.eval.metrics import ndcg_at, summarize
-from app.retrieval import Retriever, rrf
+from app.retrieval import Mode, Retriever, fuse
 from app.settings import Settings
 from ingest.embedders import Embedder, build_embedder
-from ingest.index import IndexSnapshot
+from ingest.store import Snapshot, open_reader
 from ingest.sync import run_ingest
 
 DEPTH = 300  # chunks per retriever: enough for Recall@100 at the document level
-MODES = ("lexical", "dense", "hybrid")
+MODES = (Mode.LEXICAL, Mode.DENSE, Mode.HYBRID)
 
 
 class EvalError(Exception):
@@ -121,7 +122,7 @@ def build_index(ds: BeirDataset, settings: Settings, embedder: Embedder,
 class DocRanker:
     """Document rankings for a query, from chunk rankings, the way the service retrieves."""
 
-    def __init__(self, snapshot: IndexSnapshot, embedder: Embedder, doc_of: dict[str, str],
+    def __init__(self, snapshot: Snapshot, embedder: Embedder, doc_of: dict[str, str],
                  depth: int = DEPTH) -> None:
         self.snapshot = snapshot
         self.embedder = embedder
@@ -145,27 +146,27 @@ class DocRanker:
     @staticmethod
     def fuse(lexical: list[int], dense: list[int], k: int = 60,
              lexical_weight: float = 1.0) -> list[int]:
-        scores = rrf([lexical, dense], k, weights=(lexical_weight, 1.0))
-        return sorted(scores, key=lambda c: (-scores[c], c))
+        return [c for c, _ in fuse([lexical, dense], k, weights=(lexical_weight, 1.0))]
 
-    def rank(self, query: str, mode: str, k: int = 60, lexical_weight: float = 1.0) -> list[str]:
-        if mode == "lexical":
+    def rank(self, query: str, mode: Mode, k: int = 60,
+             lexical_weight: float = 1.0) -> list[str]:
+        if mode == Mode.LEXICAL:
             return self.to_docs(self.lexical_chunks(query))
-        if mode == "dense":
+        if mode == Mode.DENSE:
             return self.to_docs(self.dense_chunks(query))
         return self.to_docs(self.fuse(self.lexical_chunks(query), self.dense_chunks(query),
                                       k, lexical_weight))
 
 
 def evaluate(ds: BeirDataset, ranker: DocRanker, rrf_k: int, lexical_weight: float,
-             modes: Sequence[str] = MODES) -> dict[str, dict[str, float]]:
+             modes: Sequence[Mode] = MODES) -> dict[str, dict[str, float]]:
     results = {}
     for mode in modes:
         runs, started = {}, time.perf_counter()
         for qid, text in ds.queries.items():
             runs[qid] = ranker.rank(text, mode, rrf_k, lexical_weight)[:100]
         seconds = time.perf_counter() - started
-        results[mode] = {**{m: round(v, 4) for m, v in summarize(runs, ds.qrels).items()},
+        results[mode.value] = {**{m: round(v, 4) for m, v in summarize(runs, ds.qrels).items()},
                          "qps": round(len(ds.queries) / seconds, 1)}
     return results
 
@@ -201,29 +202,29 @@ def markdown(ds: BeirDataset, results: dict, chunks: int) -> str:
     return "\n".join(lines)
 
 
+def sweep_table(ds: BeirDataset, rows: list[dict]) -> str:
+    lines = [f"Hybrid nDCG@10 on {ds.name} ({ds.split}, {len(ds.queries)} queries)",
+             "| retrieval | rrf_k | lexical weight | nDCG@10 |", "|---|---|---|---|"]
+    lines += [f"| {r.get('mode', 'hybrid')} | {r['rrf_k'] or '-'} | "
+              f"{r['lexical_weight'] or '-'} | {r['ndcg@10']:.4f} |" for r in rows]
+    return "\n".join(lines)
+
+
 def run(path: Path, *, split: str = "test", as_json: bool = False, do_sweep: bool = False,
         settings: Settings | None = None, embedder: Embedder | None = None,
         out: Callable[[str], None] = print) -> dict:
-    settings = settings or Settings()
+    settings = settings or Settings.load()
     ds = load_beir(path, split)
     embedder = embedder or build_embedder(settings)
     print(f"indexing {len(ds.corpus):,} documents of {ds.name} (incremental; the first run "
           "embeds them all)...", file=sys.stderr)
     eval_settings, doc_of = build_index(ds, settings, embedder, progress=None)
-    with IndexSnapshot.open(eval_settings.index_dir) as snapshot:
+    with closing(open_reader(eval_settings)) as reader, closing(reader.open()) as snapshot:
         ranker = DocRanker(snapshot, embedder, doc_of)
         ranker.dense_chunks("warm-up")
         if do_sweep:
-            rows = sweep(ds, ranker)
-            body = {"dataset": ds.name, "split": split, "sweep": rows}
-            if as_json:
-                out(json.dumps(body))
-            else:
-                lines = [f"Hybrid nDCG@10 on {ds.name} ({split}, {len(ds.queries)} queries)",
-                         "| retrieval | rrf_k | lexical weight | nDCG@10 |", "|---|---|---|---|"]
-                lines += [f"| {r.get('mode', 'hybrid')} | {r['rrf_k'] or '-'} | "
-                          f"{r['lexical_weight'] or '-'} | {r['ndcg@10']:.4f} |" for r in rows]
-                out("\n".join(lines))
+            body = {"dataset": ds.name, "split": split, "sweep": sweep(ds, ranker)}
+            out(json.dumps(body) if as_json else sweep_table(ds, body["sweep"]))
             return body
         results = evaluate(ds, ranker, settings.rrf_k, settings.lexical_weight)
         chunks = snapshot.chunk_count

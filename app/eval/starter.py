@@ -1,7 +1,8 @@
 """Answer quality on the labelled starter-corpus questions: `python -m app.eval starter`
 (`make eval`).
 
-The questions (tests/data/starter_eval.jsonl) say which documents hold each answer (`gold`)
+The questions (app/eval/data/starter_eval.jsonl, shipped with the package) say which documents
+hold each answer (`gold`)
 and the key facts an answer must contain; unanswerable ones are near-misses (on the corpus'
 topics) or off-topic. Each question goes through the service's own pipeline (the generator in
 RAG_GENERATOR, extractive by default) on the index of RAG_CORPUS_DIR, brought up to date first.
@@ -19,9 +20,11 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from app.answer import Answer
 from app.errors import AppError
 from app.eval.beir import EvalError
 from app.service import Question, RagService
@@ -29,7 +32,36 @@ from app.settings import Settings
 from app.text import sentence_spans
 from ingest.sync import run_ingest
 
-QUESTIONS = Path(__file__).resolve().parents[2] / "tests" / "data" / "starter_eval.jsonl"
+QUESTIONS = Path(__file__).resolve().parent / "data" / "starter_eval.jsonl"
+
+
+@dataclass
+class Result:
+    """One question's outcome: the answer (None when the generator failed, with `error`),
+    the paths of the sources retrieved, and the abstention signals."""
+
+    row: dict
+    answer: Answer | None
+    sources: list[str]
+    best: float = -1.0  # the best source's similarity to the question
+    coverage: float = 0.0  # share of the question's term weight found in the sources
+    error: str | None = None
+
+    @property
+    def abstained(self) -> bool:
+        return self.answer is not None and self.answer.abstained
+
+    @property
+    def text(self) -> str:
+        return self.answer.text if self.answer else ""
+
+    @property
+    def cited_paths(self) -> list[str]:
+        return [c.path for c in self.answer.citations] if self.answer else []
+
+    @property
+    def unsupported(self) -> list[str]:
+        return self.answer.unsupported if self.answer else []
 
 
 def _norm(text: str) -> str:
@@ -45,75 +77,76 @@ def load_questions(path: Path = QUESTIONS, split: str = "all") -> list[dict]:
     return [r for r in rows if split == "all" or r["split"] == split]
 
 
-def answer_all(service: RagService, rows: list[dict], top_k: int) -> list[dict]:
-    """Each question through the pipeline: the sources, the best similarity, the body."""
+def answer_all(service: RagService, rows: list[dict], top_k: int) -> list[Result]:
+    """Each question through the pipeline: the sources, the abstention signals, the answer."""
     out = []
     for row in rows:
-        q = Question(row["q"], top_k)
-        p = None
+        r = None
         try:
-            p = service.prepare(q)
-            t0 = time.perf_counter()
-            answer = "" if p.abstained else service.generator.generate(q.text, p.sources)
-            body = service.finish(p, answer, time.perf_counter() - t0)
+            r = service.retrieve(Question(row["q"], top_k))
+            out.append(Result(row, service.answer(r), [s.path for s in r.sources],
+                              r.similarity, r.coverage))
         except AppError as exc:  # a failing backend is a result too, not the end of the run
-            body = {"error": str(exc), "answer": "", "citations": [], "abstained": False,
-                    "unsupported": []}
-        out.append({"row": row, "body": body,
-                    "sources": [s.path for s in p.sources] if p else [],
-                    "best": p.similarity if p else -1.0,
-                    "coverage": p.coverage if p else 0.0})
+            out.append(Result(row, None, [s.path for s in r.sources] if r else [],
+                              r.similarity if r else -1.0, r.coverage if r else 0.0,
+                              error=str(exc)))
     return out
 
 
-def score(results: list[dict], top_k: int) -> dict:
-    answerable = [r for r in results if r["row"]["answerable"]]
-    unanswerable = [r for r in results if not r["row"]["answerable"]]
+def _hit(r: Result, k: int) -> bool:
+    return bool(set(r.row["gold"]) & set(r.sources[:k]))
 
-    def hit(r: dict, k: int) -> bool:
-        return bool(set(r["row"]["gold"]) & set(r["sources"][:k]))
 
-    cited = [c["path"] for r in answerable for c in r["body"]["citations"]]
-    gold_cited = sum(1 for r in answerable for c in r["body"]["citations"]
-                     if c["path"] in r["row"]["gold"])
+def _classify(r: Result, top_k: int) -> tuple[dict | None, float | None]:
+    """The question's miss (None if it has none) and, for an answerable one, its key-fact
+    recall."""
+    row = r.row
+    if not row["answerable"]:
+        if not r.abstained:
+            return _failure(r, "abstention error", f"answered an unanswerable {row['kind']} "
+                            f"question (best similarity {r.best:.2f})"), None
+        return None, None
+    missing = [f for f in row["facts"] if _norm(f) not in _norm(r.text)]
+    recall = 0.0 if r.abstained else 1 - len(missing) / len(row["facts"])
+    if r.error is not None:
+        return _failure(r, "grounding miss", f"generator failed: {r.error}"), recall
+    if r.abstained:
+        return _failure(r, "abstention error", "abstained on an answerable question (best "
+                        f"similarity {r.best:.2f})"), recall
+    if missing and not _hit(r, top_k):
+        return _failure(r, "retrieval miss", f"missing {missing}; no gold document among "
+                        f"{r.sources}"), recall
+    if missing:
+        return _failure(r, "grounding miss", f"missing {missing} although a gold passage was "
+                        "retrieved"), recall
+    if r.unsupported:
+        return _failure(r, "grounding miss", f"{len(r.unsupported)} unsupported "
+                        "sentence(s)"), recall
+    return None, recall
+
+
+def score(results: list[Result], top_k: int) -> dict:
+    answerable = [r for r in results if r.row["answerable"]]
+    unanswerable = [r for r in results if not r.row["answerable"]]
+    cited = [p for r in answerable for p in r.cited_paths]
+    gold_cited = sum(1 for r in answerable for p in r.cited_paths if p in r.row["gold"])
     recalls, failures = [], []
-    sentences = unsupported = 0
     for r in results:
-        row, body = r["row"], r["body"]
-        if not body["abstained"]:
-            sentences += len(sentence_spans(body["answer"])) if body["answer"] else 0
-            unsupported += len(body["unsupported"])
-        if not row["answerable"]:
-            if not body["abstained"]:
-                failures.append(_failure(r, "abstention error", "answered an unanswerable "
-                                         f"{row['kind']} question (best similarity "
-                                         f"{r['best']:.2f})"))
-            continue
-        missing = [f for f in row["facts"] if _norm(f) not in _norm(body["answer"])]
-        recalls.append(0.0 if body["abstained"] else 1 - len(missing) / len(row["facts"]))
-        if "error" in body:
-            failures.append(_failure(r, "grounding miss", f"generator failed: {body['error']}"))
-        elif body["abstained"]:
-            failures.append(_failure(r, "abstention error", "abstained on an answerable "
-                                     f"question (best similarity {r['best']:.2f})"))
-        elif missing and not hit(r, top_k):
-            failures.append(_failure(r, "retrieval miss", f"missing {missing}; no gold document "
-                                     f"among {r['sources']}"))
-        elif missing:
-            failures.append(_failure(r, "grounding miss", f"missing {missing} although a gold "
-                                     "passage was retrieved"))
-        elif body["unsupported"]:
-            failures.append(_failure(r, "grounding miss", f"{len(body['unsupported'])} "
-                                     "unsupported sentence(s)"))
-    abstained = [r for r in results if r["body"]["abstained"]]
-    correct_abstentions = sum(1 for r in abstained if not r["row"]["answerable"])
+        failure, recall = _classify(r, top_k)
+        failures += [failure] if failure else []
+        recalls += [recall] if recall is not None else []
+    answered = [r for r in results if not r.abstained and r.text]
+    sentences = sum(len(sentence_spans(r.text)) for r in answered)
+    unsupported = sum(len(r.unsupported) for r in results if not r.abstained)
+    abstained = [r for r in results if r.abstained]
+    correct_abstentions = sum(1 for r in abstained if not r.row["answerable"])
     n = max(len(answerable), 1)
     metrics = {
         "questions": len(results), "answerable": len(answerable),
         "unanswerable": len(unanswerable),
-        "hit@1": sum(hit(r, 1) for r in answerable) / n,
-        "hit@3": sum(hit(r, 3) for r in answerable) / n,
-        f"hit@{top_k}": sum(hit(r, top_k) for r in answerable) / n,
+        "hit@1": sum(_hit(r, 1) for r in answerable) / n,
+        "hit@3": sum(_hit(r, 3) for r in answerable) / n,
+        f"hit@{top_k}": sum(_hit(r, top_k) for r in answerable) / n,
         "citation_precision": gold_cited / len(cited) if cited else 0.0,
         "key_fact_recall": sum(recalls) / n,
         "abstention_precision": correct_abstentions / len(abstained) if abstained else 0.0,
@@ -127,22 +160,22 @@ def score(results: list[dict], top_k: int) -> dict:
             "failures": counts, "missed": failures}
 
 
-def _failure(r: dict, kind: str, detail: str) -> dict:
-    return {"id": r["row"]["id"], "q": r["row"]["q"], "class": kind, "detail": detail}
+def _failure(r: Result, kind: str, detail: str) -> dict:
+    return {"id": r.row["id"], "q": r.row["q"], "class": kind, "detail": detail}
 
 
-def threshold_sweep(results: list[dict]) -> list[dict]:
+def threshold_sweep(results: list[Result]) -> list[dict]:
     """False abstentions and false answers for each pair of abstention settings, from the
     similarity and term coverage each question already got (no re-run)."""
     rows = []
     for sim in (0.25, 0.30, 0.35, 0.40, 0.45, 0.50):
         for cov in (0.0, 0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60):
-            abstains = [r["best"] < sim or r["coverage"] < cov for r in results]
+            abstains = [r.best < sim or r.coverage < cov for r in results]
             rows.append({
                 "abstain_threshold": sim, "min_term_coverage": cov,
-                "false_abstentions": sum(a and r["row"]["answerable"]
+                "false_abstentions": sum(a and r.row["answerable"]
                                          for a, r in zip(abstains, results)),
-                "false_answers": sum(not a and not r["row"]["answerable"]
+                "false_answers": sum(not a and not r.row["answerable"]
                                      for a, r in zip(abstains, results))})
     return rows
 
@@ -173,9 +206,9 @@ def report(name: str, scored: dict, top_k: int, sweep: list[dict]) -> str:
 
 def run(split: str = "all", as_json: bool = False, settings: Settings | None = None,
         out: Callable[[str], None] = print) -> dict:
-    settings = settings or Settings()
+    settings = settings or Settings.load()
     rows = load_questions(split=split)
-    service = RagService(settings)
+    service = RagService.from_settings(settings)
     try:
         # the index answers from the corpus as it is now (with the service's model: one load)
         run_ingest(settings, service.embedder, progress=False)

@@ -15,11 +15,11 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "abstention_questions.json
 
 def main() -> None:
     settings = Settings()
-    service = RagService(settings)
+    service = RagService.from_settings(settings)
     rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
     scored = []
     for row in rows:
-        p = service.prepare(Question(row["q"], settings.top_k))
+        p = service.retrieve(Question(row["q"], settings.top_k))
         scored.append((max((s.similarity for s in p.sources), default=-1.0), row))
     for best, row in sorted(scored, key=lambda x: x[0]):
         print(f"{best:.3f} {'answerable  ' if row['answerable'] else 'unanswerable'} {row['q']}")

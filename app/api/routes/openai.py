@@ -18,20 +18,23 @@ import time
 import uuid
 from typing import Any, Iterator, Literal
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from app.citations import source_label
+from app.answer import Answer
+from app.api.deps import ServiceDep, SettingsDep
+from app.api.schemas import AskRequest
+from app.api.streaming import Delta, Done, answer_events, event_stream, sse
 from app.errors import error_body
-from app.schemas import AskRequest
-from app.service import Question, RagService
-from app.streaming import answer_events
+from app.service import Question
 from app.telemetry import note_answer
 
 MODEL_ID = "ragfirst"
 _CREATED = int(time.time())
+
+router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 
 
 class Message(BaseModel):
@@ -65,10 +68,12 @@ def _model_card() -> dict:
     return {"id": MODEL_ID, "object": "model", "created": _CREATED, "owned_by": "ragfirst"}
 
 
+@router.get("/models")
 async def list_models() -> dict:
     return {"object": "list", "data": [_model_card()]}
 
 
+@router.get("/models/{model_id}")
 async def get_model(model_id: str) -> JSONResponse:
     if model_id != MODEL_ID:
         return _unknown_model(model_id).response()
@@ -110,104 +115,98 @@ def _question(req: ChatRequest) -> str:
     return content
 
 
-def sources_footer(body: dict) -> str:
+def sources_footer(answer: Answer) -> str:
     """What a chat UI shows under the answer: the "Sources:" list, then what the citation
     check found (a chat UI shows no `unsupported` field, so it is said in words)."""
     footer = ""
-    if body["citations"]:
-        footer += "\n\nSources:\n" + "\n".join(f"[{c['n']}] {source_label(c)}"
-                                              for c in body["citations"])
-    if body["unsupported"]:
+    if answer.citations:
+        footer += "\n\nSources:\n" + "\n".join(f"[{c.n}] {c.label}" for c in answer.citations)
+    if answer.unsupported:
         footer += "\n\nNot supported by the cited sources:\n" + "\n".join(
-            f"- {sentence}" for sentence in body["unsupported"])
-    if body["invalid_citations"]:
+            f"- {sentence}" for sentence in answer.unsupported)
+    if answer.invalid_citations:
         footer += ("\n\nRemoved citations to sources that do not exist: "
-                   + ", ".join(f"[{n}]" for n in body["invalid_citations"]))
+                   + ", ".join(f"[{n}]" for n in answer.invalid_citations))
     return footer
 
 
-def _extensions(body: dict) -> dict:
+def _extensions(answer: Answer) -> dict:
+    body = answer.to_json()
     return {"citations": body["citations"],
             "ragfirst": {k: body[k] for k in ("abstained", "unsupported", "invalid_citations",
                                               "generator", "model", "index_generation",
                                               "timings_ms")}}
 
 
-async def chat_completions(request: Request):
+async def _chat_request(request: Request) -> tuple[ChatRequest, str]:
+    """The request and its question; raises OpenAIError for anything else."""
     try:
         raw = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return OpenAIError(400, "the request body is not valid JSON").response()
+        raise OpenAIError(400, "the request body is not valid JSON") from None
     if not isinstance(raw, dict):
-        return OpenAIError(400, "the request body must be a JSON object").response()
+        raise OpenAIError(400, "the request body must be a JSON object")
     try:
         req = ChatRequest.model_validate(raw)
-        if req.model != MODEL_ID:
-            raise _unknown_model(req.model)
-        question = _question(req)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        return OpenAIError(400, f"{where}: {first['msg']}", param=where or None).response()
+        raise OpenAIError(400, f"{where}: {first['msg']}", param=where or None) from None
+    if req.model != MODEL_ID:
+        raise _unknown_model(req.model)
+    return req, _question(req)
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: Request, svc: ServiceDep, settings: SettingsDep):
+    try:
+        req, question = await _chat_request(request)
     except OpenAIError as exc:
         return exc.response()
-
-    svc: RagService = request.app.state.service
-    settings = svc.settings
-    q = Question(question, settings.top_k, "hybrid", None, None)
+    q = Question(question, settings.top_k)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
 
-    def noted(body: dict) -> dict:
-        note_answer(request, body, question, log_content=settings.log_content)
-        return body
+    def noted(answer: Answer) -> Answer:
+        note_answer(request, answer, question, log_content=settings.log_content)
+        return answer
 
     # An AppError (no index, the LLM failed before its first token) is answered by the
     # app's handler, in OpenAI's shape under /v1.
     if not req.stream:
-        body = noted(await run_in_threadpool(svc.ask, q))
+        answer = noted(await run_in_threadpool(svc.ask, q))
         return JSONResponse({
             "id": completion_id, "object": "chat.completion", "created": created,
             "model": MODEL_ID,
             "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
                          "message": {"role": "assistant",
-                                     "content": body["answer"] + sources_footer(body)}}],
-            **_extensions(body)})
-    prepared = await run_in_threadpool(svc.prepare, q)
-    events = await answer_events(svc, prepared)
+                                     "content": answer.text + sources_footer(answer)}}],
+            **_extensions(answer)})
+    retrieved = await run_in_threadpool(svc.retrieve, q)
+    events = await answer_events(svc, retrieved)
+    return event_stream(_chunks(events, noted, completion_id, created))
 
+
+def _chunks(events, noted, completion_id: str, created: int) -> Iterator[str]:
+    """The answer as chat.completion.chunk events: the role, the text as it comes, the
+    sources and findings as the last piece, a final chunk with the citations, [DONE]."""
     def chunk(delta: dict, finish: str | None = None, **extra) -> str:
-        return "data: " + json.dumps({
-            "id": completion_id, "object": "chat.completion.chunk", "created": created,
-            "model": MODEL_ID,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
-                         "logprobs": None}], **extra}) + "\n\n"
+        return sse({"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                    "model": MODEL_ID, "choices": [{"index": 0, "delta": delta,
+                                                    "finish_reason": finish, "logprobs": None}],
+                    **extra})
 
-    def sse() -> Iterator[str]:
-        yield chunk({"role": "assistant", "content": ""})
-        for kind, data in events:
-            if kind == "delta":
-                yield chunk({"content": data})
-            elif kind == "done":
-                body = noted(data)
-                tail = (body["answer"] if body["abstained"] else "") + sources_footer(body)
-                if tail:
-                    yield chunk({"content": tail})
-                yield chunk({}, "stop", **_extensions(body))
-            else:  # the OpenAI SDK raises an APIError for a chunk holding "error"
-                yield "data: " + json.dumps(error_body(
-                    "/v1/", data["status"], data["detail"])) + "\n\n"
-                return
-        yield "data: [DONE]\n\n"
-
-    return StreamingResponse(sse(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-
-def add_routes(app: FastAPI) -> None:
-    # On the app itself rather than an included router: the request metrics and log label
-    # each request with its route's path, which an included router does not expose.
-    tags = ["OpenAI-compatible"]
-    app.add_api_route("/v1/models", list_models, methods=["GET"], tags=tags)
-    app.add_api_route("/v1/models/{model_id}", get_model, methods=["GET"], tags=tags)
-    app.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"], tags=tags)
+    yield chunk({"role": "assistant", "content": ""})
+    for event in events:
+        if isinstance(event, Delta):
+            yield chunk({"content": event.text})
+        elif isinstance(event, Done):
+            answer = noted(event.answer)
+            tail = (answer.text if answer.abstained else "") + sources_footer(answer)
+            if tail:
+                yield chunk({"content": tail})
+            yield chunk({}, "stop", **_extensions(answer))
+        else:  # the OpenAI SDK raises an APIError for a chunk holding "error"
+            yield sse(error_body("/v1/", event.status, event.detail))
+            return
+    yield sse("[DONE]")

@@ -1,11 +1,10 @@
-"""The HTTP edge: request and response models of /ask, /ingest and /documents."""
+"""Request models of /ask and /ingest, and the response of /documents. /ask's response is the
+Answer (app.answer)."""
 from __future__ import annotations
-
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.retrieval import KIND_ALIASES
+from app.retrieval import KIND_ALIASES, Mode
 
 
 class AskFilters(BaseModel):
@@ -35,7 +34,7 @@ class AskRequest(BaseModel):
 
     question: str = Field(min_length=1, max_length=2000)
     top_k: int | None = Field(None, ge=1, le=50)
-    mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    mode: Mode = Mode.HYBRID
     filters: AskFilters | None = None
     stream: bool = False
 
@@ -45,35 +44,6 @@ class AskRequest(BaseModel):
         if not v.strip():
             raise ValueError("question is blank")
         return v
-
-
-class Citation(BaseModel):
-    n: int
-    path: str
-    page: int | None
-    start: int
-    end: int
-    text: str
-    score: float
-
-
-class Timings(BaseModel):
-    embed: float
-    retrieve: float
-    generate: float
-    total: float
-
-
-class AskResponse(BaseModel):
-    answer: str
-    citations: list[Citation]
-    abstained: bool
-    unsupported: list[str]
-    invalid_citations: list[int]
-    generator: str
-    model: str | None
-    timings_ms: Timings
-    index_generation: int
 
 
 class IngestRequest(BaseModel):

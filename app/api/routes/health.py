@@ -1,0 +1,41 @@
+"""GET /healthz (alive), /readyz (an index is loaded: its generation and size, and the
+ingests' state) and /metrics (Prometheus)."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import IngesterDep, MetricsDep, ServiceDep
+from app.api.errors import not_ready_message
+from app.errors import IndexNotReady
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request, svc: ServiceDep, runner: IngesterDep) -> JSONResponse:
+    """Ready when an index is loaded: its generation and size, and the ingests' state."""
+    ingest = runner.status()
+    try:
+        snap = await run_in_threadpool(svc.index.current)
+    except IndexNotReady as exc:
+        return JSONResponse({"ready": False, "detail": not_ready_message(request, exc),
+                             "ingest": ingest}, status_code=503)
+    return JSONResponse({"ready": True, "index_generation": snap.generation,
+                         "documents": snap.document_count, "chunks": snap.chunk_count,
+                         "ingest": ingest})
+
+
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {}},
+                             "description": "Prometheus text format (or OpenMetrics, when "
+                                            "the scraper asks for it)"}})
+async def metrics(request: Request, m: MetricsDep) -> Response:
+    body, content_type = await run_in_threadpool(m.render, request.headers.get("accept"))
+    return Response(body, media_type=content_type)

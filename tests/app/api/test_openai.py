@@ -1,0 +1,109 @@
+"""/v1 in-process: the model list, the completion and its chunks with their citations, and
+errors in OpenAI's shape. The official client against a real server: tests/e2e."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.errors import GeneratorFailed
+from tests.helpers import OFF_TOPIC, REFUND_QUESTION, serving, sse
+
+
+def chat(content, **extra) -> dict:
+    return {"model": "ragfirst", "messages": [{"role": "user", "content": content}], **extra}
+
+
+def test_models_lists_one_model_and_refuses_others(client):
+    r = client.get("/v1/models")
+    assert r.status_code == 200 and [m["id"] for m in r.json()["data"]] == ["ragfirst"]
+    assert client.get("/v1/models/ragfirst").json()["object"] == "model"
+    missing = client.get("/v1/models/gpt-4o")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "model_not_found"
+
+
+def test_a_completion_carries_the_answer_sources_and_citations(client):
+    r = client.post("/v1/chat/completions", json=chat(REFUND_QUESTION))
+    assert r.status_code == 200
+    body = r.json()
+    assert body["object"] == "chat.completion" and body["model"] == "ragfirst"
+    choice = body["choices"][0]
+    assert choice["finish_reason"] == "stop" and choice["message"]["role"] == "assistant"
+    answer, _, footer = choice["message"]["content"].partition("\n\nSources:\n")
+    assert "30 days" in answer and "[1] kb/refunds.md" in footer
+    assert body["citations"] and body["citations"][0]["path"] == "kb/refunds.md"
+    assert set(body["ragfirst"]) == {"abstained", "unsupported", "invalid_citations",
+                                     "generator", "model", "index_generation", "timings_ms"}
+
+
+def test_a_streamed_completion_ends_with_the_citations_and_done(client):
+    r = client.post("/v1/chat/completions", json=chat(REFUND_QUESTION, stream=True))
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    data = [d for _, d in sse(r)]
+    assert data[-1] == "[DONE]"
+    chunks = [json.loads(d) for d in data[:-1]]
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert "30 days" in text and "\n\nSources:\n[1] kb/refunds.md" in text
+    last = chunks[-1]
+    assert last["choices"][0]["finish_reason"] == "stop" and last["citations"]
+
+
+def test_an_abstention_is_an_ordinary_answer(client):
+    body = client.post("/v1/chat/completions", json=chat(OFF_TOPIC)).json()
+    assert body["citations"] == [] and body["ragfirst"]["abstained"] is True
+    assert "do not contain" in body["choices"][0]["message"]["content"]
+
+
+@pytest.mark.parametrize("payload,needle,code", [
+    (b"{not json", "not valid JSON", None),
+    (b"[1, 2]", "JSON object", None),
+    (chat("hi", n=2), "n", None),
+    ({"model": "ragfirst", "messages": []}, "messages", None),
+    ({"model": "ragfirst", "messages": [{"role": "system", "content": "hi"}]}, "role 'user'",
+     None),
+    (chat("   "), "empty", None),
+    (chat("x" * 2001), "2001", "context_length_exceeded"),
+    (chat([{"type": "image_url", "image_url": {"url": "data:,"}}]), "image_url", None),
+    (chat(["not an object"]), "content parts", None),
+    (chat(7), "string or a list", None),
+])
+def test_bad_requests_are_400_in_openai_shape(client, payload, needle, code):
+    kwargs = {"content": payload} if isinstance(payload, bytes) else {"json": payload}
+    r = client.post("/v1/chat/completions", **kwargs)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert needle in error["message"] and error["type"] == "invalid_request_error"
+    assert error["code"] == code
+
+
+def test_explicit_nulls_are_the_defaults(client):
+    r = client.post("/v1/chat/completions", json=chat(REFUND_QUESTION, stream=None, n=None))
+    assert r.status_code == 200 and r.json()["object"] == "chat.completion"
+
+
+def test_an_llm_failure_is_502_in_openai_shape(failing):
+    with failing(GeneratorFailed("LLM backend answered HTTP 500")) as client:
+        r = client.post("/v1/chat/completions", json=chat(REFUND_QUESTION))
+    assert r.status_code == 502 and r.headers["x-should-retry"] == "false"
+    assert r.json()["error"] == {"message": "LLM backend answered HTTP 500",
+                                 "type": "server_error", "param": None,
+                                 "code": "upstream_error"}
+
+
+def test_a_failure_mid_stream_is_an_error_chunk(failing):
+    with failing(GeneratorFailed("cut off"), pieces=["Annual "]) as client:
+        r = client.post("/v1/chat/completions", json=chat(REFUND_QUESTION, stream=True))
+    data = [d for _, d in sse(r)]
+    assert json.loads(data[-1])["error"]["code"] == "upstream_error" and "[DONE]" not in data
+
+
+def test_no_index_is_503_index_not_ready(small_index, tmp_path):
+    (tmp_path / "corpus").mkdir()
+    empty = small_index.model_copy(update={"corpus_dir": tmp_path / "corpus",
+                                           "index_dir": tmp_path / "index"})
+    with serving(empty) as client:
+        r = client.post("/v1/chat/completions", json=chat("anything"))
+    assert r.status_code == 503 and r.json()["error"]["code"] == "index_not_ready"

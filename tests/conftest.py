@@ -1,17 +1,14 @@
-"""Shared fixtures: the two embedders, settings on temporary folders, corpus helpers."""
+"""Shared fixtures: the two embedders, the starter index, settings on temporary folders, the
+fake and the real LLM servers. Shared functions are in tests/helpers.py."""
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from ingest.embedders import HashingEmbedder, SentenceTransformerEmbedder
 from ingest.settings import IngestSettings
-
-ROOT = Path(__file__).resolve().parent.parent
-STARTER_CORPUS = ROOT / "corpus"
+from tests.helpers import STARTER_CORPUS
 
 
 @pytest.fixture(scope="session")
@@ -47,17 +44,6 @@ def settings(tmp_path: Path) -> IngestSettings:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     return IngestSettings(corpus_dir=corpus, index_dir=tmp_path / "index", embedder="hashing")
-
-
-def subprocess_env(**extra: str) -> dict[str, str]:
-    """Environment for a child `python -m ingest`: this interpreter's, no RAG_ leftovers."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
-    env["PYTHONPATH"] = str(ROOT)
-    env.update(extra)
-    return env
-
-
-PYTHON = sys.executable
 
 
 # Fixtures that live in their own modules, shared by several test files.

@@ -12,7 +12,7 @@ from typing import Iterator
 
 import httpx
 
-from tests.conftest import PYTHON, ROOT, subprocess_env
+from tests.helpers import PYTHON, ROOT, subprocess_env
 
 
 def free_port() -> int:

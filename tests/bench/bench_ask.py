@@ -29,13 +29,13 @@ import numpy as np
 
 from ingest.chunking import Chunk
 from ingest.embedders import SentenceTransformerEmbedder
-from ingest.dense import build_dense, dense_path, write_dense
 from ingest.settings import DEFAULT_MODEL, IngestSettings
-from ingest.store import IndexParams, NewDocument, Store, vector_key
+from ingest.store.records import IndexParams, NewDocument, vector_key
+from ingest.store.sqlite.store import SqliteStore
 from ingest.sync import run_ingest
 from tests.service_process import running_service
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 QUESTIONS = ROOT / "tests" / "data" / "abstention_questions.jsonl"
 
 
@@ -51,7 +51,7 @@ def build_big_index(index_dir: Path, chunks: int, per_doc: int = 10, seed: int =
     sentences = corpus_sentences()
     embedder = SentenceTransformerEmbedder()
     sentence_vecs = embedder.embed(sentences)
-    store = Store(index_dir, IndexParams(DEFAULT_MODEL, 200, 32))
+    store = SqliteStore(index_dir, IndexParams(DEFAULT_MODEL, 200, 32))
     docs, picks = [], []
     for d in range(chunks // per_doc):
         chosen = [[rng.randrange(len(sentences)) for _ in range(rng.randint(3, 7))]
@@ -72,15 +72,11 @@ def build_big_index(index_dir: Path, chunks: int, per_doc: int = 10, seed: int =
             docs, picks = [], []
     if docs:
         _flush(store, docs, picks, sentence_vecs)
-    with store.conn:
-        store.conn.execute("BEGIN")
-        meta = store.meta
-        dense = build_dense(store.conn, int(meta["dim"]))
-    write_dense(dense, dense_path(index_dir, meta["commit"]))
+    store.publish(store.meta["commit"])
     store.close()
 
 
-def _flush(store: Store, docs: list[NewDocument], picks: list[list[int]],
+def _flush(store: SqliteStore, docs: list[NewDocument], picks: list[list[int]],
            sentence_vecs: np.ndarray) -> None:
     keys = [k for d in docs for k in d.vec_keys]
     vecs = np.vstack([sentence_vecs[c].mean(axis=0) for c in picks]).astype(np.float32)

@@ -24,10 +24,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import subprocess_env
+from tests.helpers import ROOT, subprocess_env
 from tests.service_process import running_service
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

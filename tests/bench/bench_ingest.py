@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 from ingest.embedders import SentenceTransformerEmbedder
-from ingest.index import IndexSnapshot
+from ingest.store.sqlite.snapshot import SqliteSnapshot
 from ingest.settings import IngestSettings
 from ingest.sync import run_ingest
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def generate_corpus(target: Path, source: Path, n_docs: int, seed: int = 7) -> None:
@@ -57,7 +57,7 @@ def measure(name: str, corpus: Path, embedder: SentenceTransformerEmbedder, work
         started = time.perf_counter()
         report = run_ingest(settings, embedder, progress=False)
         pipeline_times.append(time.perf_counter() - started)
-        with IndexSnapshot.open(settings.index_dir) as snap:
+        with SqliteSnapshot.open(settings.index_dir) as snap:
             rows = snap._query("SELECT text, tokens FROM chunks")
         texts = list(dict.fromkeys(t for t, _ in rows))  # what the pipeline embedded
         started = time.perf_counter()

@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from app.settings import Settings
+from tests.helpers import ROOT
 from tests.system_deps import require_system
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import PYTHON, ROOT, STARTER_CORPUS, subprocess_env
+from tests.helpers import PYTHON, ROOT, STARTER_CORPUS, subprocess_env
 from tests.service_process import copy_starter, free_port
 
 pytestmark = pytest.mark.slow

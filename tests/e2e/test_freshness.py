@@ -19,9 +19,8 @@ import httpx
 import pytest
 
 from ingest.loaders import load
-from tests.conftest import PYTHON, ROOT, subprocess_env
+from tests.helpers import PYTHON, ROOT, assert_citations_are_exact, subprocess_env
 from tests.service_process import copy_starter, running_service
-from tests.test_api import assert_citations_are_exact
 
 pytestmark = pytest.mark.slow
 

@@ -42,10 +42,13 @@ _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 @dataclass
 class Backend:
     name: str
-    make: Callable[[], Generator]  # a working generator
+    settings: Settings  # of a working generator, which build_generator makes
     broken: Callable[[], Generator] | None  # one whose backend fails; None: cannot fail
     _gen: Generator | None = None
     _answers: dict[tuple, str] = field(default_factory=dict)
+
+    def make(self) -> Generator:
+        return build_generator(self.settings)
 
     @property
     def gen(self) -> Generator:
@@ -74,27 +77,20 @@ def _llm_settings(**values: object) -> Settings:
 def backend(request: pytest.FixtureRequest) -> Backend:
     name = request.param
     if name == "extractive":
-        return Backend(name, ExtractiveGenerator, None)
+        return Backend(name, _llm_settings(generator="extractive"), None)
     if name == "openai":
-        from app.generators.openai import OpenAIGenerator
-
         server = request.getfixturevalue("llama_server")
         return Backend(
             name,
-            lambda: OpenAIGenerator(_llm_settings(
-                generator="openai", openai_base_url=server.base_url, openai_model=server.model,
-                llm_timeout_s=60)),
-            lambda: OpenAIGenerator(_llm_settings(
+            _llm_settings(generator="openai", openai_base_url=server.base_url,
+                          openai_model=server.model, llm_timeout_s=60),
+            lambda: build_generator(_llm_settings(
                 generator="openai", openai_base_url=FakeLLM.closed_url(),
                 openai_model=server.model, llm_timeout_s=10, llm_retries=1)))
-    from app.generators.llamacpp import LlamaCppGenerator
-
-    return Backend(
-        name,
-        lambda: LlamaCppGenerator(_llm_settings(generator="llamacpp")),
-        lambda: LlamaCppGenerator(_llm_settings(
-            generator="llamacpp", llamacpp_model_path=request.getfixturevalue("tmp_path_factory")
-            .mktemp("nomodel") / "missing.gguf")))
+    missing = request.getfixturevalue("tmp_path_factory").mktemp("nomodel") / "missing.gguf"
+    return Backend(name, _llm_settings(generator="llamacpp"),
+                   lambda: build_generator(_llm_settings(generator="llamacpp",
+                                                         llamacpp_model_path=missing)))
 
 
 def test_name_and_model_are_set(backend: Backend) -> None:
@@ -104,10 +100,9 @@ def test_name_and_model_are_set(backend: Backend) -> None:
         assert gen.model is None
     else:
         assert isinstance(gen.model, str) and gen.model
-    # The factory the service uses builds the same backend from the same settings.
-    settings = getattr(gen, "settings", Settings(generator="extractive"))
-    assert settings.generator == backend.name
-    assert type(build_generator(settings)) is type(gen)
+    # The factory the service uses builds the backend its settings name.
+    assert backend.settings.generator == backend.name
+    assert type(build_generator(backend.settings)) is type(gen)
 
 
 def test_warm_up_can_be_called_twice(backend: Backend) -> None:

@@ -2,12 +2,10 @@
 corpus indexed with the real model."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 
-from ingest.loaders import load
+from tests.helpers import assert_citations_are_exact
 from tests.service_process import running_service, sse_events
 
 pytestmark = pytest.mark.slow
@@ -23,12 +21,6 @@ def service(starter_index):
 def ask(url: str, **body) -> httpx.Response:
     return httpx.post(f"{url}/ask", json=body, timeout=60)
 
-
-def assert_citations_are_exact(corpus: Path, citations: list[dict]) -> None:
-    """Every citation's text is exactly the document's extracted text between start and end."""
-    for c in citations:
-        doc = load(corpus / c["path"], (corpus / c["path"]).read_bytes())
-        assert doc.text[c["start"]:c["end"]] == c["text"], c["path"]
 
 
 @pytest.mark.parametrize("question,expected_path,fact", [

@@ -1,8 +1,8 @@
-"""The API key, /metrics and the per-request log line: unit checks of the pieces, then the real
-service over HTTP (its own copy of the starter corpus and index, a key set)."""
+"""The API key, /metrics and the per-request log line on the real service over HTTP (its own
+copy of the starter corpus and index, a key set). The pieces have their own tests in tests/app
+(test_auth, test_metrics, test_telemetry)."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
@@ -12,10 +12,6 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.auth import key_matches, presented_keys
-from app.metrics import Counter, Histogram, Metrics
-from app.telemetry import RequestTelemetry
-from app.settings import Settings
 from tests.service_process import copy_starter, running_service, service_log, sse_events
 
 KEY = "k3y-for-tests-0a1b2c"
@@ -23,111 +19,11 @@ BEARER = {"Authorization": f"Bearer {KEY}"}
 QUESTION = "What does the Business plan cost?"
 
 
-# --- the pieces ------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("headers,expected", [
-    ([(b"authorization", b"Bearer abc")], [b"abc"]),
-    ([(b"authorization", b"bearer  abc ")], [b"abc"]),
-    ([(b"x-api-key", b"abc")], [b"abc"]),
-    ([(b"authorization", b"Basic " + base64.b64encode(b"anyone:abc"))], [b"abc"]),
-    ([(b"authorization", b"Basic " + base64.b64encode(b"abc"))], [b""]),  # no password
-    ([(b"authorization", b"Basic not-base64!")], []),
-    ([(b"authorization", b"Digest abc")], []),
-    ([(b"x-api-key", b"proxy"), (b"authorization", b"Bearer abc")], [b"proxy", b"abc"]),
-    ([], []),
-])
-def test_the_key_is_read_from_the_usual_headers(headers, expected):
-    assert presented_keys(headers) == expected
-
-
-def test_key_comparison():
-    assert key_matches([b"abc"], b"abc") and key_matches([b"wrong", b"abc"], b"abc")
-    assert not key_matches([b"abd"], b"abc") and not key_matches([b"ab"], b"abc")
-    assert not key_matches([], b"abc") and not key_matches([b""], b"abc")
-
-
-def test_an_empty_api_key_setting_means_no_key(monkeypatch):
-    monkeypatch.setenv("RAG_API_KEY", "")
-    assert Settings().api_key is None
-    monkeypatch.setenv("RAG_API_KEY", "s3cret")
-    key = Settings().api_key
-    assert key.get_secret_value() == "s3cret" and "s3cret" not in repr(Settings())
-
-
 def parse(text: str) -> dict[tuple[str, frozenset], float]:
     """Prometheus' own parser: (sample name, labels) -> value."""
     return {(s.name, frozenset(s.labels.items())): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
 
-
-def test_metrics_render_in_the_prometheus_format():
-    m = Metrics(lambda: [("x_docs", "gauge", "documents", 7)])
-    m.requests.inc("/ask", "POST", "200")
-    m.requests.inc("/ask", "POST", "200")
-    m.requests.inc('/we"ird\\', "GET", "404")  # label values are escaped
-    for seconds in (0.003, 0.2, 0.2, 100.0):
-        m.latency.observe(seconds, "/ask")
-    samples = parse(m.render())
-    ask = frozenset({("route", "/ask")})
-    assert samples[("ragfirst_http_requests_total",
-                    frozenset({("route", "/ask"), ("method", "POST"), ("status", "200")}))] == 2
-    assert samples[("ragfirst_http_requests_total", frozenset(
-        {("route", '/we"ird\\'), ("method", "GET"), ("status", "404")}))] == 1
-    bucket = lambda le: samples[("ragfirst_http_request_duration_seconds_bucket",  # noqa: E731
-                                 ask | {("le", le)})]
-    assert (bucket("0.005"), bucket("0.1"), bucket("0.25"), bucket("60"), bucket("+Inf")) \
-        == (1, 1, 3, 3, 4)
-    assert samples[("ragfirst_http_request_duration_seconds_count", ask)] == 4
-    assert samples[("ragfirst_http_request_duration_seconds_sum", ask)] == pytest.approx(100.403)
-    assert samples[("x_docs", frozenset())] == 7
-    # before any answer the outcomes read 0, not absent
-    assert samples[("ragfirst_answers_total", frozenset({("outcome", "abstained")}))] == 0
-
-
-def test_metric_types_count_as_they_should():
-    c, h = Counter("c_total", "c", ("a",)), Histogram("h", "h", buckets=(1.0,))
-    c.inc("x", amount=2.5)
-    h.observe(1.0)  # on the bound: counted in it (le = less or equal)
-    h.observe(1.5)
-    assert c.value("x") == 2.5 and c.value("y") == 0 and h.count() == 2
-    assert 'h_bucket{le="1"} 1' in "\n".join(h.render())
-
-
-def test_a_crash_is_a_json_500_with_the_request_id_and_one_log_line(caplog):
-    """A bug in a handler (not an AppError): answered here, logged once with its error."""
-    async def broken(scope, receive, send):
-        raise RuntimeError("boom")
-
-    metrics = Metrics(lambda: [])
-    app = RequestTelemetry(broken, metrics, routes=[])
-    sent = []
-
-    async def send(message):
-        sent.append(message)
-
-    async def receive():
-        return {"type": "http.request", "body": b""}
-
-    for path in ("/ask", "/v1/chat/completions"):
-        scope = {"type": "http", "method": "POST", "path": path, "root_path": "",
-                 "headers": [(b"x-request-id", b"crash-1")]}
-        with caplog.at_level("INFO", logger="ragfirst.request"):
-            asyncio.run(app(scope, receive, send))
-        start, body = sent[-2], json.loads(sent[-1]["body"])
-        assert start["status"] == 500 and (b"x-request-id", b"crash-1") in start["headers"]
-        message = body["error"]["message"] if path.startswith("/v1/") else body["detail"]
-        assert "crash-1" in message
-    lines = [r for r in caplog.records if r.getMessage() == "request"]
-    assert len(lines) == 2 and lines[0].fields["error"] == "RuntimeError"
-    assert lines[0].fields["status"] == 500 and "incomplete" not in lines[0].fields
-    # The method label is bounded: a made-up method is "other".
-    scope = {"type": "http", "method": "FOO1", "path": "/x", "root_path": "", "headers": []}
-    asyncio.run(app(scope, receive, send))
-    assert metrics.requests.value("unmatched", "other", "500") == 1
-    assert metrics.requests.value("unmatched", "FOO1", "500") == 0
-
-
-# --- the real service ------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def service(starter_index, tmp_path_factory):

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from app.errors import GeneratorFailed, GeneratorTimeout
-from app.generators.openai import OpenAIGenerator
+from app.generators.openai import OpenAIGenerator, OpenAIOptions
 from app.settings import Settings
 from app.sources import Source
 from tests.fake_llm import ANSWER, PIECES, FakeLLM
@@ -37,7 +37,7 @@ def make(base_url: str, **overrides: Any) -> OpenAIGenerator:
                                   openai_api_key=KEY, llm_timeout_s=TIMEOUT, llm_retries=2,
                                   embedder="hashing")
     values.update(overrides)
-    generator = OpenAIGenerator(Settings(**values))
+    generator = OpenAIGenerator(OpenAIOptions.from_settings(Settings(**values)))
     generator.warm_up()
     _made.append(generator)
     return generator
@@ -111,7 +111,7 @@ def test_joined_stream_equals_generate_on_an_echoed_prompt(fake_llm: FakeLLM):
 def test_generate_without_warm_up_creates_the_client(fake_llm: FakeLLM):
     settings = Settings(openai_base_url=fake_llm.base_url("ok"), llm_timeout_s=TIMEOUT,
                         embedder="hashing", openai_api_key=None)
-    generator = OpenAIGenerator(settings)
+    generator = OpenAIGenerator(OpenAIOptions.from_settings(settings))
     _made.append(generator)
     assert generator.generate(QUESTION, SOURCES) == ANSWER
 
@@ -260,7 +260,7 @@ def test_an_unexpected_error_becomes_generator_failed():
 
     settings = Settings(openai_base_url="http://llm.invalid/v1", llm_timeout_s=TIMEOUT,
                         embedder="hashing", openai_api_key=None)
-    generator = OpenAIGenerator(settings, transport=httpx.MockTransport(explode))
+    generator = OpenAIGenerator(OpenAIOptions.from_settings(settings), transport=httpx.MockTransport(explode))
     _made.append(generator)
     with pytest.raises(GeneratorFailed, match="something odd"):
         generator.generate(QUESTION, SOURCES)

@@ -9,8 +9,8 @@ import openai
 import pytest
 
 from app.service import ABSTAIN_ANSWER
+from tests.helpers import assert_citations_are_exact
 from tests.service_process import running_service
-from tests.test_api import assert_citations_are_exact
 
 pytestmark = pytest.mark.slow
 

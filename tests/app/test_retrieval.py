@@ -7,9 +7,10 @@ import pytest
 
 from app.retrieval import Retriever, make_filter, merge_overlapping, rrf
 from app.sources import Source
-from ingest.index import ChunkFilter, ChunkRecord, IndexSnapshot
+from ingest.store.records import ChunkFilter, ChunkRecord
+from ingest.store.sqlite.snapshot import SqliteSnapshot
 from ingest.sync import run_ingest
-from tests.test_sync import write
+from tests.helpers import write
 
 # --- rrf -------------------------------------------------------------------------------------
 
@@ -151,17 +152,17 @@ def index(settings, hashing_embedder):
     settings = settings.model_copy(update={"chunk_tokens": 40, "chunk_overlap": 10})
     report = run_ingest(settings, hashing_embedder)
     assert report.failed == [] and len(report.added) == 6
-    with IndexSnapshot.open(settings.index_dir) as snap:
+    with SqliteSnapshot.open(settings.index_dir) as snap:
         yield settings, snap
 
 
-def ask(snap: IndexSnapshot, embedder, question: str, k: int, mode: str = "hybrid",
+def ask(snap: SqliteSnapshot, embedder, question: str, k: int, mode: str = "hybrid",
         path: str | None = None, types: list[str] | None = None) -> list[Source]:
     vector = embedder.embed([question])[0]
     return Retriever(snap).retrieve(question, vector, k, mode, make_filter(path, types))
 
 
-def check_sources(snap: IndexSnapshot, embedder, question: str, sources: list[Source]) -> None:
+def check_sources(snap: SqliteSnapshot, embedder, question: str, sources: list[Source]) -> None:
     """Invariants every retrieval result keeps."""
     assert [s.n for s in sources] == list(range(1, len(sources) + 1))
     scores = [s.score for s in sources]
@@ -294,7 +295,7 @@ def test_similarity_is_the_cosine_to_the_question(index, hashing_embedder) -> No
 def test_a_filter_that_matches_nothing_returns_nothing(settings, hashing_embedder) -> None:
     write(settings.corpus_dir, "only.md", "# Only\n\nA single tiny document about kites.\n")
     run_ingest(settings, hashing_embedder)
-    with IndexSnapshot.open(settings.index_dir) as snap:
+    with SqliteSnapshot.open(settings.index_dir) as snap:
         assert ask(snap, hashing_embedder, "kites", 3, "lexical", path="other/") == []
         assert ask(snap, hashing_embedder, "kites", 3, "dense", types=["pdf"]) == []
 

@@ -14,7 +14,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.service_process import running_service
 from tests.system_deps import require_system
 

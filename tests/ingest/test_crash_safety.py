@@ -15,8 +15,7 @@ import pytest
 
 from ingest.errors import IndexNotFoundError
 
-from tests.conftest import PYTHON, ROOT, subprocess_env
-from tests.test_sync import state, write
+from tests.helpers import PYTHON, ROOT, state, subprocess_env, write
 
 TOPICS = ["otters", "glaciers", "compilers", "volcanoes", "lighthouses", "orchids", "tides",
           "satellites", "bridges", "beetles", "monsoons", "lanterns"]

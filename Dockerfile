@@ -14,7 +14,7 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /app
 
-# The same install steps as `make install`, in the same order (tests/test_compose.py compares
+# The same install steps as `make install`, in the same order (tests/e2e/test_compose.py compares
 # them with `make -n install`): a venv, pip upgraded, the CPU torch first, then this project.
 # torch gets its own layer before the sources are copied, so a code change does not fetch it
 # again.

@@ -104,6 +104,59 @@ def run(demo: Demo, path: Path) -> None:
     demo.show(body)
 
 
+def _start_service(corpus: Path) -> tuple[subprocess.Popen, str, str]:
+    """`python -m app` on a free port, watching the corpus: (process, URL, log file)."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tempfile.NamedTemporaryFile("w+", prefix="ragfirst-demo-", suffix=".log",
+                                      delete=False)
+    env = {**os.environ, "RAG_PORT": str(port), "RAG_HOST": "127.0.0.1", "RAG_WATCH": "true"}
+    print(f"Starting the service on {url}, watching {corpus}/ (log: {log.name})")
+    proc = subprocess.Popen([sys.executable, "-m", "app"], stdout=log, stderr=subprocess.STDOUT,
+                            env=env)
+    return proc, url, log.name
+
+
+def _wait_ready(demo: Demo, proc: subprocess.Popen, log: str) -> None:
+    """Until the service is up and its catch-up ingest is done (the first builds the index)."""
+    started = time.perf_counter()
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the service exited ({proc.returncode}); see {log}")
+        if time.perf_counter() - started > 600:
+            raise RuntimeError(f"the service was not ready in 10 minutes; see {log}")
+        try:
+            r = demo.http.get("/readyz")
+            ingest = r.json().get("ingest", {})
+            if r.status_code == 200 and ingest.get("runs", 0) >= 1:
+                break
+            if ingest.get("failures"):
+                raise RuntimeError(f"the service's ingest failed: {ingest['last']['error']}")
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    info = r.json()
+    print(f"Ready in {time.perf_counter() - started:.1f} s: index generation "
+          f"{info['index_generation']}, {info['documents']} documents, "
+          f"{info['chunks']} chunks.\n")
+
+
+def _clean_up(demo: Demo, proc: subprocess.Popen, path: Path) -> None:
+    """Remove the demo's file (and let the watcher see it go), then stop the service."""
+    if path.exists():
+        path.unlink()
+        try:  # let the watcher take it out of the index before the service stops
+            demo.until(lambda b: not _cites(b), "clean-up", timeout=10)
+        except Exception:
+            pass
+    print("Stopping the service.")
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(prog="python -m app.demo", description=__doc__).parse_args(argv)
     try:
@@ -120,38 +173,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {path} exists; the demo will not overwrite it", file=sys.stderr)
         return 2
     before = corpus_fingerprint(corpus)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tempfile.NamedTemporaryFile("w+", prefix="ragfirst-demo-", suffix=".log",
-                                      delete=False)
-    env = {**os.environ, "RAG_PORT": str(port), "RAG_HOST": "127.0.0.1", "RAG_WATCH": "true"}
-    print(f"Starting the service on {url}, watching {corpus}/ (log: {log.name})")
-    proc = subprocess.Popen([sys.executable, "-m", "app"], stdout=log, stderr=subprocess.STDOUT,
-                            env=env)
+    proc, url, log = _start_service(corpus)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill still cleans up
     demo = Demo(url)
     status = 0
     try:
-        started = time.perf_counter()
-        while True:  # up, and its catch-up ingest done (the first one builds the index)
-            if proc.poll() is not None:
-                raise RuntimeError(f"the service exited ({proc.returncode}); see {log.name}")
-            if time.perf_counter() - started > 600:
-                raise RuntimeError(f"the service was not ready in 10 minutes; see {log.name}")
-            try:
-                r = demo.http.get("/readyz")
-                ingest = r.json().get("ingest", {})
-                if r.status_code == 200 and ingest.get("runs", 0) >= 1:
-                    break
-                if ingest.get("failures"):
-                    raise RuntimeError(f"the service's ingest failed: {ingest['last']['error']}")
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        info = r.json()
-        print(f"Ready in {time.perf_counter() - started:.1f} s: index generation "
-              f"{info['index_generation']}, {info['documents']} documents, "
-              f"{info['chunks']} chunks.\n")
+        _wait_ready(demo, proc, log)
         run(demo, path)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
@@ -160,18 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         status = 1
     finally:
-        if path.exists():
-            path.unlink()
-            try:  # let the watcher take it out of the index before the service stops
-                demo.until(lambda b: not _cites(b), "clean-up", timeout=10)
-            except Exception:
-                pass
-        print("Stopping the service.")
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _clean_up(demo, proc, path)
         after = corpus_fingerprint(corpus)
         same = "as it was found" if after == before else "CHANGED (this is a bug)"
         print(f"The corpus is {same}: {len(after)} files.")

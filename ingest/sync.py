@@ -95,42 +95,9 @@ def run_ingest(settings: IngestSettings, embedder: Embedder | None = None, *,
 
 def _run(store: SqliteStore, files, settings: IngestSettings, embedder: Embedder, rebuild: bool,
          progress: bool | None) -> IngestReport:
-    report = IngestReport()
     indexed = store.documents()
-    # made (and the model loaded) for the first file that needs chunking, if any does
-    chunker = functools.cache(lambda: chunker_for(settings, embedder))
-
     show = (sys.stderr.isatty() if progress is None else progress) or False
-    upserts: list[NewDocument] = []
-    present: set[str] = set()
-
-    for f in tqdm(files, desc="files", unit="file", disable=not show, leave=False):
-        try:
-            doc = _load_and_chunk(f, settings, chunker, embedder.model_id, indexed, rebuild)
-        except FileNotFoundError:
-            # Gone since the scan: an editor mid-save (renamed away, about to be rewritten)
-            # or a deletion. An indexed file keeps its version this run; the next run (the
-            # watcher's next event) sees which it was.
-            if f.rel not in indexed:
-                continue
-            doc = _BUSY
-        except LoadError as exc:
-            present.add(f.rel)
-            report.failed.append((f.rel, str(exc)))
-            continue
-        if doc is _BUSY and rebuild:  # a rebuild replaces everything: it cannot keep it
-            report.failed.append((f.rel, "changed while being read; run again once it is "
-                                         "written"))
-            present.add(f.rel)
-            continue
-        present.add(f.rel)
-        if doc is _BUSY:
-            report.deferred.append(f.rel)
-        elif doc is None:
-            report.unchanged.append(f.rel)
-        else:
-            (report.changed if f.rel in indexed else report.added).append(f.rel)
-            upserts.append(doc)
+    report, upserts, present = _read_changes(files, settings, embedder, indexed, rebuild, show)
     failed_paths = {p for p, _ in report.failed}
     report.deleted = sorted(p for p in indexed if p not in present)
     # A file that was indexed but can no longer be read leaves the index too: its old text is
@@ -154,6 +121,41 @@ def _run(store: SqliteStore, files, settings: IngestSettings, embedder: Embedder
     failpoints.hit("after-commit")
     store.publish(commit)
     return report
+
+
+def _read_changes(files, settings: IngestSettings, embedder: Embedder, indexed: dict,
+                  rebuild: bool, show: bool) -> tuple[IngestReport, list[NewDocument], set[str]]:
+    """Load and chunk what changed: the report so far (added, changed, unchanged, failed,
+    deferred), the new versions, and the paths still present in the corpus."""
+    report, upserts, present = IngestReport(), [], set()
+    # made (and the model loaded) for the first file that needs chunking, if any does
+    chunker = functools.cache(lambda: chunker_for(settings, embedder))
+    for f in tqdm(files, desc="files", unit="file", disable=not show, leave=False):
+        try:
+            doc = _load_and_chunk(f, settings, chunker, embedder.model_id, indexed, rebuild)
+        except FileNotFoundError:
+            # Gone since the scan: an editor mid-save (renamed away, about to be rewritten)
+            # or a deletion. An indexed file keeps its version this run; the next run (the
+            # watcher's next event) sees which it was.
+            if f.rel not in indexed:
+                continue
+            doc = _BUSY
+        except LoadError as exc:
+            present.add(f.rel)
+            report.failed.append((f.rel, str(exc)))
+            continue
+        present.add(f.rel)
+        if doc is _BUSY and rebuild:  # a rebuild replaces everything: it cannot keep it
+            report.failed.append((f.rel, "changed while being read; run again once it is "
+                                         "written"))
+        elif doc is _BUSY:
+            report.deferred.append(f.rel)
+        elif doc is None:
+            report.unchanged.append(f.rel)
+        else:
+            (report.changed if f.rel in indexed else report.added).append(f.rel)
+            upserts.append(doc)
+    return report, upserts, present
 
 
 _BUSY = object()  # the file changed while it was read

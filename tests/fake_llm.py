@@ -15,7 +15,7 @@ Modes (non-streaming / streaming, i.e. request "stream": true):
   400         always 400 with a JSON error body
   hang        reads the request, never answers
   drip        200 headers, then one byte every 0.5 s, forever
-  trickle     200 headers, one byte every 0.3 s for 1.2 s, then silence (a stall mid-body)
+  trickle     200 headers, one byte every 0.3 s for 1.8 s, then silence (a stall mid-body)
   malformed   200 with an invalid JSON body / a non-JSON SSE data line
   nochoices   200 with valid JSON without "choices" / SSE chunks without "choices"
   nocontent   200 with choices[0].message without "content" / a delta whose content is a number
@@ -228,7 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._drip(stream, 0.5, None)
 
     def mode_trickle(self, payload: dict[str, Any], stream: bool, attempt: int) -> None:
-        self._drip(stream, 0.3, 1.2)
+        self._drip(stream, 0.3, 1.8)
 
     def mode_malformed(self, payload: dict[str, Any], stream: bool, attempt: int) -> None:
         if stream:

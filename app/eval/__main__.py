@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m app.eval") -> int
     b.add_argument("path", type=Path, help="folder with corpus.jsonl, queries.jsonl, qrels/")
     b.add_argument("--split", default="test", help="qrels/<split>.tsv (default: test)")
     b.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    b.add_argument("--trec-runs", type=Path, metavar="FOLDER",
+                   help="also write each mode's ranking there as a TREC run file (<mode>.run)")
     b.add_argument("--sweep", action="store_true",
                    help="hybrid nDCG@10 over fusion constants and weights (for tuning)")
     s = sub.add_parser("starter", help="answer quality on the labelled starter questions")
@@ -26,7 +28,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m app.eval") -> int
     try:
         if args.command == "beir":
             from app.eval.beir import run
-            run(args.path, split=args.split, as_json=args.json, do_sweep=args.sweep)
+            run(args.path, split=args.split, as_json=args.json, do_sweep=args.sweep,
+                trec_runs=args.trec_runs)
         else:
             from app.eval.starter import run as run_starter
             run_starter(split=args.split, as_json=args.json)

@@ -159,7 +159,10 @@ class DocRanker:
 
 
 def evaluate(ds: BeirDataset, ranker: DocRanker, rrf_k: int, lexical_weight: float,
-             modes: Sequence[Mode] = MODES) -> dict[str, dict[str, float]]:
+             modes: Sequence[Mode] = MODES, trec_runs: Path | None = None
+             ) -> dict[str, dict[str, float]]:
+    """The metrics of each mode. `trec_runs`: a folder to write each mode's ranking to, as a
+    TREC run file (`<mode>.run`), for trec_eval, pytrec_eval or ir-measures."""
     results = {}
     for mode in modes:
         runs, started = {}, time.perf_counter()
@@ -167,8 +170,20 @@ def evaluate(ds: BeirDataset, ranker: DocRanker, rrf_k: int, lexical_weight: flo
             runs[qid] = ranker.rank(text, mode, rrf_k, lexical_weight)[:100]
         seconds = time.perf_counter() - started
         results[mode.value] = {**{m: round(v, 4) for m, v in summarize(runs, ds.qrels).items()},
-                         "qps": round(len(ds.queries) / seconds, 1)}
+                               "qps": round(len(ds.queries) / seconds, 1)}
+        if trec_runs is not None:
+            write_trec_run(trec_runs / f"{mode.value}.run", runs, f"ragfirst-{mode.value}")
     return results
+
+
+def write_trec_run(path: Path, runs: dict[str, Sequence[str]], tag: str) -> None:
+    """`qid Q0 docid rank score tag` lines, best first; the score falls with the rank, so a
+    tool that sorts by score keeps our order."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for qid, docs in runs.items():
+            for rank, doc in enumerate(docs, start=1):
+                f.write(f"{qid} Q0 {doc} {rank} {len(docs) - rank + 1} {tag}\n")
 
 
 def sweep(ds: BeirDataset, ranker: DocRanker, ks: Sequence[int] = (10, 20, 40, 60, 100, 200),
@@ -212,7 +227,7 @@ def sweep_table(ds: BeirDataset, rows: list[dict]) -> str:
 
 def run(path: Path, *, split: str = "test", as_json: bool = False, do_sweep: bool = False,
         settings: Settings | None = None, embedder: Embedder | None = None,
-        out: Callable[[str], None] = print) -> dict:
+        out: Callable[[str], None] = print, trec_runs: Path | None = None) -> dict:
     settings = settings or Settings.load()
     ds = load_beir(path, split)
     embedder = embedder or build_embedder(settings)
@@ -226,7 +241,8 @@ def run(path: Path, *, split: str = "test", as_json: bool = False, do_sweep: boo
             body = {"dataset": ds.name, "split": split, "sweep": sweep(ds, ranker)}
             out(json.dumps(body) if as_json else sweep_table(ds, body["sweep"]))
             return body
-        results = evaluate(ds, ranker, settings.rrf_k, settings.lexical_weight)
+        results = evaluate(ds, ranker, settings.rrf_k, settings.lexical_weight,
+                           trec_runs=trec_runs)
         chunks = snapshot.chunk_count
     body = {"dataset": ds.name, "split": split, "queries": len(ds.queries), "chunks": chunks,
             "results": results}

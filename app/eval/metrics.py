@@ -1,5 +1,7 @@
 """Ranking metrics, as BEIR computes them (pytrec_eval's definitions): graded relevance, linear
-gain, log2 discount; documents judged 0 count as not relevant."""
+gain, log2 discount; documents judged 0 count as not relevant. Ours rather than pytrec_eval's
+C extension at run time (four short functions); tests/app/test_eval.py checks them against
+pytrec_eval on random graded runs and on the BEIR runner's own run files."""
 from __future__ import annotations
 
 import math

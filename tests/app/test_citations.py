@@ -278,3 +278,10 @@ def test_only_undecided_sentences_are_embedded() -> None:
     claims, passages = embed.calls[0][:2], embed.calls[0][2:]
     assert claims == [f"{PARAPHRASE}.", "Parcels sent the quick way land on your doorstep tomorrow."]
     assert sorted(passages) == sorted([REFUNDS, SHIPPING])
+
+
+def test_a_sentence_without_the_sources_accents_is_still_supported() -> None:
+    source = Source(1, "cafe.md", None, 0, 44, "Café Trésor serves crêpes on Thursdays only.",
+                    0.5)
+    checked = check_answer("Cafe Tresor serves crepes on Thursdays [1].", [source])
+    assert checked.unsupported == [] and checked.cited == [source]

@@ -182,3 +182,74 @@ def test_beir_sweep_lists_each_fusion_setting(tmp_path):
     assert len(hybrid) == 36 and {r["rrf_k"] for r in hybrid} == {10, 20, 40, 60, 100, 200}
     assert {r["mode"] for r in body["sweep"] if "mode" in r} == {"lexical", "dense"}
     assert printed[0].count("\n| hybrid |") == 36
+
+
+# -- app/eval/metrics.py against pytrec_eval (the definitions BEIR uses) ----------------------
+
+def pytrec_scores(runs: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict:
+    """Mean nDCG@10, Recall@10, Recall@100 and MRR@10 by pytrec_eval, from ranked lists (a
+    falling score keeps their order; MRR@10 is recip_rank over the top 10)."""
+    import pytrec_eval
+
+    def scored(cut: int | None) -> dict:
+        return {q: {d: float(len(docs) - i) for i, d in enumerate(docs[:cut])}
+                for q, docs in runs.items()}
+
+    full = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.10,100"})
+    top10 = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"})
+    per_query = full.evaluate(scored(None))
+    rr = top10.evaluate(scored(10))
+    n = len(per_query)
+    return {"ndcg@10": sum(m["ndcg_cut_10"] for m in per_query.values()) / n,
+            "recall@10": sum(m["recall_10"] for m in per_query.values()) / n,
+            "recall@100": sum(m["recall_100"] for m in per_query.values()) / n,
+            "mrr@10": sum(m["recip_rank"] for m in rr.values()) / n}
+
+
+def test_metrics_agree_with_pytrec_eval_on_random_runs():
+    import random
+
+    rng = random.Random(11)
+    docs = [f"d{i}" for i in range(400)]
+    runs, qrels = {}, {}
+    for q in range(300):
+        judged = rng.sample(docs, rng.randint(1, 12))
+        grades = {d: rng.choice([0, 1, 1, 2, 3]) for d in judged}
+        grades[judged[0]] = grades[judged[0]] or 1  # at least one relevant document
+        pool = judged + rng.sample(docs, 150)
+        runs[f"q{q}"] = list(dict.fromkeys(rng.sample(pool, rng.randint(1, 120))))
+        qrels[f"q{q}"] = grades
+    ours, theirs = summarize(runs, qrels), pytrec_scores(runs, qrels)
+    assert ours == pytest.approx(theirs, abs=1e-9)
+    assert 0.05 < ours["ndcg@10"] < 0.95  # a run with something to measure
+
+
+def read_trec_run(path: Path) -> dict[str, list[str]]:
+    runs: dict[str, list[tuple[int, str]]] = {}
+    for line in path.read_text().splitlines():
+        qid, _, doc, rank, _, _ = line.split()
+        runs.setdefault(qid, []).append((int(rank), doc))
+    return {q: [d for _, d in sorted(ranked)] for q, ranked in runs.items()}
+
+
+def test_a_real_run_scores_the_same_in_pytrec_eval(tmp_path):
+    """The runner's own rankings (the ingest pipeline, three modes), written as TREC run files
+    and read back: pytrec_eval gives the figures the runner printed."""
+    data = write_dataset(tmp_path / "tiny")
+    # graded, several relevant documents per query: rankings are imperfect and grades count
+    (data / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(
+            f"{q}\t{d}\t{g}\n" for q, d, g in [
+                ("q1", "d1", 2), ("q1", "d9", 1), ("q2", "d3", 2), ("q2", "d5", 1),
+                ("q3", "d4", 1), ("q3", "d8", 2), ("q3", "d2", 0), ("q4", "d/6", 2),
+                ("q4", "d2", 1), ("q5", "d10", 2), ("q5", "d7", 1), ("q5", "d1", 1)]))
+    settings = Settings(index_dir=tmp_path / "index", embedder="hashing")
+    body = run(data, as_json=True, settings=settings, out=lambda _: None,
+               trec_runs=tmp_path / "runs")
+    qrels = load_beir(data).qrels
+    for mode, ours in body["results"].items():
+        runs = read_trec_run(tmp_path / "runs" / f"{mode}.run")
+        assert set(runs) == set(qrels)
+        theirs = pytrec_scores(runs, qrels)
+        assert {k: ours[k] for k in theirs} == pytest.approx(theirs, abs=5e-5), mode
+    assert body["results"]["dense"]["ndcg@10"] < 1.0  # the hashing embedder misses some

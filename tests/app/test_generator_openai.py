@@ -118,8 +118,10 @@ def test_generate_without_warm_up_creates_the_client(fake_llm: FakeLLM):
 
 def test_stream_stops_at_finish_reason_without_waiting_for_done(fake_llm: FakeLLM):
     start = time.monotonic()
+    # The server never sends [DONE] and keeps the connection open: waiting for it would end
+    # in a GeneratorTimeout at the deadline, not in the answer.
     assert call(make(fake_llm.base_url("nodone")), streaming=True) == ANSWER
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < TIMEOUT
 
 
 def test_a_stream_abandoned_by_the_caller_closes_quietly(fake_llm: FakeLLM):
@@ -159,7 +161,7 @@ def test_retries_never_run_past_the_deadline(fake_llm: FakeLLM):
     url = fake_llm.base_url("http500")
     generator = make(url, llm_retries=10, llm_timeout_s=1.0)
     error, elapsed = timed_failure(lambda: generator.generate(QUESTION, SOURCES), GeneratorFailed)
-    assert elapsed < 1.2
+    assert elapsed < 2.0  # 10 retries with their backoff would take ~30 s
     assert 1 < fake_llm.attempts(url) < 11
     assert "HTTP 500" in str(error)
 
@@ -174,8 +176,8 @@ def test_429_is_retried(fake_llm: FakeLLM):
 def test_429_with_a_retry_after_beyond_the_deadline_fails_at_once(fake_llm: FakeLLM):
     url = fake_llm.base_url("429long")
     error, elapsed = timed_failure(lambda: make(url).generate(QUESTION, SOURCES), GeneratorFailed)
-    assert elapsed < 0.5 and fake_llm.attempts(url) == 1
-    assert "no time left to retry" in str(error)
+    assert elapsed < TIMEOUT and fake_llm.attempts(url) == 1  # not after an hour, not at the
+    assert "no time left to retry" in str(error)                # deadline: at once
 
 
 @both
@@ -203,10 +205,10 @@ def test_a_silent_or_dripping_backend_times_out_at_the_deadline(fake_llm: FakeLL
 
 @both
 def test_a_stall_mid_body_is_cut_at_the_deadline(fake_llm: FakeLLM, streaming: bool):
-    # Bytes for 1.2 s, then silence: a per-read timeout alone would end at about 3.2 s.
+    # Bytes for 1.8 s, then silence: a per-read timeout alone would end at about 3.8 s.
     url = fake_llm.base_url("trickle")
     _, elapsed = timed_failure(lambda: call(make(url), streaming), GeneratorTimeout)
-    assert TIMEOUT - 0.1 < elapsed < TIMEOUT + 0.5
+    assert TIMEOUT - 0.1 < elapsed < TIMEOUT + 1.2
 
 
 # -- malformed answers and cut streams -------------------------------------------------------

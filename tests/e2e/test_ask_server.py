@@ -1,5 +1,6 @@
 """/ask against the real service: `python -m app` under uvicorn, over HTTP, on the starter
-corpus indexed with the real model."""
+corpus indexed with the real model. Status codes, schemas and error bodies are checked
+in-process in tests/app/api/test_ask.py."""
 from __future__ import annotations
 
 import httpx
@@ -83,19 +84,6 @@ def test_filters_restrict_the_sources(service):
                                      c["path"].endswith(".md") for c in body["citations"])
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"question": ""}, {"question": "   "}, {"question": "x" * 2001},
-    {"question": "ok", "top_k": 0}, {"question": "ok", "top_k": 51},
-    {"question": "ok", "mode": "fuzzy"}, {"question": "ok", "filters": {"type": "docx"}},
-    {"question": "ok", "surprise": 1}, {"question": 42},
-])
-def test_invalid_input_is_422(service, body):
-    url, _ = service
-    r = httpx.post(f"{url}/ask", json=body, timeout=30)
-    assert r.status_code == 422, r.text
-    assert "detail" in r.json()
-
-
 def test_streaming_sends_deltas_then_one_done_event(service):
     url, corpus = service
     status, events = sse_events(url, {"question": "How long are pages kept in the Trash?"})
@@ -106,16 +94,6 @@ def test_streaming_sends_deltas_then_one_done_event(service):
     assert "".join(d["text"] for _, d in events[:-1]) == done["answer"]
     assert done["citations"] and set(done["timings_ms"]) >= {"embed", "retrieve", "generate"}
     assert_citations_are_exact(corpus, done["citations"])
-
-
-def test_no_index_is_503_with_the_fix(tmp_path):
-    (tmp_path / "corpus").mkdir()
-    # without the watcher, whose catch-up run would make the (empty) index
-    with running_service(tmp_path / "index", tmp_path / "corpus", RAG_WATCH="false") as url:
-        r = ask(url, question="anything")
-        assert r.status_code == 503 and "make ingest" in r.json()["detail"]
-        assert httpx.get(f"{url}/readyz").status_code == 503
-        assert httpx.get(f"{url}/healthz").status_code == 200
 
 
 def test_a_new_generation_is_served_without_a_restart(tmp_path, real_embedder):

@@ -105,3 +105,41 @@ def test_eval_runs_through_the_command(starter_index, tmp_path):
     out = ragfirst("eval", "beir", str(tmp_path / "no-dataset"),
                    RAG_INDEX_DIR=str(tmp_path / "index"))
     assert out.returncode == 2 and "error:" in out.stderr  # the eval's own error, readable
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_what_the_commands_read(tmp_path):
+    """Built and installed as a user would get it (no tests/ folder beside it): the web page and
+    the labelled starter questions are in the wheel, and `eval starter` runs from it."""
+    import shutil
+    import zipfile
+
+    source = tmp_path / "source"  # a copy: setuptools writes build/ beside what it builds
+    for folder in ("app", "ingest"):
+        shutil.copytree(ROOT / folder, source / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    build = subprocess.run([PYTHON, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                            "-w", str(tmp_path / "dist"), str(source)], capture_output=True,
+                           text=True, timeout=300)
+    assert build.returncode == 0, build.stderr
+    (wheel,) = (tmp_path / "dist").glob("ragfirst-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"app/eval/data/starter_eval.jsonl", "app/web/index.html", "app/web/app.js"} <= names
+    assert not any(n.startswith("tests/") for n in names)
+    site = tmp_path / "site"
+    install = subprocess.run([PYTHON, "-m", "pip", "install", "--no-deps", "--target", str(site),
+                              str(wheel)], capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr
+    env = subprocess_env(RAG_EMBEDDER="hashing", RAG_CORPUS_DIR=str(ROOT / "corpus"),
+                         RAG_INDEX_DIR=str(tmp_path / "index"))
+    env["PYTHONPATH"] = str(site)  # the installed copy, not this source tree
+    out = subprocess.run([PYTHON, "-c", "import app, sys; print(app.__file__); "
+                          "from app.eval.__main__ import main; "
+                          "sys.exit(main(['starter', '--split', 'test', '--json']))"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    where, report = out.stdout.split("\n", 1)
+    assert where.startswith(str(site))
+    assert json.loads(report)["metrics"]["questions"] > 20

@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,20 +37,29 @@ class Recorder:
         return [p for k, p in self.calls if k == "change"]
 
 
+@contextmanager
+def watching(corpus: Path, quiet_ms: int = 300):
+    """A watcher on `corpus` on its own thread, ready; (corpus, recorder)."""
+    rec, stop = Recorder(), threading.Event()
+    thread = threading.Thread(
+        target=watch_corpus, args=(corpus, corpus / "index", rec.change, stop),
+        kwargs={"on_ready": rec.ready, "quiet_ms": quiet_ms, "retry_s": 0.2}, daemon=True)
+    thread.start()
+    rec.wait("ready")
+    try:
+        yield corpus, rec
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive(), "the watcher did not stop"
+
+
 @pytest.fixture
 def watched(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    rec, stop = Recorder(), threading.Event()
-    thread = threading.Thread(
-        target=watch_corpus, args=(corpus, corpus / "index", rec.change, stop),
-        kwargs={"on_ready": rec.ready, "quiet_ms": 300, "retry_s": 0.2}, daemon=True)
-    thread.start()
-    rec.wait("ready")
-    yield corpus, rec
-    stop.set()
-    thread.join(10)
-    assert not thread.is_alive(), "the watcher did not stop"
+    with watching(corpus) as w:
+        yield w
 
 
 def settle(seconds: float = 1.2) -> None:
@@ -57,19 +67,22 @@ def settle(seconds: float = 1.2) -> None:
     time.sleep(seconds)
 
 
-def test_a_file_written_in_pieces_is_one_change_after_the_last_piece(watched):
-    corpus, rec = watched
-    with open(corpus / "doc.md", "w") as f:
-        for _ in range(6):  # 100 ms apart, closer than the quiet period
-            f.write("Some text of a document being copied in. " * 50)
-            f.flush()
-            time.sleep(0.1)
-        finished = time.monotonic()
-        assert rec.changes() == [], "handed on while the file was still being written"
-    rec.wait("change")
-    settle()
-    assert rec.changes() == [["doc.md"]]
-    assert rec.times[0] - finished >= 0.25  # the quiet period after the last write
+def test_a_file_written_in_pieces_is_one_change_after_the_last_piece(tmp_path):
+    # A quiet period far above the 100 ms between pieces, so a loaded machine's slower
+    # writes still arrive within it; what is checked is the order of events, not a duration.
+    (tmp_path / "corpus").mkdir()
+    with watching(tmp_path / "corpus", quiet_ms=2000) as (corpus, rec):
+        with open(corpus / "doc.md", "w") as f:
+            for _ in range(6):
+                f.write("Some text of a document being copied in. " * 50)
+                f.flush()
+                time.sleep(0.1)
+            assert rec.changes() == [], "handed on while the file was still being written"
+            finished = time.monotonic()
+        rec.wait("change")
+        settle(2.5)
+        assert rec.changes() == [["doc.md"]]  # one change...
+        assert rec.times[0] > finished  # ...handed on after the last piece was written
 
 
 def test_temporaries_hidden_files_and_the_index_raise_no_change(watched):
@@ -91,16 +104,17 @@ def test_a_long_download_beside_a_document_does_not_hold_it_back(watched):
     corpus, rec = watched
     (corpus / "a.md").write_text("a document")
     saved = time.monotonic()
-    with open(corpus / "big.pdf.part", "wb") as part:  # a browser download, for 3 s
-        while time.monotonic() - saved < 3:
+    handed_on_during_download = False
+    with open(corpus / "big.pdf.part", "wb") as part:  # a browser download, for up to 30 s
+        while time.monotonic() - saved < 30:
             part.write(b"x" * 4096)
             part.flush()
             time.sleep(0.05)
             if rec.changes():
+                handed_on_during_download = True  # the download is still being written
                 break
-    rec.wait("change")
+    assert handed_on_during_download, "the document waited for the download to finish"
     assert rec.changes() == [["a.md"]]
-    assert rec.times[0] - saved < 2.5  # handed on during the download, not after it
 
 
 def test_folders_with_temporary_looking_names_are_watched(watched, tmp_path):

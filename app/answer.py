@@ -66,6 +66,7 @@ class Answer(BaseModel):
         return self.model_dump(mode="json")
 
 
-def citations_json(sources: list[Source]) -> list[dict[str, Any]]:
-    """Sources as the citations of an error body (a failed LLM still leaves what was found)."""
-    return [Citation.of(s).model_dump(mode="json") for s in sources]
+def citations_json(citations: list[Citation]) -> list[dict[str, Any]]:
+    """Citations as a body's JSON (an error's `sources`: a failed LLM still leaves what was
+    found)."""
+    return [c.model_dump(mode="json") for c in citations]

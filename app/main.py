@@ -20,8 +20,9 @@ from app.telemetry import RequestTelemetry
 
 
 def create_app(settings: Settings | None = None, service: RagService | None = None) -> FastAPI:
-    """The service's app. `service`: one already built (a test's), used instead of building
-    it from `settings` in the lifespan."""
+    """The service's app. `service`: one already built from the same `settings` (a test's,
+    with a fake part), used instead of building it in the lifespan; the settings still decide
+    the rest (the key, the watcher, the default top_k)."""
     settings = settings or Settings.load()
 
     @asynccontextmanager
@@ -34,7 +35,7 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
             app.state.ingester.start_watching()
         yield
         await run_in_threadpool(app.state.ingester.stop)
-        svc.close()
+        await run_in_threadpool(svc.close)  # may wait for a generator's stream to finish
 
     app = FastAPI(title="ragfirst", version="0.1.0", lifespan=lifespan,
                   description="Answers questions about your documents, with checked citations.")

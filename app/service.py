@@ -11,13 +11,13 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Generator as Iter, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Iterator, Sequence
 
 from app.answer import Answer, Citation, Timings
 from app.citations import check_answer
 from app.errors import GeneratorFailed, IndexNotReady
-from app.generators import Generator, build_generator
+from app.generators import Generator, TextStream, build_generator
 from app.index_holder import IndexHolder
 from app.prompting import fit_sources
 from app.retrieval import Mode, Retriever, make_filter, term_coverage, term_weights
@@ -55,17 +55,17 @@ class Retrieved:
 
 @dataclass(frozen=True)
 class PipelineOptions:
-    """How the pipeline retrieves, abstains, fits the prompt and checks citations (each is a
-    setting: see app.settings)."""
+    """How the pipeline retrieves, abstains, fits the prompt and checks citations. Each field
+    is the setting of the same name (app.settings says what it means and its default)."""
 
-    candidates: int = 50
-    rrf_k: int = 60
-    lexical_weight: float = 1.0
-    abstain_threshold: float = 0.30
-    min_term_coverage: float = 0.45
-    context_window: int = 4096
-    max_answer_tokens: int = 512
-    drop_unsupported: bool = False
+    candidates: int
+    rrf_k: int
+    lexical_weight: float
+    abstain_threshold: float
+    min_term_coverage: float
+    context_window: int
+    max_answer_tokens: int
+    drop_unsupported: bool
 
     @classmethod
     def from_settings(cls, s: Settings) -> "PipelineOptions":
@@ -78,7 +78,7 @@ def _ms(seconds: float) -> float:
 
 class RagService:
     def __init__(self, embedder: Embedder, generator: Generator, index: IndexHolder,
-                 options: PipelineOptions = PipelineOptions()) -> None:
+                 options: PipelineOptions) -> None:
         self.embedder = embedder
         self.generator = generator
         self.index = index
@@ -187,7 +187,7 @@ class RagService:
     def ask(self, q: Question) -> Answer:
         return self.answer(self.retrieve(q))
 
-    def stream(self, r: Retrieved) -> Iter[str, None, None]:
+    def stream(self, r: Retrieved) -> TextStream:
         """Text deltas of the answer to a retrieved question (nothing if it abstained).
         Closing it closes the generator's stream (a client that went away frees the model
         or the HTTP connection)."""

@@ -17,7 +17,7 @@ from typing import Callable
 from tqdm import tqdm
 
 from ingest import failpoints
-from ingest.chunking import Chunker
+from ingest.chunking import Chunker, check_overlap
 from ingest.embedders import Embedder, build_embedder
 from ingest.errors import IngestError, LoadError
 from ingest.loaders import check_supported, load
@@ -70,10 +70,11 @@ def chunker_for(settings: IngestSettings, embedder: Embedder) -> Chunker:
     (so the model never truncates one)."""
     size = min(settings.chunk_tokens, embedder.max_tokens)
     try:
-        return Chunker(embedder.count_tokens, size, settings.chunk_overlap)
+        check_overlap(settings.chunk_overlap, size)
     except ValueError as exc:
         raise IngestError(f"{exc}: {embedder.model_id} reads at most {embedder.max_tokens} "
                           "tokens; lower RAG_CHUNK_OVERLAP") from None
+    return Chunker(embedder.count_tokens, size, settings.chunk_overlap)
 
 
 def run_ingest(settings: IngestSettings, embedder: Embedder | None = None, *,

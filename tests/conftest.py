@@ -2,6 +2,7 @@
 fake and the real LLM servers. Shared functions are in tests/helpers.py."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,17 @@ import pytest
 from ingest.embedders import HashingEmbedder, SentenceTransformerEmbedder
 from ingest.settings import IngestSettings
 from tests.helpers import STARTER_CORPUS
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_from_the_shell(monkeypatch):
+    """Settings built in a test read the environment: a developer's RAG_API_KEY or
+    RAG_GENERATOR must not leak into them (child processes get subprocess_env's). The tests'
+    own switches (RAG_TESTS_*) stay."""
+    for name in list(os.environ):
+        if (name.startswith("RAG_") and not name.startswith("RAG_TESTS_")) \
+                or name == "OPENAI_API_KEY":
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ Modes (non-streaming / streaming, i.e. request "stream": true):
   cutchunked  stream: two deltas in chunked encoding, then an abrupt close (no final chunk)
   nodone      stream: the deltas and a finish_reason, then the connection stays open (no [DONE])
   streamerror stream: one delta, then `data: {"error": ...}`
+  plainstream like "ok", but a stream is sent as text/plain (not an event stream)
   switch      whatever mode `set_mode(url, mode)` last chose for this URL (one running service
               can meet every fault in turn)
   halftrue    the first sentence of 8+ words of source [1] in the prompt, cited [1], then
@@ -38,6 +39,7 @@ import re
 import socket
 import sys
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,6 +56,7 @@ PIECES = ["Refunds ", "take 30 ", "days ", "[1]."]  # joined: ANSWER
 class Recorded:
     headers: dict[str, str]  # lower-cased names
     body: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)  # when the request was read
 
 
 @dataclass
@@ -162,8 +165,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._head(status, content_type, {"Content-Length": str(len(body)), **(extra or {})})
         self.wfile.write(body)
 
-    def _send_sse(self, body: bytes) -> None:
-        self._head(200, "text/event-stream", {"Transfer-Encoding": "chunked"})
+    def _send_sse(self, body: bytes, content_type: str = "text/event-stream") -> None:
+        self._head(200, content_type, {"Transfer-Encoding": "chunked"})
         for event in body.split(b"\n\n")[:-1]:  # one HTTP chunk per event
             event += b"\n\n"
             self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
@@ -199,6 +202,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def mode_ok(self, payload: dict[str, Any], stream: bool, attempt: int) -> None:
         self._answer(ANSWER, stream)
+
+    def mode_plainstream(self, payload: dict[str, Any], stream: bool, attempt: int) -> None:
+        if not stream:
+            return self._answer(ANSWER, stream)
+        self._send_sse(_sse_ok(PIECES), content_type="text/plain")
 
     def mode_echo(self, payload: dict[str, Any], stream: bool, attempt: int) -> None:
         self._answer(payload["messages"][-1]["content"], stream)

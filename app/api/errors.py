@@ -1,11 +1,13 @@
-"""AppErrors become HTTP answers here, and only here: their status, a body in the error shape of
-the path (OpenAI's under /v1, `{"detail": ...}` elsewhere), the retrieved sources for an LLM
-failure, and `x-should-retry: false` on 5xx."""
+"""How an AppError raised anywhere in the service becomes an HTTP answer: its status, a body in the
+error shape of the path (app.errors.error_body: OpenAI's under /v1, `{"detail": ...}` elsewhere),
+the retrieved sources for an LLM failure, and `x-should-retry: false` on 5xx. (The routes that
+answer a refusal themselves, /readyz and /v1's bad requests, use the same error_body.)"""
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from app.answer import citations_json
 from app.errors import AppError, IndexNotReady, error_body
 
 
@@ -24,7 +26,7 @@ async def app_error(request: Request, exc: AppError) -> JSONResponse:
     body = error_body(request.url.path, exc.status, message)
     sources = getattr(exc, "sources", None)
     if sources is not None and "detail" in body:
-        body["sources"] = [c.model_dump(mode="json") for c in sources]
+        body["sources"] = citations_json(sources)
     # The service has retried its LLM already (RAG_LLM_RETRIES): a client retrying a 5xx
     # too (the OpenAI SDK does, twice) would multiply the wait, up to 3 x the timeout.
     headers = {"x-should-retry": "false"} if exc.status >= 500 else None

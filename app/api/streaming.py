@@ -11,7 +11,7 @@ from typing import Any, Iterator
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.answer import Answer, Citation
+from app.answer import Answer, Citation, citations_json
 from app.errors import GeneratorFailed
 from app.service import RagService, Retrieved
 
@@ -34,7 +34,7 @@ class Failed:
 
     def to_json(self) -> dict[str, Any]:
         return {"status": self.status, "detail": self.detail,
-                "sources": [c.model_dump(mode="json") for c in self.sources]}
+                "sources": citations_json(self.sources)}
 
 
 Event = Delta | Done | Failed

@@ -31,6 +31,7 @@ from app.service import Question, RagService
 from app.settings import Settings
 from app.text import sentence_spans
 from ingest.sync import run_ingest
+from ingest.text import fold
 
 QUESTIONS = Path(__file__).resolve().parent / "data" / "starter_eval.jsonl"
 
@@ -66,7 +67,7 @@ class Result:
 
 def _norm(text: str) -> str:
     text = text.replace("\u2013", "-").replace("\u2014", "-").replace("\u00a0", " ")
-    return re.sub(r"\s+", " ", text).strip().casefold()
+    return fold(re.sub(r"\s+", " ", text).strip())
 
 
 def load_questions(path: Path = QUESTIONS, split: str = "all") -> list[dict]:

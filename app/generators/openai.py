@@ -6,7 +6,9 @@ timeouts are capped by the time left; a JSON body is read chunk by chunk with th
 checked after every chunk, a stream (parsed by httpx-sse) after every event; and a watchdog
 shuts the socket at the deadline, so a server that stalls or drips bytes mid-body cannot hold a
 read past it. For `stream()` the time the caller spends between pieces counts too. Retries (at most `llm_retries`, exponential backoff with jitter) happen only on
-connection errors, 429 and 5xx, and in streaming only before the first piece was yielded.
+connection errors, 429 and 5xx, and in streaming only before the first piece was yielded. A
+stream must be a `text/event-stream` whose events end with a blank line, as the SSE standard
+(and httpx-sse) has it: every server we name sends that; one labelled otherwise fails at once.
 Only GeneratorFailed (502) and GeneratorTimeout (504) escape `generate()` and `stream()`.
 """
 from __future__ import annotations
@@ -18,13 +20,14 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generator as Iter, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import httpx
 from httpx_sse import EventSource, SSEError
 
 from app.errors import GeneratorFailed, GeneratorTimeout
 from app.prompting import build_messages
+from app.generators import TextStream
 from app.sources import Source
 
 if TYPE_CHECKING:
@@ -55,16 +58,16 @@ class _DeadlinePassed(Exception):
 @dataclass(frozen=True)
 class OpenAIOptions:
     """What the generator needs: where the endpoint is, which model, how long to wait, and
-    the prompt's budget."""
+    the prompt's budget (the settings RAG_OPENAI_*, RAG_LLM_*, RAG_CONTEXT_WINDOW...)."""
 
     base_url: str
     model: str
+    timeout_s: float  # the whole call, retries included
+    retries: int  # extra attempts on connection errors, 429 and 5xx
+    context_window: int
+    max_answer_tokens: int
+    temperature: float
     api_key: str | None = field(default=None, repr=False)  # sent as a Bearer token
-    timeout_s: float = 60.0  # the whole call, retries included
-    retries: int = 2  # extra attempts on connection errors, 429 and 5xx
-    context_window: int = 4096
-    max_answer_tokens: int = 512
-    temperature: float = 0.0
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0 or self.retries < 0:
@@ -73,8 +76,10 @@ class OpenAIOptions:
     @classmethod
     def from_settings(cls, s: "Settings") -> "OpenAIOptions":
         key = s.openai_api_key.get_secret_value() if s.openai_api_key else None
-        return cls(s.openai_base_url, s.openai_model, key or None, s.llm_timeout_s,
-                   s.llm_retries, s.context_window, s.max_answer_tokens, s.temperature)
+        return cls(base_url=s.openai_base_url, model=s.openai_model, timeout_s=s.llm_timeout_s,
+                   retries=s.llm_retries, context_window=s.context_window,
+                   max_answer_tokens=s.max_answer_tokens, temperature=s.temperature,
+                   api_key=key or None)
 
 
 class OpenAIGenerator:
@@ -106,11 +111,11 @@ class OpenAIGenerator:
     def generate(self, question: str, sources: Sequence[Source]) -> str:
         return "".join(self._run(question, sources, stream=False))
 
-    def stream(self, question: str, sources: Sequence[Source]) -> Iter[str, None, None]:
+    def stream(self, question: str, sources: Sequence[Source]) -> TextStream:
         return self._run(question, sources, stream=True)
 
     def _run(self, question: str, sources: Sequence[Source],
-             stream: bool) -> Iter[str, None, None]:
+             stream: bool) -> TextStream:
         o = self.options
         timeout, retries = o.timeout_s, o.retries
         deadline = time.monotonic() + timeout

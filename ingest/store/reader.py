@@ -70,9 +70,10 @@ class Snapshot(Protocol):
 
 class IndexReader(Protocol):
     def latest(self) -> str | None:
-        """The revision a snapshot opened now would read, or None when there is nothing new
-        to open yet (no index, or the latest commit is not yet readable). Cheap: called
-        before every question."""
+        """The revision a snapshot opened now would read (the same one again while nothing
+        was committed), or None when there is nothing to open yet: no index, or the latest
+        commit is not readable yet (keep the snapshot you have). Cheap: called before every
+        question."""
         ...
 
     def open(self, previous: Snapshot | None = None) -> Snapshot:

@@ -160,10 +160,13 @@ def test_no_retries_when_llm_retries_is_zero(fake_llm: FakeLLM):
 def test_retries_never_run_past_the_deadline(fake_llm: FakeLLM):
     url = fake_llm.base_url("http500")
     generator = make(url, llm_retries=10, llm_timeout_s=1.0)
-    error, elapsed = timed_failure(lambda: generator.generate(QUESTION, SOURCES), GeneratorFailed)
-    assert elapsed < 2.0  # 10 retries with their backoff would take ~30 s
-    assert 1 < fake_llm.attempts(url) < 11
-    assert "HTTP 500" in str(error)
+    start = time.monotonic()
+    error, _ = timed_failure(lambda: generator.generate(QUESTION, SOURCES), GeneratorFailed)
+    # No attempt starts after the deadline (10 retries with their backoff would take ~30 s),
+    # and the error is the real one, not a timeout.
+    attempts = fake_llm.requests(url)
+    assert 1 < len(attempts) < 11 and all(a.at < start + 1.0 for a in attempts)
+    assert "HTTP 500" in str(error) and type(error) is GeneratorFailed
 
 
 def test_429_is_retried(fake_llm: FakeLLM):
@@ -238,6 +241,13 @@ def test_a_body_cut_off_before_its_end_is_retried_then_fails(fake_llm: FakeLLM):
     url = fake_llm.base_url("cut")
     timed_failure(lambda: make(url).generate(QUESTION, SOURCES), GeneratorFailed)
     assert fake_llm.attempts(url) == 3
+
+
+def test_a_stream_that_is_not_an_event_stream_fails_at_once(fake_llm: FakeLLM):
+    url = fake_llm.base_url("plainstream")
+    with pytest.raises(GeneratorFailed, match="did not answer with an event stream"):
+        call(make(url), streaming=True)
+    assert fake_llm.attempts(url) == 1  # the server's answer, not a network fault: no retry
 
 
 def test_an_error_event_mid_stream_fails(fake_llm: FakeLLM):

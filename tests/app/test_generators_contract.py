@@ -42,13 +42,11 @@ _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 @dataclass
 class Backend:
     name: str
-    settings: Settings  # of a working generator, which build_generator makes
+    settings: Settings  # of a working generator
+    make: Callable[[], Generator]  # that generator, built from its class and options
     broken: Callable[[], Generator] | None  # one whose backend fails; None: cannot fail
     _gen: Generator | None = None
     _answers: dict[tuple, str] = field(default_factory=dict)
-
-    def make(self) -> Generator:
-        return build_generator(self.settings)
 
     @property
     def gen(self) -> Generator:
@@ -77,20 +75,25 @@ def _llm_settings(**values: object) -> Settings:
 def backend(request: pytest.FixtureRequest) -> Backend:
     name = request.param
     if name == "extractive":
-        return Backend(name, _llm_settings(generator="extractive"), None)
+        return Backend(name, _llm_settings(generator="extractive"), ExtractiveGenerator, None)
     if name == "openai":
+        from app.generators.openai import OpenAIGenerator, OpenAIOptions
+
         server = request.getfixturevalue("llama_server")
-        return Backend(
-            name,
-            _llm_settings(generator="openai", openai_base_url=server.base_url,
-                          openai_model=server.model, llm_timeout_s=60),
-            lambda: build_generator(_llm_settings(
-                generator="openai", openai_base_url=FakeLLM.closed_url(),
-                openai_model=server.model, llm_timeout_s=10, llm_retries=1)))
+        working = _llm_settings(generator="openai", openai_base_url=server.base_url,
+                                openai_model=server.model, llm_timeout_s=60)
+        failing = _llm_settings(generator="openai", openai_base_url=FakeLLM.closed_url(),
+                                openai_model=server.model, llm_timeout_s=10, llm_retries=1)
+        return Backend(name, working,
+                       lambda: OpenAIGenerator(OpenAIOptions.from_settings(working)),
+                       lambda: OpenAIGenerator(OpenAIOptions.from_settings(failing)))
+    from app.generators.llamacpp import LlamaCppGenerator, LlamaCppOptions
+
     missing = request.getfixturevalue("tmp_path_factory").mktemp("nomodel") / "missing.gguf"
-    return Backend(name, _llm_settings(generator="llamacpp"),
-                   lambda: build_generator(_llm_settings(generator="llamacpp",
-                                                         llamacpp_model_path=missing)))
+    working = _llm_settings(generator="llamacpp")
+    failing = _llm_settings(generator="llamacpp", llamacpp_model_path=missing)
+    return Backend(name, working, lambda: LlamaCppGenerator(LlamaCppOptions.from_settings(working)),
+                   lambda: LlamaCppGenerator(LlamaCppOptions.from_settings(failing)))
 
 
 def test_name_and_model_are_set(backend: Backend) -> None:
@@ -100,9 +103,9 @@ def test_name_and_model_are_set(backend: Backend) -> None:
         assert gen.model is None
     else:
         assert isinstance(gen.model, str) and gen.model
-    # The factory the service uses builds the backend its settings name.
-    assert backend.settings.generator == backend.name
-    assert type(build_generator(backend.settings)) is type(gen)
+    # The factory the service uses builds the same backend from the same settings.
+    built = build_generator(backend.settings)
+    assert type(built) is type(gen) and (built.name, built.model) == (gen.name, gen.model)
 
 
 def test_warm_up_can_be_called_twice(backend: Backend) -> None:

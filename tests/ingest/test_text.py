@@ -15,7 +15,7 @@ from ingest.text import fold, strip_spans
     ("Straße", "strasse"),  # case folding, not only lower-casing
     ("plain ASCII Text", "plain ascii text"),
 ])
-def test_fold_compares_words_as_the_lexical_index_does(raw, folded):
+def test_fold_makes_the_variants_people_type_one_word(raw, folded):
     assert fold(raw) == folded
 
 

@@ -19,6 +19,7 @@ import faiss
 import numpy as np
 
 from ingest.errors import IndexNotFoundError
+from ingest.store.reader import Snapshot
 from ingest.store.records import (ChunkFilter, ChunkRecord, DocumentRow, IndexParams,
                                   RefusedFile, check_params)
 from ingest.store.sqlite.dense import dense_path, load_dense
@@ -61,8 +62,7 @@ class SqliteSnapshot:
 
     @classmethod
     def open(cls, index_dir: Path, expect: IndexParams | None = None, *,
-             save_dense: bool = True, previous: "SqliteSnapshot | None" = None
-             ) -> "SqliteSnapshot":
+             save_dense: bool = True, previous: Snapshot | None = None) -> "SqliteSnapshot":
         """Snapshot the latest committed generation. `save_dense=False` never writes to the
         index folder (a missing FAISS file is rebuilt in memory only). `previous`: a snapshot
         whose FAISS index is reused if the content has not changed since (only the list of
@@ -82,7 +82,7 @@ class SqliteSnapshot:
                 check_params(meta, expect, str(index_dir))
             chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
             docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-            if previous is not None and previous.commit == meta["commit"]:
+            if isinstance(previous, SqliteSnapshot) and previous.commit == meta["commit"]:
                 dense = previous.dense
             else:
                 dense = load_dense(conn, index_dir, meta["commit"], int(meta["dim"]), chunks,
@@ -259,7 +259,7 @@ class SqliteReader:
             return None
         return revision_of(meta)
 
-    def open(self, previous: SqliteSnapshot | None = None) -> SqliteSnapshot:
+    def open(self, previous: Snapshot | None = None) -> SqliteSnapshot:
         return SqliteSnapshot.open(self.index_dir, self.expect, save_dense=self.save_dense,
                                    previous=previous)
 

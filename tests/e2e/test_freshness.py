@@ -227,18 +227,6 @@ def test_many_triggers_at_once_ingest_each_change_once(starter_index, tmp_path):
         assert ready(url)["documents"] == 24 + 18
 
 
-def test_post_ingest_without_a_corpus_folder_is_409_and_the_index_keeps_serving(
-        starter_index, tmp_path):
-    settings, _ = starter_index
-    shutil.copytree(settings.index_dir, tmp_path / "index")
-    with running_service(tmp_path / "index", tmp_path / "missing", RAG_WATCH="false") as url:
-        r = httpx.post(f"{url}/ingest", timeout=60)
-        assert r.status_code == 409 and "does not exist" in r.json()["detail"]
-        assert ready(url)["ingest"]["last"]["ok"] is False
-        assert not ask(url, "How long do I have to get a full refund on an annual plan?")[
-            "abstained"]
-
-
 def _loaded(path: Path, data: bytes, cache: dict) -> str:
     key = hashlib.sha256(data).hexdigest()
     if key not in cache:

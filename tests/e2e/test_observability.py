@@ -192,15 +192,3 @@ def test_one_json_line_per_request_without_content_or_secrets(service):
     passages = [c["text"][:60] for c in answers["ask-json"].json()["citations"]]
     for secret in [QUESTION, KEY, answers["ask-json"].json()["answer"][:40], *passages]:
         assert secret not in text
-
-
-@pytest.mark.slow
-def test_the_debug_setting_adds_question_and_answer(starter_index):
-    settings, _ = starter_index
-    with running_service(settings.index_dir, settings.corpus_dir,
-                         RAG_LOG_CONTENT="true") as url:
-        r = httpx.post(f"{url}/ask", json={"question": QUESTION},
-                       headers={"X-Request-ID": "debug-1"}, timeout=60)
-        found = request_lines(service_log(settings.index_dir, url), {"debug-1"})
-    line = found["debug-1"][0]
-    assert line["question"] == QUESTION and line["answer"] == r.json()["answer"]

@@ -3,7 +3,9 @@ the sources, the event stream's framing, and the service as an injected dependen
 from __future__ import annotations
 
 import json
+import logging
 import re
+import time
 
 import pytest
 
@@ -11,6 +13,7 @@ from app.answer import Answer, Timings
 from app.api.deps import get_service
 from app.errors import GeneratorFailed, GeneratorTimeout
 from app.service import ABSTAIN_ANSWER
+from tests.fake_llm import FakeLLM
 from tests.helpers import OFF_TOPIC, REFUND_QUESTION, assert_citations_are_exact, serving, sse
 
 ANSWER_FIELDS = {"answer", "citations", "abstained", "unsupported", "invalid_citations",
@@ -109,6 +112,20 @@ def test_an_abstention_streams_its_text_then_done(client):
     assert json.loads(events[1][1])["abstained"] is True
 
 
+def test_a_backend_that_refuses_connections_is_502_with_the_sources(small_index):
+    """The real OpenAI-compatible generator, pointed at a port nothing listens on."""
+    settings = small_index.model_copy(update={
+        "generator": "openai", "openai_base_url": FakeLLM.closed_url(), "llm_timeout_s": 3.0})
+    with serving(settings) as client:
+        started = time.monotonic()
+        r = client.post("/ask", json={"question": REFUND_QUESTION})
+        assert r.status_code == 502 and r.json()["sources"]
+        assert time.monotonic() - started < 3.0 + 1.5  # its retries stay within the deadline
+        assert "cannot connect to the LLM backend" in r.json()["detail"]
+        r = client.post("/ask", json={"question": REFUND_QUESTION, "stream": True})
+        assert r.status_code == 502 and r.json()["sources"]  # before the first token: a status
+
+
 def test_a_failure_mid_stream_ends_it_with_an_error_event(failing):
     with failing(GeneratorFailed("LLM stream was cut off"), pieces=["Annual plans "]) as client:
         r = client.post("/ask", json={"question": REFUND_QUESTION, "stream": True})
@@ -141,3 +158,18 @@ def test_the_service_is_an_injected_dependency(client):
         client.app.dependency_overrides.clear()
     assert body == canned.to_json() and body["answer"] == "Canned [1]."
     assert body["timings_ms"] == {"embed": 1, "retrieve": 2, "generate": 3, "total": 6}
+
+
+def test_the_request_log_holds_question_and_answer_only_when_asked(small_index, caplog):
+    for log_content in (False, True):
+        caplog.clear()
+        with serving(small_index.model_copy(update={"log_content": log_content})) as client, \
+                caplog.at_level(logging.INFO, logger="ragfirst.request"):
+            body = client.post("/ask", json={"question": REFUND_QUESTION},
+                               headers={"X-Request-ID": "debug-1"}).json()
+        (line,) = [r.fields for r in caplog.records if r.getMessage() == "request"]
+        assert line["request_id"] == "debug-1" and line["route"] == "/ask"
+        if log_content:
+            assert line["question"] == REFUND_QUESTION and line["answer"] == body["answer"]
+        else:
+            assert "question" not in line and "answer" not in line

@@ -2,7 +2,7 @@
 refusals."""
 from __future__ import annotations
 
-from tests.helpers import serving, write
+from tests.helpers import REFUND_QUESTION, serving, write
 
 
 def test_documents_lists_what_is_indexed_and_what_was_refused(client):
@@ -44,3 +44,4 @@ def test_post_ingest_without_a_corpus_is_409_and_the_index_keeps_serving(own_ind
         assert r.status_code == 409 and "does not exist" in r.json()["detail"]
         assert client.get("/documents").json()["index_generation"] == 1
         assert client.get("/readyz").json()["ingest"]["last"]["ok"] is False
+        assert not client.post("/ask", json={"question": REFUND_QUESTION}).json()["abstained"]

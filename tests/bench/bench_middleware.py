@@ -12,8 +12,6 @@ import statistics
 import tempfile
 import time
 
-from starlette.routing import Route
-
 from app.auth import ApiKeyMiddleware
 from app.metrics import Metrics
 from app.telemetry import JsonFormatter, RequestTelemetry
@@ -63,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         logger.setLevel(logging.INFO)
         logger.propagate = False
         metrics = Metrics()
-        routes = [Route("/ask", endpoint, methods=["POST"])]
+        routes = [("/ask", "/ask")]  # (label, template), as create_app passes them
         apps = {
             "bare endpoint": endpoint,
             "+ API key check": ApiKeyMiddleware(endpoint, "k3y"),

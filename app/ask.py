@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m app.ask") -> int:
                                  auth_headers(settings))
         else:
             service = RagService.from_settings(settings)
+            service.index.current()  # no index: say so before loading any model
             service.warm_up()  # load the models first, so the timings are the question's own
             answer = service.ask(Question(args.question, args.top_k or settings.top_k,
                                           Mode(args.mode)))

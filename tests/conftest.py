@@ -46,6 +46,20 @@ def starter_index(tmp_path_factory, real_embedder):
     return settings, run_ingest(settings, real_embedder)
 
 
+@pytest.fixture(scope="session")
+def starter_service(starter_index):
+    """The real service (`python -m app` over HTTP) on the session's starter index, with an API
+    key (tests.helpers.STARTER_KEY): one model load shared by the e2e modules that only ask.
+    Tests must not change its corpus or index."""
+    from tests.helpers import STARTER_KEY
+    from tests.service_process import running_service
+
+    settings, _ = starter_index
+    with running_service(settings.index_dir, settings.corpus_dir,
+                         RAG_API_KEY=STARTER_KEY) as url:
+        yield url
+
+
 @pytest.fixture
 def hashing_embedder() -> HashingEmbedder:
     return HashingEmbedder()

@@ -30,6 +30,7 @@ SMALL_CORPUS = {  # the in-process API tests' corpus (tests/app/api/conftest.py 
     "broken.pdf": b"this is not a pdf",
 }
 REFUND_QUESTION = "How long do I have to get a full refund on an annual plan?"
+STARTER_KEY = "sk-test-7f3c1e0b9d"  # the key of the shared starter service (conftest.py)
 OFF_TOPIC = "What is the boiling point of tungsten in kelvin?"
 
 

@@ -6,21 +6,23 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.helpers import assert_citations_are_exact
+from tests.helpers import STARTER_KEY, assert_citations_are_exact
 from tests.service_process import running_service, sse_events
 
 pytestmark = pytest.mark.slow
 
 
+AUTH = {"Authorization": f"Bearer {STARTER_KEY}"}
+
+
 @pytest.fixture(scope="module")
-def service(starter_index):
+def service(starter_index, starter_service):
     settings, _ = starter_index
-    with running_service(settings.index_dir, settings.corpus_dir) as url:
-        yield url, settings.corpus_dir
+    return starter_service, settings.corpus_dir
 
 
 def ask(url: str, **body) -> httpx.Response:
-    return httpx.post(f"{url}/ask", json=body, timeout=60)
+    return httpx.post(f"{url}/ask", json=body, headers=AUTH, timeout=60)
 
 
 
@@ -86,7 +88,8 @@ def test_filters_restrict_the_sources(service):
 
 def test_streaming_sends_deltas_then_one_done_event(service):
     url, corpus = service
-    status, events = sse_events(url, {"question": "How long are pages kept in the Trash?"})
+    status, events = sse_events(url, {"question": "How long are pages kept in the Trash?"},
+                                headers=AUTH)
     assert status == 200
     kinds = [e for e, _ in events]
     assert kinds[-1] == "done" and set(kinds[:-1]) == {"delta"} and len(kinds) >= 2

@@ -9,21 +9,20 @@ import openai
 import pytest
 
 from app.service import ABSTAIN_ANSWER
-from tests.helpers import assert_citations_are_exact
+from tests.helpers import STARTER_KEY, assert_citations_are_exact
 from tests.service_process import running_service
 
 pytestmark = pytest.mark.slow
 
-KEY = "sk-test-7f3c1e0b9d"
+KEY = STARTER_KEY
 QUESTION = "What does the Business plan cost?"
 OFF_TOPIC = "Who won the 1998 football world cup?"
 
 
 @pytest.fixture(scope="module")
-def service(starter_index):
+def service(starter_index, starter_service):
     settings, _ = starter_index
-    with running_service(settings.index_dir, settings.corpus_dir, RAG_API_KEY=KEY) as url:
-        yield url, settings.corpus_dir
+    return starter_service, settings.corpus_dir
 
 
 @pytest.fixture(scope="module")

@@ -60,6 +60,7 @@ class Answer(BaseModel):
     model: str | None
     timings: Timings = Field(alias="timings_ms")
     index_generation: int  # the index generation every citation comes from
+    index_id: str = ""  # which index: a new one (rebuilt from nothing) restarts generations
 
     def to_json(self) -> dict[str, Any]:
         """The response body, in the HTTP contract's names."""

@@ -1,18 +1,22 @@
-"""The snapshot the service answers from, switched to the next one when ingest commits.
+"""What the service answers from: a snapshot of the latest committed generation per request.
 
-The holder reaches the index only through ingest's reader seam (`ingest.store.reader`): it asks
-the reader which revision is the latest before each question (cheap) and opens a new snapshot
-when it moved. Readers take a lease (`with holder.lease() as snap`): a request keeps the snapshot
-it started with until it is done, while new requests get the new one. A replaced snapshot is
-closed when its last lease ends (on SQLite, that lets the log be checkpointed past it)."""
+The holder reaches the index only through ingest's reader seam (`ingest.store.reader`). A
+request takes a lease (`with holder.lease() as snap`): a snapshot of the latest commit, opened
+for it and closed when it is done, so everything it retrieves comes from one generation while
+new requests already see the next one, and no reader holds the store back between requests.
+What does not change between commits is reused from the previous snapshot (the reader decides
+what: on SQLite, the FAISS index and the counts).
+
+When the index the service was answering from disappears (deleted, damaged), `on_lost` is
+called once, so the service can rebuild it without a person; requests get 503 meanwhile."""
 from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from app.errors import IndexNotReady
-from ingest.errors import IndexMismatchError, IndexNotFoundError
+from ingest.errors import IndexDamagedError, IndexMismatchError, IndexNotFoundError
 from ingest.store.reader import IndexReader, Snapshot
 
 
@@ -20,70 +24,62 @@ class IndexHolder:
     def __init__(self, reader: IndexReader) -> None:
         self._reader = reader
         self._lock = threading.Lock()
-        self._snapshot: Snapshot | None = None
+        self._last: Snapshot | None = None  # the latest opened (closed or not): for reuse
+        self._open = 0  # snapshots open now (each a read transaction)
         self._closed = False
-        self._leases: dict[int, int] = {}  # id(snapshot) -> requests reading it
-        self._retired: dict[int, Snapshot] = {}  # replaced, still leased
+        self._lost_reported = False
+        self.on_lost: Callable[[str], None] | None = None
 
-    def _refresh(self) -> Snapshot:
-        """The latest snapshot (caller holds the lock)."""
+    def _snapshot(self) -> Snapshot:
+        """A new snapshot of the latest commit (caller holds the lock)."""
         if self._closed:
             raise IndexNotReady("the service is shutting down")
-        current = self._snapshot
-        if current is not None:
-            latest = self._reader.latest()
-            if latest is None or latest == current.revision:
-                return current
         try:
-            fresh = self._reader.open(previous=current)
-        except IndexNotFoundError as exc:
-            if current is None:
-                raise IndexNotReady(str(exc)) from exc
-            return current
+            snap = self._reader.open(previous=self._last)
+        except (IndexNotFoundError, IndexDamagedError) as exc:
+            self._lost(exc)
+            raise IndexNotReady(str(exc)) from exc
         except IndexMismatchError as exc:
             raise IndexNotReady(str(exc)) from exc
-        self._snapshot = fresh
-        if current is not None:
-            if self._leases.get(id(current)):
-                self._retired[id(current)] = current  # closed when its last reader is done
-            else:
-                current.close()
-        return fresh
+        self._last, self._lost_reported = snap, False
+        return snap
 
-    def current(self) -> Snapshot:
-        """Switch to the latest generation now (after an ingest) and return it. To read from
-        it, take a lease."""
-        with self._lock:
-            return self._refresh()
+    def _lost(self, exc: Exception) -> None:
+        """An index that was there, or one that is damaged, asks to be rebuilt (once)."""
+        damaged = isinstance(exc, IndexDamagedError)
+        if ((self._last is not None or damaged) and not self._lost_reported
+                and self.on_lost is not None):
+            self._lost_reported = True
+            self.on_lost("damaged" if damaged else "missing")
 
     @contextmanager
     def lease(self) -> Iterator[Snapshot]:
         with self._lock:
-            snap = self._refresh()
-            self._leases[id(snap)] = self._leases.get(id(snap), 0) + 1
+            snap = self._snapshot()
+            self._open += 1
         try:
             yield snap
         finally:
+            snap.close()
             with self._lock:
-                left = self._leases[id(snap)] - 1
-                if left:
-                    self._leases[id(snap)] = left
-                else:
-                    del self._leases[id(snap)]
-                    if self._retired.pop(id(snap), None) is not None:
-                        snap.close()
+                self._open -= 1
+
+    def current(self) -> Snapshot:
+        """The latest generation's snapshot, already closed: its generation, revision, id and
+        counts, for probes. To read from the index, take a lease."""
+        with self.lease() as snap:
+            return snap
 
     @property
     def open_snapshots(self) -> int:
-        """Snapshots holding a read transaction: the current one and retired ones in use."""
+        """Snapshots open now: each is a read transaction of a request in progress."""
         with self._lock:
-            return (self._snapshot is not None) + len(self._retired)
+            return self._open
+
+    def storage(self) -> dict[str, int]:
+        return self._reader.storage()
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            for snap in [*self._retired.values(), self._snapshot]:
-                if snap is not None:
-                    snap.close()
             self._reader.close()
-            self._snapshot, self._retired = None, {}

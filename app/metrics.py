@@ -108,5 +108,11 @@ class _ServingCollector:
         except IndexNotReady:
             values, ready = [], 0
         values.append(("ready", "1 when an index is loaded", ready))
-        return [GaugeMetricFamily(f"ragfirst_index_{name}", help, value=value)
-                for name, help, value in values]
+        families = [GaugeMetricFamily(f"ragfirst_index_{name}", help, value=value)
+                    for name, help, value in values]
+        storage = GaugeMetricFamily("ragfirst_index_storage_bytes", "bytes the index takes "
+                                    "on disk, by part (the write-ahead log is `wal`)",
+                                    labels=["part"])
+        for part, size in svc.index.storage().items():
+            storage.add_metric([part], size)
+        return [*families, storage]

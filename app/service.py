@@ -44,6 +44,7 @@ class Retrieved:
 
     question: Question
     index_generation: int  # the generation every source came from
+    index_id: str  # the index it belongs to
     sources: list[Source]
     abstained: bool
     started: float  # perf_counter() when the question arrived
@@ -133,7 +134,7 @@ class RagService:
                 hits = lexical.result() if lexical else None
                 question_weights = weights.result() if weights else []
             sources = retriever.retrieve(q.text, vector, q.top_k, q.mode, where, hits)
-            generation = snapshot.generation
+            generation, index_id = snapshot.generation, snapshot.index_id
         coverage = term_coverage(question_weights, sources)
         t2 = time.perf_counter()
         best = max((s.similarity for s in sources), default=-1.0)
@@ -142,8 +143,8 @@ class RagService:
         abstain = best < o.abstain_threshold or coverage < o.min_term_coverage
         if not abstain:
             sources = self._fitted(q, sources)
-        return Retrieved(q, generation, sources, abstain, started, _ms(t1 - t0), _ms(t2 - t1),
-                         best, coverage)
+        return Retrieved(q, generation, index_id, sources, abstain, started, _ms(t1 - t0),
+                         _ms(t2 - t1), best, coverage)
 
     def _fitted(self, q: Question, sources: list[Source]) -> list[Source]:
         """The generator and the citation check see the same sources: the ones whose prompt
@@ -172,7 +173,7 @@ class RagService:
                       generator=self.generator.name, model=self.generator.model,
                       timings=Timings(embed=r.embed_ms, retrieve=r.retrieve_ms,
                                       generate=_ms(generate_s), total=_ms(total)),
-                      index_generation=r.index_generation)
+                      index_generation=r.index_generation, index_id=r.index_id)
 
     def answer(self, r: Retrieved) -> Answer:
         """Generate the answer to a retrieved question (unless it abstained) and check it. A

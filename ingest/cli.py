@@ -7,7 +7,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from ingest.errors import IngestError
+from ingest.errors import IndexDamagedError, IndexStorageError, IngestError
 from ingest.settings import IngestSettings
 from ingest.sync import IngestReport, run_ingest
 
@@ -44,6 +44,9 @@ def format_report(report: IngestReport, corpus: Path, index: Path) -> str:
         width = min(max(len(p) for p, _ in f.failed), 50)
         lines += ["", "refused (the rest of the corpus was ingested):"]
         lines += [f"  {p:<{width}}  {r}" for p, r in f.failed]
+    if f.moved_aside:
+        lines += ["", f"The damaged database was moved aside to {index / f.moved_aside}; the "
+                  "index was built anew."]
     if f.deferred:
         lines += ["", "changed while being read (kept as they were indexed; run again once "
                   "they are written):"] + [f"  {p}" for p in f.deferred]
@@ -61,6 +64,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m ingest") -> int:
         settings = IngestSettings.load(**overrides)
         report = run_ingest(settings, rebuild=args.rebuild,
                             progress=False if (args.quiet or args.json) else None)
+    except (IndexStorageError, IndexDamagedError) as exc:  # the message names no path
+        print(f"error: {exc} (index folder: {settings.index_dir})", file=sys.stderr)
+        return 2
     except IngestError as exc:  # a bad setting, corpus or index: one line that says why
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -27,3 +27,12 @@ class ModelUnavailableError(IngestError):
 
 class SettingsError(IngestError):
     """A RAG_* setting has a value that cannot be used; the message names the variable."""
+
+
+class IndexDamagedError(IngestError):
+    """The index database is damaged (truncated, overwritten): it must be rebuilt."""
+
+
+class IndexStorageError(IngestError):
+    """The index cannot be written: the disk is full, the folder is read-only or gone. The
+    message says so without naming paths; the cause has the details (for the log)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from ingest.loaders import check_supported, load
 from ingest.scan import check_corpus, scan_corpus
 from ingest.settings import IngestSettings
 from ingest.store.records import IndexParams, NewDocument, vector_key
+from ingest.store.sqlite.faults import storage_error
 from ingest.store.sqlite.lock import ingest_lock
 from ingest.store.sqlite.store import SqliteStore
 
@@ -45,6 +47,7 @@ class IngestReport:
     seconds: float = 0.0
     generation: int = 0
     run: int = 0  # the service's number for the run (POST /ingest shows it); 0 elsewhere
+    moved_aside: str | None = None  # the name a rebuild moved a damaged database to
 
     def as_json(self) -> dict:
         return {
@@ -56,6 +59,7 @@ class IngestReport:
                        "embedded": self.embedded, "truncated": self.truncated},
             "seconds": round(self.seconds, 3),
             "generation": self.generation,
+            **({"moved_aside": self.moved_aside} if self.moved_aside else {}),
         }
 
 
@@ -79,17 +83,28 @@ def chunker_for(settings: IngestSettings, embedder: Embedder) -> Chunker:
 
 def run_ingest(settings: IngestSettings, embedder: Embedder | None = None, *,
                rebuild: bool = False, progress: bool | None = None) -> IngestReport:
-    """Bring the index in `settings.index_dir` in step with `settings.corpus_dir`."""
+    """Bring the index in `settings.index_dir` in step with `settings.corpus_dir`. A full disk,
+    an unwritable folder or a damaged database raise IndexStorageError or IndexDamagedError
+    (the last commit still answers); a rebuild moves a damaged database aside first."""
     started = time.perf_counter()
     check_corpus(settings.corpus_dir)  # fails early, before any model loads
     embedder = embedder or build_embedder(settings)  # the model loads when first needed
-    with ingest_lock(settings.index_dir):
-        store = SqliteStore(settings.index_dir, params_for(settings, embedder), rebuild=rebuild)
-        try:
-            files = scan_corpus(settings.corpus_dir)  # inside the lock: no stale file list
-            report = _run(store, files, settings, embedder, rebuild, progress)
-        finally:
-            store.close()
+    try:
+        with ingest_lock(settings.index_dir):
+            store = SqliteStore(settings.index_dir, params_for(settings, embedder),
+                                rebuild=rebuild)
+            try:
+                files = scan_corpus(settings.corpus_dir)  # inside the lock: no stale file list
+                report = _run(store, files, settings, embedder, rebuild, progress)
+                report.moved_aside = store.moved_aside.name if store.moved_aside else None
+            finally:
+                store.checkpoint()  # also after a failure: freed space is then enough
+                store.close()
+    except (sqlite3.Error, OSError) as exc:
+        fault = storage_error(exc)
+        if fault is None:
+            raise
+        raise fault from exc
     report.seconds = time.perf_counter() - started
     return report
 

@@ -14,6 +14,6 @@ __all__ = ["ChunkFilter", "ChunkRecord", "DocumentRow", "IndexParams", "IndexRea
 def open_reader(settings: IngestSettings, expect: IndexParams | None = None) -> IndexReader:
     """A reader of the index the settings name. `expect`: the parameters the caller's embedder
     and chunking need (a snapshot of an index built otherwise is refused with the fix)."""
-    from ingest.store.sqlite.snapshot import SqliteReader
+    from ingest.store.sqlite.reader import SqliteReader
 
     return SqliteReader(settings.index_dir, expect)

@@ -3,12 +3,14 @@
 
 A `Snapshot` is one committed generation, fixed when it is opened: every call on it (dense and
 lexical search, chunk and document fetches, listings) sees that generation even while an ingest
-commits the next one. On SQLite it is an open read transaction; on a database server it would be
-a repeatable-read transaction on a connection of its own. Close it to let the store move on.
+commits the next one. It is a read transaction (on SQLite; on a database server, a
+repeatable-read transaction on a pooled connection), opened per request and closed after it, so
+no reader holds the store back between requests.
 
-An `IndexReader` says cheaply which revision is the latest (so a long-running reader knows when
-to open a new snapshot) and opens snapshots. A revision changes whenever anything a reader can
-see changes (the refused files included); the generation only when the indexed content does.
+An `IndexReader` opens snapshots of the latest commit, reusing what has not changed since the
+previous one. A snapshot's revision changes whenever anything a reader can see changes (the
+refused files included); its generation only when the indexed content does; its index_id only
+when the index is built anew from nothing.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from ingest.store.records import ChunkFilter, ChunkRecord, DocumentRow, RefusedF
 class Snapshot(Protocol):
     generation: int  # moves when the indexed content changes
     revision: str  # moves when anything a reader can see changes
+    index_id: str  # names the index: a new one (built from nothing) gets a new id
     chunk_count: int
     document_count: int
 
@@ -69,18 +72,17 @@ class Snapshot(Protocol):
 
 
 class IndexReader(Protocol):
-    def latest(self) -> str | None:
-        """The revision a snapshot opened now would read (the same one again while nothing
-        was committed), or None when there is nothing to open yet: no index, or the latest
-        commit is not readable yet (keep the snapshot you have). Cheap: called before every
-        question."""
+    def open(self, previous: Snapshot | None = None) -> Snapshot:
+        """A snapshot of the latest committed generation: a read transaction, to be closed
+        when done (one request's reads). `previous`, a snapshot of this reader (closed or
+        not), lets the backend reuse what has not changed since. Raises IndexNotFoundError
+        (nothing committed yet), IndexMismatchError (built with other parameters than the
+        reader expects) or IndexDamagedError (the store is damaged); each message says what to
+        do."""
         ...
 
-    def open(self, previous: Snapshot | None = None) -> Snapshot:
-        """A snapshot of the latest committed generation. `previous` (a snapshot of this
-        reader) lets the backend reuse what has not changed since. Raises
-        IndexNotFoundError (nothing committed yet) or IndexMismatchError (built with other
-        parameters than the reader expects; the message says how to rebuild)."""
+    def storage(self) -> dict[str, int]:
+        """Bytes the index takes, by part (backend-specific names), for /metrics."""
         ...
 
     def close(self) -> None: ...

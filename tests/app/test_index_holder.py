@@ -32,7 +32,7 @@ def holder_for(settings: Settings) -> IndexHolder:
         HashingEmbedder.model_id, settings.chunk_tokens, settings.chunk_overlap)))
 
 
-def test_a_lease_keeps_its_generation_and_the_old_snapshot_closes_after_it(app_settings):
+def test_a_lease_keeps_its_generation_and_its_snapshot_closes_with_it(app_settings):
     emb = HashingEmbedder()
     write(app_settings.corpus_dir, "a.md", "# A\n\nAlpacas graze.\n")
     run_ingest(app_settings, emb)
@@ -46,25 +46,26 @@ def test_a_lease_keeps_its_generation_and_the_old_snapshot_closes_after_it(app_s
         # the old lease still reads its own generation, whole
         assert [d.path for d in old.documents()] == ["a.md"]
         assert old.search_lexical("bison", 5) == []
-    assert holder.open_snapshots == 1  # closed with its last lease
-    with pytest.raises(Exception):
+    assert holder.open_snapshots == 0  # no read transaction outlives its lease
+    with pytest.raises(sqlite3.ProgrammingError):
         old.documents()
     holder.close()
 
 
-def test_unleased_snapshots_close_at_once(app_settings):
+def test_snapshots_are_closed_outside_their_leases(app_settings):
     emb = HashingEmbedder()
     holder = holder_for(app_settings)
-    replaced = []
+    seen = []
     for i in range(8):
         write(app_settings.corpus_dir, f"d{i}.md", f"# D{i}\n\nDocument number {i}.\n")
         run_ingest(app_settings, emb)
-        replaced.append(holder.current())
-        assert replaced[-1].generation == i + 1 and holder.open_snapshots == 1
-    for old in replaced[:-1]:
+        seen.append(holder.current())
+        assert seen[-1].generation == i + 1 and holder.open_snapshots == 0
+    for old in seen:
         with pytest.raises(sqlite3.ProgrammingError):  # closed: its read transaction is gone
             old.documents()
-    assert len(replaced[-1].documents()) == 8
+    with holder.lease() as snap:
+        assert len(snap.documents()) == 8 and holder.open_snapshots == 1
     holder.close()
     with pytest.raises(IndexNotReady):
         holder.current()
@@ -221,9 +222,11 @@ def test_a_newly_refused_file_is_seen_without_a_content_change(app_settings):
     write(app_settings.corpus_dir, "bad.pdf", b"not a pdf")
     report = run_ingest(app_settings, emb)
     assert report.generation == 1 and report.failed  # the content did not change...
-    second = holder.current()
-    assert second is not first and [f[0] for f in second.failures()] == ["bad.pdf"]  # ...this did
-    assert second.dense is first.dense  # and the FAISS index was not loaded again
-    run_ingest(app_settings, emb)  # nothing new at all: the same snapshot serves on
-    assert holder.current() is second
+    with holder.lease() as second:
+        assert second.revision != first.revision  # ...this did
+        assert [f[0] for f in second.failures()] == ["bad.pdf"]
+        assert second.dense is first.dense  # and the FAISS index was not loaded again
+    run_ingest(app_settings, emb)  # nothing new at all: the same generation serves on
+    third = holder.current()
+    assert third.revision == second.revision and third.dense is first.dense
     holder.close()

@@ -78,6 +78,9 @@ class _Index:
             raise IndexNotReady("no index yet")
         yield self.snapshot
 
+    def storage(self) -> dict[str, int]:
+        return {"database": 4096, "wal": 0 if self.snapshot is None else 8192, "dense": 0}
+
 
 def test_the_served_index_and_the_ingests_are_read_at_each_scrape():
     m, parts = Metrics(), {"service": None, "runner": None}
@@ -97,6 +100,9 @@ def test_the_served_index_and_the_ingests_are_read_at_each_scrape():
             samples[("ragfirst_index_chunks", frozenset())],
             samples[("ragfirst_index_generation", frozenset())],
             samples[("ragfirst_index_refused_files", frozenset())]) == (24, 319, 5, 1)
+    storage = "ragfirst_index_storage_bytes"
+    assert samples[(storage, frozenset({("part", "wal")}))] == 8192
+    assert samples[(storage, frozenset({("part", "database")}))] == 4096
 
 
 def test_a_scraper_that_asks_for_openmetrics_gets_it():

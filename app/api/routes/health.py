@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import IngesterDep, MetricsDep, ServiceDep
-from app.api.errors import not_ready_message
+from app.api.errors import not_ready_message, redacted
 from app.errors import IndexNotReady
 
 router = APIRouter(tags=["health"])
@@ -18,18 +18,23 @@ async def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "not ready: no index yet, or it is "
+                                                     "being rebuilt (the reason in `detail`)"}})
 async def readyz(request: Request, svc: ServiceDep, runner: IngesterDep) -> JSONResponse:
-    """Ready when an index is loaded: its generation and size, and the ingests' state."""
+    """Ready when an index is loaded: its id, generation and size, and the ingests' state.
+    Needs no key (for load balancers), so it says what state the service is in, never where
+    its files are."""
     ingest = runner.status()
+    if ingest["last"] and "error" in ingest["last"]:
+        ingest["last"] = {**ingest["last"], "error": redacted(request, ingest["last"]["error"])}
     try:
         snap = await run_in_threadpool(svc.index.current)
     except IndexNotReady as exc:
         return JSONResponse({"ready": False, "detail": not_ready_message(request, exc),
                              "ingest": ingest}, status_code=503)
-    return JSONResponse({"ready": True, "index_generation": snap.generation,
-                         "documents": snap.document_count, "chunks": snap.chunk_count,
-                         "ingest": ingest})
+    return JSONResponse({"ready": True, "index_id": snap.index_id,
+                         "index_generation": snap.generation, "documents": snap.document_count,
+                         "chunks": snap.chunk_count, "ingest": ingest})
 
 
 @router.get("/metrics", response_class=Response,

@@ -28,10 +28,11 @@ def ingest_lock(index_dir: Path) -> Iterator[None]:
 
 
 def ingest_running(index_dir: Path) -> bool:
-    """Whether an ingest (of any process, this one included) holds the index's lock now."""
+    """Whether an ingest (of any process, this one included) holds the index's lock now (False
+    when the lock file cannot be read: no ingest can hold it then either)."""
     try:
         f = open(index_dir / LOCK_NAME)
-    except FileNotFoundError:
+    except OSError:
         return False
     with f:
         try:

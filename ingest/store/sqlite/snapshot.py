@@ -1,10 +1,10 @@
-"""Reading the SQLite + FAISS index: `SqliteSnapshot` (one generation) and `SqliteReader` (the
-latest revision, cheaply, and snapshots of it). They implement ingest.store.reader's seam.
+"""One generation of the SQLite + FAISS index, read: `SqliteSnapshot` (ingest.store.reader's
+Snapshot). `SqliteReader` (reader.py) opens them.
 
-A snapshot starts a read transaction on the SQLite database and keeps it open, so every lookup
-through it (dense search, BM25 search, chunk and document fetches) sees the same generation even
-while an ingest commits a new one. While a snapshot is open SQLite cannot checkpoint its
-write-ahead log past it, so long-lived readers should open a new one after each commit.
+A snapshot starts a read transaction on the SQLite database and keeps it until it is closed, so
+every lookup through it (dense search, BM25 search, chunk and document fetches) sees the same
+generation even while an ingest commits a new one. A snapshot is meant to be short (a request):
+while one is open, SQLite cannot checkpoint its write-ahead log past it.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import re
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import faiss
 import numpy as np
@@ -22,8 +22,8 @@ from ingest.errors import IndexNotFoundError
 from ingest.store.reader import Snapshot
 from ingest.store.records import (ChunkFilter, ChunkRecord, DocumentRow, IndexParams,
                                   RefusedFile, check_params)
-from ingest.store.sqlite.dense import dense_path, load_dense
-from ingest.store.sqlite.lock import ingest_running
+from ingest.store.sqlite.dense import load_dense
+from ingest.store.sqlite.faults import damaged, is_damage
 from ingest.store.sqlite.store import DB_NAME, DOCUMENTS_SQL, connect, read_meta
 
 _TERM = re.compile(r"\w+", re.UNICODE)
@@ -47,31 +47,43 @@ def revision_of(meta: dict[str, str]) -> str:
 
 
 class SqliteSnapshot:
+    """One committed generation, read inside one read transaction: open it, read, close it
+    (a request's lease). It holds no transaction once closed, so the write-ahead log can be
+    checkpointed and reset between requests; what a later snapshot of the same commit can
+    reuse (the FAISS index, the counts) is kept on the closed object."""
+
     def __init__(self, conn: sqlite3.Connection, index_dir: Path, meta: dict[str, str],
-                 dense, chunk_count: int, document_count: int) -> None:
-        self._conn = conn
+                 dense, chunk_count: int, document_count: int,
+                 release: Callable[[sqlite3.Connection], None] | None = None) -> None:
+        self._conn: sqlite3.Connection | None = conn
+        self._release = release
         self._lock = threading.Lock()
         self.index_dir = index_dir
         self.meta = meta
         self.generation = int(meta["generation"])
         self.revision = revision_of(meta)
         self.commit = meta["commit"]
+        self.index_id = meta.get("index_id") or meta["commit"]
         self.dense = dense
         self.chunk_count = chunk_count
         self.document_count = document_count
 
     @classmethod
     def open(cls, index_dir: Path, expect: IndexParams | None = None, *,
-             save_dense: bool = True, previous: Snapshot | None = None) -> "SqliteSnapshot":
+             save_dense: bool = True, previous: Snapshot | None = None,
+             conn: sqlite3.Connection | None = None,
+             release: Callable[[sqlite3.Connection], None] | None = None) -> "SqliteSnapshot":
         """Snapshot the latest committed generation. `save_dense=False` never writes to the
         index folder (a missing FAISS file is rebuilt in memory only). `previous`: a snapshot
-        whose FAISS index is reused if the content has not changed since (only the list of
-        refused files has)."""
+        whose FAISS index and counts are reused if the content has not changed since (only
+        the list of refused files may have). `conn`: a connection to use (a reader's pool),
+        handed to `release` when the snapshot closes; by default one of its own."""
         db = index_dir / DB_NAME
-        if not db.exists():
-            raise IndexNotFoundError(
-                f"no index in {index_dir}: run `make ingest` (or `python -m ingest`) first")
-        conn = connect(db)
+        if conn is None:
+            if not db.exists():
+                raise IndexNotFoundError(
+                    f"no index in {index_dir}: run `make ingest` (or `python -m ingest`) first")
+            conn = connect(db)
         try:
             conn.execute("BEGIN")  # deferred: the first read below fixes the snapshot
             meta = read_meta(conn)
@@ -80,21 +92,30 @@ class SqliteSnapshot:
                                          "run `make ingest` first")
             if expect is not None:
                 check_params(meta, expect, str(index_dir))
-            chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-            docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
             if isinstance(previous, SqliteSnapshot) and previous.commit == meta["commit"]:
-                dense = previous.dense
+                dense, chunks, docs = previous.dense, previous.chunk_count, previous.document_count
             else:
+                chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+                docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
                 dense = load_dense(conn, index_dir, meta["commit"], int(meta["dim"]), chunks,
                                    save=save_dense)
-        except BaseException:
-            conn.close()
+        except BaseException as exc:
+            _end(conn, release)
+            if is_damage(exc):
+                raise damaged(index_dir, exc) from exc
+            if isinstance(exc, sqlite3.OperationalError):  # no tables yet: being created
+                raise IndexNotFoundError(f"the index in {index_dir} is not ready ({exc}): "
+                                         "an ingest may be creating it") from exc
             raise
-        return cls(conn, index_dir, meta, dense, chunks, docs)
+        return cls(conn, index_dir, meta, dense, chunks, docs, release)
 
     def close(self) -> None:
+        """End the read transaction (and give the connection back). Reading after this is an
+        error; the attributes stay."""
         with self._lock:
-            self._conn.close()
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            _end(conn, self._release)
 
     def __enter__(self) -> "SqliteSnapshot":
         return self
@@ -104,7 +125,14 @@ class SqliteSnapshot:
 
     def _query(self, sql: str, args: Sequence = ()) -> list[tuple]:
         with self._lock:
-            return self._conn.execute(sql, args).fetchall()
+            if self._conn is None:
+                raise SnapshotClosed("this snapshot is closed: open (or lease) a new one")
+            try:
+                return self._conn.execute(sql, args).fetchall()
+            except sqlite3.DatabaseError as exc:
+                if is_damage(exc):
+                    raise damaged(self.index_dir, exc) from exc
+                raise
 
     def search_dense(self, vector: np.ndarray, k: int,
                      where: ChunkFilter | None = None) -> list[tuple[int, float]]:
@@ -206,71 +234,19 @@ class SqliteSnapshot:
             "SELECT path, reason, size FROM failures ORDER BY path")]
 
 
-class SqliteReader:
-    """The index in `index_dir`, read. `latest()` costs one `PRAGMA data_version` when nothing
-    was written since the last call; `meta` is read only when something was. A database file
-    replaced under us (the index deleted and rebuilt) is noticed by its inode."""
+class SnapshotClosed(sqlite3.ProgrammingError):
+    """A read on a snapshot after its close()."""
 
-    def __init__(self, index_dir: Path, expect: IndexParams | None = None, *,
-                 save_dense: bool = True) -> None:
-        # A service searches one query at a time: an exhaustive scan gains nothing from
-        # OpenMP threads (measured 8 ms with one thread against 19-40 ms with two, at 100,000
-        # chunks). Process-wide, as FAISS has it.
-        faiss.omp_set_num_threads(1)
-        self.index_dir = index_dir
-        self.expect = expect
-        self.save_dense = save_dense
-        self._lock = threading.Lock()
-        self._probe: sqlite3.Connection | None = None
-        self._probe_inode: tuple[int, int] | None = None
-        self._seen_version: int | None = None
-        self._seen: dict[str, str] | None = None
 
-    def _meta(self) -> dict[str, str] | None:
-        """The latest committed `commit` and `revision` (caller holds the lock)."""
-        db = self.index_dir / DB_NAME
-        try:
-            inode = (st := db.stat()).st_dev, st.st_ino
-        except FileNotFoundError:
-            return None
-        if self._probe is None or inode != self._probe_inode:
-            if self._probe is not None:
-                self._probe.close()
-            self._probe = sqlite3.connect(db, check_same_thread=False)
-            self._probe_inode, self._seen_version = inode, None
-        version = self._probe.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._seen_version or self._seen is None:
-            self._seen_version, self._seen = version, dict(self._probe.execute(
-                "SELECT key, value FROM meta WHERE key IN ('commit', 'revision')")) or None
-        return self._seen
-
-    def latest(self) -> str | None:
-        with self._lock:
-            try:
-                meta = self._meta()
-            except sqlite3.Error:
-                return None  # being created right now
-        if meta is None or "commit" not in meta:
-            return None
-        if (not dense_path(self.index_dir, meta["commit"]).exists()
-                and ingest_running(self.index_dir)):
-            # Committed, and its FAISS file is being written right now: a snapshot opened now
-            # would rebuild it; the previous generation serves a moment longer instead.
-            return None
-        return revision_of(meta)
-
-    def open(self, previous: Snapshot | None = None) -> SqliteSnapshot:
-        return SqliteSnapshot.open(self.index_dir, self.expect, save_dense=self.save_dense,
-                                   previous=previous)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._probe is not None:
-                self._probe.close()
-            self._probe = None
-
-    def __enter__(self) -> "SqliteReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+def _end(conn: sqlite3.Connection, release: Callable[[sqlite3.Connection], None] | None) -> None:
+    """End the connection's read transaction; give it back to its pool, or close it."""
+    try:
+        if conn.in_transaction:
+            conn.rollback()
+    except sqlite3.Error:
+        conn.close()
+        return
+    if release is not None:
+        release(conn)
+    else:
+        conn.close()

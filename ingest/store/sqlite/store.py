@@ -26,6 +26,7 @@ import numpy as np
 from ingest.errors import IndexMismatchError
 from ingest.store.records import DocumentRow, IndexParams, NewDocument, check_params
 from ingest.store.sqlite.dense import build_dense, dense_path, remove_stale, write_dense
+from ingest.store.sqlite.faults import damaged, is_damage
 
 SCHEMA_VERSION = 1
 DB_NAME = "index.db"
@@ -59,16 +60,39 @@ DOCUMENTS_SQL = ("SELECT d.path, d.sha256, d.size, d.kind, COUNT(c.id), d.ingest
                  "FROM documents d LEFT JOIN chunks c ON c.doc_id = d.id GROUP BY d.id ORDER BY d.path")
 
 
+# After a checkpoint resets the write-ahead log, SQLite truncates it to this size: a big commit
+# does not keep its space for ever.
+WAL_KEEP_BYTES = 4 * 1024 * 1024
+BUSY_TIMEOUT_S = 60  # how long a write waits for another writer (another ingest process)
+
+
 def connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
     return conn
+
+
+def move_aside(index_dir: Path) -> Path:
+    """Move a damaged database (and its log) out of the way, never deleting it: it may hold
+    what someone wants to recover. Returns where it went."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = index_dir / f"{DB_NAME}.damaged-{stamp}"
+    for suffix in ("", "-wal", "-shm"):
+        part = index_dir / (DB_NAME + suffix)
+        if part.exists():
+            part.rename(target.with_name(target.name + suffix))
+    return target
 
 
 def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
     return dict(conn.execute("SELECT key, value FROM meta"))
+
+
+def _write_meta(conn: sqlite3.Connection, values: dict[str, str]) -> None:
+    conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", values.items())
 
 
 class SqliteStore:
@@ -78,24 +102,64 @@ class SqliteStore:
         index_dir.mkdir(parents=True, exist_ok=True)
         self.index_dir = index_dir
         self.params = params
-        self.conn = connect(index_dir / DB_NAME)
-        self.conn.executescript(_SCHEMA)
-        meta = read_meta(self.conn)
-        if "model_id" not in meta:  # a new index: record what it is built with, atomically
-            with self.conn:
-                self.conn.execute("BEGIN IMMEDIATE")
-                self._write_meta({"schema": str(SCHEMA_VERSION), "generation": "0",
-                                  "commit": "none", **params.as_meta()})
-        elif not rebuild:  # a rebuild rewrites the parameters in its own commit
-            check_params(meta, params, index_dir)
         self.rebuild = rebuild
+        self.moved_aside: Path | None = None  # where a damaged database went (a rebuild)
+        try:
+            self.conn = self._open()
+            if rebuild and self.conn.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":
+                self.conn.close()
+                raise sqlite3.DatabaseError("database disk image is malformed")
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            if not rebuild:
+                raise damaged(index_dir, exc) from exc
+            self.moved_aside = move_aside(index_dir)  # a rebuild starts from nothing
+            self.conn = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        conn = connect(self.index_dir / DB_NAME)
+        try:
+            conn.executescript(_SCHEMA)
+            meta = read_meta(conn)
+            if "model_id" not in meta:  # a new index: what it is built with, and its name
+                with conn:
+                    conn.execute("BEGIN IMMEDIATE")
+                    _write_meta(conn, {"schema": str(SCHEMA_VERSION), "generation": "0",
+                                       "commit": "none", "index_id": secrets.token_hex(8),
+                                       **self.params.as_meta()})
+            else:
+                if "index_id" not in meta:  # from before ids: its readers named it by commit
+                    with conn:
+                        conn.execute("BEGIN IMMEDIATE")
+                        _write_meta(conn, {"index_id": meta["commit"]})
+                if not self.rebuild:  # a rebuild rewrites the parameters in its own commit
+                    check_params(meta, self.params, str(self.index_dir))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def checkpoint(self) -> None:
+        """Move the log into the database and truncate it, when no reader is in the way (a
+        reader's transaction lasts one request): after a run, and after a failed one, so that
+        freeing disk space is enough to recover from a full disk."""
+        # Without waiting: TRUNCATE would call the busy handler until every reader
+        # is done, and a run must not wait on a client. A busy checkpoint still moves what it
+        # can; the log is reset (and cut to WAL_KEEP_BYTES) by a later write or checkpoint.
+        self.conn.execute("PRAGMA busy_timeout=0")
+        try:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error:
+            pass  # the disk is still full: the next run tries again
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
 
     def close(self) -> None:
         self.conn.close()
 
     def _write_meta(self, values: dict[str, str]) -> None:
-        self.conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                              values.items())
+        _write_meta(self.conn, values)
 
     @property
     def meta(self) -> dict[str, str]:

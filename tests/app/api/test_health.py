@@ -19,7 +19,9 @@ def test_health_and_readiness(client):
     body = ready.json()
     assert (body["ready"], body["index_generation"], body["documents"], body["chunks"]) \
         == (True, 1, 3, 3)
-    assert set(body["ingest"]) == {"watching", "running", "runs", "failures", "last"}
+    assert set(body["ingest"]) == {"watching", "running", "runs", "failures", "last",
+                                   "retrying"}
+    assert len(body["index_id"]) == 16
 
 
 def test_not_ready_without_an_index(small_index, tmp_path):

@@ -5,6 +5,7 @@ write it, with run_ingest, and read only through open_reader.
 SQLite-only behaviour (the derived FAISS file) is in test_sqlite_snapshot.py."""
 from __future__ import annotations
 
+import shutil
 from contextlib import closing
 
 import numpy as np
@@ -26,6 +27,11 @@ def backend(request, tmp_path) -> IngestSettings:
     (tmp_path / "corpus").mkdir()
     return IngestSettings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index",
                           embedder="hashing")
+
+
+def wipe(settings: IngestSettings) -> None:
+    """The backend's whole index, gone (on SQLite: its folder)."""
+    shutil.rmtree(settings.index_dir)
 
 
 def params(settings: IngestSettings, **changes) -> IndexParams:
@@ -51,7 +57,6 @@ def reader(backend):
 
 
 def test_nothing_to_read_before_the_first_ingest(backend, reader):
-    assert reader.latest() is None
     with pytest.raises(IndexNotFoundError, match="make ingest"):
         reader.open()
 
@@ -59,10 +64,9 @@ def test_nothing_to_read_before_the_first_ingest(backend, reader):
 def test_a_snapshot_holds_what_was_committed(backend, reader):
     ingest(backend, **{"a.md": "# A\n\nAlbatross facts.\n\n## B\n\nBuzzard facts.\n",
                        "guides__c.txt": "Cormorants dive for fish.\n", "bad.pdf": b"not a pdf"})
-    assert isinstance(reader.latest(), str)
     with closing(reader.open()) as snap:
         assert (snap.generation, snap.document_count, snap.chunk_count) == (1, 2, 3)
-        assert snap.revision == reader.latest()
+        assert isinstance(snap.revision, str) and isinstance(snap.index_id, str)
         docs = snap.documents()
         assert [(d.path, d.kind, d.chunks) for d in docs] == [("a.md", "markdown", 2),
                                                               ("guides/c.txt", "text", 1)]
@@ -83,8 +87,8 @@ def test_a_snapshot_keeps_its_generation_while_the_next_is_committed(backend, re
     ingest(backend, **{"a.md": "# A\n\nAlbatross facts.\n"})
     with closing(reader.open()) as old:
         ingest(backend, **{"a.md": "# A\n\nCormorant facts.\n", "b.md": "# B\n\nBuzzard facts.\n"})
-        assert reader.latest() != old.revision
         with closing(reader.open(previous=old)) as new:
+            assert new.revision != old.revision and new.index_id == old.index_id
             assert (old.generation, new.generation) == (1, 2)
             assert [d.path for d in old.documents()] == ["a.md"]
             assert old.search_lexical("albatross", 3) and not old.search_lexical("buzzard", 3)
@@ -96,15 +100,45 @@ def test_a_snapshot_keeps_its_generation_while_the_next_is_committed(backend, re
             assert old.chunk_count == 1 and new.chunk_count == 2
 
 
+def revision(reader) -> str:
+    with closing(reader.open()) as snap:
+        return snap.revision
+
+
 def test_the_revision_moves_with_what_readers_see_and_only_then(backend, reader):
     ingest(backend, **{"a.md": "# A\n\nAlbatross facts.\n"})
-    first = reader.latest()
+    first = revision(reader)
     ingest(backend)  # nothing changed
-    assert reader.latest() == first
+    assert revision(reader) == first
     ingest(backend, **{"bad.pdf": b"not a pdf"})  # a new refusal: no new content...
     with closing(reader.open()) as snap:
         assert snap.generation == 1 and snap.revision != first  # ...but something to see
         assert [f.path for f in snap.failures()] == ["bad.pdf"]
+
+
+def test_a_closed_snapshot_reads_nothing_and_the_next_one_reuses_it(backend, reader):
+    ingest(backend, **{"a.md": "# A\n\nAlbatross facts.\n"})
+    snap = reader.open()
+    snap.close()
+    with pytest.raises(Exception):
+        snap.documents()
+    with closing(reader.open(previous=snap)) as again:  # the same commit: reused, not reloaded
+        assert (again.generation, again.revision, again.chunk_count) == \
+            (snap.generation, snap.revision, snap.chunk_count)
+        assert [d.path for d in again.documents()] == ["a.md"]
+
+
+def test_an_index_built_anew_gets_a_new_id_and_a_rebuild_keeps_it(backend, reader):
+    ingest(backend, **{"a.md": "# A\n\nAlbatross facts.\n"})
+    first = reader.open()
+    first.close()
+    run_ingest(backend, EMBEDDER, rebuild=True)
+    with closing(reader.open()) as rebuilt:
+        assert rebuilt.index_id == first.index_id and rebuilt.generation == 2
+    wipe(backend)  # everything gone: the next ingest builds from nothing
+    ingest(backend)
+    with closing(reader.open()) as fresh:
+        assert fresh.index_id != first.index_id and fresh.generation == 1
 
 
 def test_an_index_built_otherwise_is_refused_with_the_fix(backend):

@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import time
+import traceback
 import uuid
 from datetime import datetime, timezone
 
@@ -46,6 +47,16 @@ def note_answer(request: Request, answer: Answer, question: str, *, log_content:
         info.update(question=question, answer=answer.text)
 
 
+def traceback_text(exc: BaseException, with_message: bool) -> str:
+    """Where a bug happened. Its message (and those of its causes) may quote what the client
+    sent, so it is kept out unless RAG_LOG_CONTENT asks for it."""
+    if with_message:
+        return "".join(traceback.format_exception(exc))
+    return ("Traceback (most recent call last):\n" + "".join(traceback.format_tb(exc.__traceback__))
+            + f"{type(exc).__name__} (message withheld: it may quote the request; "
+              "RAG_LOG_CONTENT=true logs it)")
+
+
 class RequestTelemetry:
     """ASGI middleware, outermost: sees every request, refused ones included, and logs when
     the last byte of the response is sent (a stream: when it ends).
@@ -53,9 +64,11 @@ class RequestTelemetry:
     `routes`: (label, path template) of every route, e.g. ("/v1/models/{model_id}", the same)
     or ("/static", "/static/{path:path}") for a mount's files."""
 
-    def __init__(self, app, metrics: Metrics, routes: list[tuple[str, str]]) -> None:
+    def __init__(self, app, metrics: Metrics, routes: list[tuple[str, str]], *,
+                 log_content: bool = False) -> None:
         self.app = app
         self.metrics = metrics
+        self.log_content = log_content
         self.routes = [(label, compile_path(template)[0]) for label, template in routes]
 
     def _route(self, scope, pristine) -> str:
@@ -99,8 +112,8 @@ class RequestTelemetry:
             # A bug, not an AppError (those are answered by the app): log it with the request
             # id, and answer it here so the 500 carries the id too (and OpenAI's shape).
             info["error"] = type(exc).__name__  # the message may quote a question or text
-            log.error("unhandled error", exc_info=exc,
-                      extra={"fields": {"request_id": request_id}})
+            log.error("unhandled error", extra={"fields": {
+                "request_id": request_id, "exc": traceback_text(exc, self.log_content)}})
             if not responded:
                 body = json.dumps(error_body(
                     scope["path"], 500, f"internal error (request id {request_id}; the "

@@ -1,28 +1,49 @@
-"""How an AppError raised anywhere in the service becomes an HTTP answer: its status, a body in the
-error shape of the path (app.errors.error_body: OpenAI's under /v1, `{"detail": ...}` elsewhere),
-the retrieved sources for an LLM failure, and `x-should-retry: false` on 5xx. (The routes that
-answer a refusal themselves, /readyz and /v1's bad requests, use the same error_body.)"""
+"""How errors become HTTP answers: every one in the error shape of its path (app.errors.error_body:
+OpenAI's under /v1, `{"detail": ...}` elsewhere), with the service's own locations redacted.
+
+- An AppError: its status, the retrieved sources for an LLM failure, `x-should-retry: false`
+  on 5xx.
+- A request that fails validation: 422 (400 under /v1), each problem's location and message,
+  and at most a short, printable excerpt of what was sent: never a huge or unencodable echo
+  (a 20 MB question, a lone surrogate, NaN).
+- Starlette's own (404, 405, 413 from the body limit): the same shapes.
+(The routes that answer a refusal themselves, /readyz and /v1's bad requests, use the same
+error_body.)"""
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.answer import citations_json
 from app.errors import AppError, IndexNotReady, error_body
+
+ECHO_CHARS = 100  # of a rejected value, in a 422
+
+
+def redacted(request: Request, text: str) -> str:
+    redact = getattr(request.app.state, "redact", None)
+    return redact(text) if redact is not None else text
 
 
 def not_ready_message(request: Request, exc: IndexNotReady) -> str:
     """Why there is no index to answer from, and when there will be one."""
     runner = getattr(request.app.state, "ingester", None)
+    message = str(exc)
     if runner is not None and runner.running:
-        return (f"an ingest ({runner.running}) is running; the index is ready when it "
-                f"commits (GET /readyz). {exc}")
-    return str(exc)
+        message = (f"an ingest ({runner.running}) is running; the index is ready when it "
+                   f"commits (GET /readyz). {exc}")
+    return redacted(request, message)
 
 
 async def app_error(request: Request, exc: AppError) -> JSONResponse:
     """Every endpoint's AppError, /v1's included (in OpenAI's shape there)."""
-    message = not_ready_message(request, exc) if isinstance(exc, IndexNotReady) else str(exc)
+    message = (not_ready_message(request, exc) if isinstance(exc, IndexNotReady)
+               else redacted(request, str(exc)))
     body = error_body(request.url.path, exc.status, message)
     sources = getattr(exc, "sources", None)
     if sources is not None and "detail" in body:
@@ -33,5 +54,44 @@ async def app_error(request: Request, exc: AppError) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status, headers=headers)
 
 
+def _echo(value: Any) -> Any:
+    """What may be shown of a rejected value: short, printable, valid JSON."""
+    if isinstance(value, str):
+        text = value.encode("utf-8", "replace").decode("utf-8")
+        return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "…"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    return f"({type(value).__name__})"  # an object or a list: named, not repeated
+
+
+def _problems(exc: RequestValidationError) -> list[dict[str, Any]]:
+    return [{"type": e.get("type"),
+             "loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
+             "msg": _echo(str(e.get("msg", ""))), "input": _echo(e.get("input"))}
+            for e in exc.errors()]
+
+
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = _problems(exc)
+    path = request.url.path
+    if path.startswith("/v1/"):
+        first = problems[0] if problems else {"loc": [], "msg": "invalid request"}
+        loc = [str(p) for p in first["loc"]]
+        where = ".".join(loc[1:] if loc[:1] == ["body"] else loc)
+        return JSONResponse(error_body(path, 400, f"{where}: {first['msg']}", param=where),
+                            status_code=400)
+    return JSONResponse({"detail": problems}, status_code=422)
+
+
+async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    message = exc.detail if isinstance(exc.detail, str) else "the request was refused"
+    return JSONResponse(error_body(request.url.path, exc.status_code, message),
+                        status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
 def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, app_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)

@@ -2,9 +2,53 @@
 Answer (app.answer)."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import re
+from typing import Literal
 
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator
+
+from app.answer import Citation
 from app.retrieval import KIND_ALIASES, Mode
+
+# Text shows something when it holds a character other than white space, control and format
+# characters (zero-width spaces and joiners, direction marks, the BOM, soft hyphens) and the
+# letters that render as nothing (Hangul fillers). One pattern, so /openapi.json says exactly
+# what the check does.
+VISIBLE = ("[^\\s\x00-\x1f\x7f-\x9f\u00ad\u061c\u115f\u1160\u180e\u200b-\u200f"
+           "\u2028-\u202f\u205f-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]")
+_VISIBLE = re.compile(VISIBLE)
+
+
+def _json_integer(value):
+    """An integer as JSON has them (35 or 35.0), not a boolean or a string of digits."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("should be an integer (a JSON number, not a string or a boolean)")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("should be a whole number")
+    return int(value)
+
+
+def json_int(ge: int, le: int):
+    """An integer field from ge to le, as JSON has integers (and as the schema says)."""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_json_integer)]
+
+
+def check_text(value: str, what: str) -> str:
+    """Refuse text that is not valid Unicode (a lone surrogate cannot be stored, searched or
+    logged) or that shows nothing (spaces, zero-width and other invisible characters)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} is not valid Unicode text (it holds a lone surrogate)") from None
+    if not _VISIBLE.search(value):
+        raise ValueError(f"{what} is blank")
+    return value
+
+
+FileType = Literal["htm", "html", "markdown", "md", "pdf", "text", "txt"]
+assert set(FileType.__args__) == set(KIND_ALIASES), "a file type the filter does not know"
 
 
 class AskFilters(BaseModel):
@@ -12,45 +56,57 @@ class AskFilters(BaseModel):
 
     path: str | None = Field(None, max_length=500,
                              description='a path prefix ("guides/") or glob ("guides/*.md")')
-    type: list[str] | None = Field(None, description='file types, e.g. ["pdf", "md"]')
+    type: list[FileType] | FileType | None = Field(
+        None, description='file types, e.g. ["pdf", "md"] (or one, "pdf")')
+
+    @field_validator("path")
+    @classmethod
+    def _can_match(cls, v: str | None) -> str | None:
+        """Corpus paths are relative, with "/" between folders: a filter that no such path
+        can match is a mistake to say, not a search that finds nothing."""
+        if not v:
+            return v  # no filter
+        if "\x00" in v:
+            raise ValueError("the path filter holds a NUL character")
+        parts = v.replace("\\", "/").split("/")
+        if v.startswith(("/", "\\")) or (len(v) > 1 and v[1] == ":"):
+            raise ValueError("the path filter is relative to the corpus folder: no leading "
+                             "'/', '\\' or drive")
+        if ".." in parts:
+            raise ValueError("the path filter cannot go up a folder ('..'): paths are "
+                             "relative to the corpus folder")
+        if v.count("[") > v.count("]"):
+            raise ValueError("the path filter opens a '[' character class it never closes")
+        return v
 
     @field_validator("type", mode="before")
     @classmethod
     def _one_or_many(cls, v):
         return [v] if isinstance(v, str) else v
 
-    @field_validator("type")
-    @classmethod
-    def _known_types(cls, v):
-        for t in v or []:
-            if t.lower().lstrip(".") not in KIND_ALIASES:
-                raise ValueError(f"unknown file type {t!r}; use one of "
-                                 f"{', '.join(sorted(KIND_ALIASES))}")
-        return v
-
 
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(min_length=1, max_length=2000)
-    top_k: int | None = Field(None, ge=1, le=50)
+    question: str = Field(min_length=1, max_length=2000,
+                          json_schema_extra={"pattern": VISIBLE})  # checked in _not_blank
+    top_k: json_int(1, 50) | None = None
     mode: Mode = Mode.HYBRID
     filters: AskFilters | None = None
-    stream: bool = False
+    stream: StrictBool = False  # true or false: not 0, 1 or "yes"
 
     @field_validator("question")
     @classmethod
     def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("question is blank")
-        return v
+        return check_text(v, "question")
 
 
 class IngestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rebuild: bool = Field(False, description="re-chunk and re-embed everything (needed after "
-                                             "changing the model or chunking settings)")
+    rebuild: StrictBool = Field(False, description="re-chunk and re-embed everything (needed "
+                                                   "after changing the model or chunking "
+                                                   "settings)")
 
 
 class IndexedDocument(BaseModel):
@@ -72,3 +128,63 @@ class DocumentsResponse(BaseModel):
     index_generation: int
     documents: list[IndexedDocument]
     refused: list[RefusedFile]
+
+
+class ErrorBody(BaseModel):
+    """An error outside /v1: what went wrong and what to do; an LLM failure adds the sources
+    that were retrieved."""
+
+    detail: str
+    sources: list[Citation] | None = None
+
+
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str  # "invalid_request_error" (4xx) or "server_error" (5xx)
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorBody(BaseModel):
+    """An error under /v1, in OpenAI's shape (its SDKs read it)."""
+
+    error: OpenAIErrorDetail
+
+
+def errors(*statuses: int, openai: bool = False) -> dict[int, dict]:
+    """The documented error responses of a route, in its path's error shape."""
+    model = OpenAIErrorBody if openai else ErrorBody
+    return {status: {"model": model, "description": ERRORS[status]} for status in statuses}
+
+
+# One Server-Sent Event, as a schema checker reads a text/event-stream response.
+SSE_EVENT = {"type": "object", "required": ["data"],
+             "properties": {"event": {"type": "string"}, "data": {"type": "string"}}}
+
+ERRORS = {
+    400: "an invalid request (a body that is not JSON, or not what the endpoint takes)", 401: "no valid API key (RAG_API_KEY is set)",
+    404: "no such model", 409: "no corpus folder, or an index built with other settings",
+    413: "a request body over RAG_MAX_REQUEST_BYTES",
+    503: "no index yet (run `make ingest`), an index being rebuilt, or the disk or folder "
+         "cannot be written",
+    502: "the LLM backend failed (the retrieved sources in the body)",
+    504: "the LLM backend did not answer in time (the retrieved sources in the body)",
+}
+
+
+def inline(model: type[BaseModel]) -> dict:
+    """A model's JSON schema with its definitions inlined, for an OpenAPI `requestBody` given
+    by hand (a route that reads its body itself, to answer in OpenAI's error shape)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(defs[ref.rsplit("/", 1)[1]])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+    return resolve(schema)

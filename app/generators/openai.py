@@ -93,7 +93,8 @@ class OpenAIGenerator:
         self._client: httpx.Client | None = None
         base = httpx.URL(options.base_url.rstrip("/"))
         self._url = f"{base}/chat/completions"
-        self._where = str(base.copy_with(username=None, password=None))  # safe to show
+        # for the log only: a client is told "the LLM backend", never its internal address
+        self._where = str(base.copy_with(username=None, password=None))
 
     def warm_up(self) -> None:
         """Create the HTTP client (no network call: the backend may come up later)."""
@@ -173,17 +174,20 @@ class OpenAIGenerator:
                     if watchdog is not None:
                         watchdog.cancel()
         except httpx.ConnectError as exc:
-            raise _Retryable(f"cannot connect to the LLM backend at {self._where}: {exc}") from None
+            log.warning("cannot connect to the LLM backend at %s: %s", self._where, exc)
+            raise _Retryable(f"cannot connect to the LLM backend: {_reason(exc)}") from None
         except (httpx.TimeoutException, httpx.UnsupportedProtocol):
             raise
         except httpx.TransportError as exc:
-            raise _Retryable(f"connection to the LLM backend at {self._where} failed: "
+            log.warning("connection to the LLM backend at %s failed: %s", self._where, exc)
+            raise _Retryable(f"connection to the LLM backend failed: "
                              f"{exc or type(exc).__name__}") from None
 
     def _raise_for_status(self, response: httpx.Response, deadline: float) -> None:
         text = _read_body(response, deadline, limit=4096).decode("utf-8", "replace")
         excerpt = " ".join(text.split())[:EXCERPT_CHARS]
-        message = f"LLM backend answered HTTP {response.status_code} at {self._where}: {excerpt}"
+        log.warning("the LLM backend at %s answered HTTP %d", self._where, response.status_code)
+        message = f"LLM backend answered HTTP {response.status_code}: {excerpt}"
         if response.status_code == 429 or response.status_code >= 500:
             raise _Retryable(message, _retry_after(response))
         raise GeneratorFailed(message)
@@ -285,6 +289,13 @@ def _parse_chunk(event: str) -> tuple[str, bool]:
     except (KeyError, IndexError, TypeError, AttributeError):
         raise GeneratorFailed(f"LLM backend returned malformed stream data: "
                               f"{event[:EXCERPT_CHARS]!r}") from None
+
+
+def _reason(exc: Exception) -> str:
+    """A connection error's reason without the address it names ("[Errno 111] Connection
+    refused")."""
+    text = str(exc)
+    return text.split(": ", 1)[-1] if "Errno" not in text else text[text.index("[Errno"):]
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -258,11 +258,16 @@ def test_an_error_event_mid_stream_fails(fake_llm: FakeLLM):
 # -- connection errors and everything else ---------------------------------------------------
 
 @both
-def test_connection_refused_fails_after_retries_naming_the_url(fake_llm: FakeLLM, streaming: bool):
+def test_connection_refused_fails_after_retries_and_only_the_log_names_the_url(
+        fake_llm: FakeLLM, streaming: bool, caplog):
     url = fake_llm.closed_url()
-    error, elapsed = timed_failure(lambda: call(make(url), streaming), GeneratorFailed)
+    with caplog.at_level("WARNING", logger="app.generators.openai"):
+        error, elapsed = timed_failure(lambda: call(make(url), streaming), GeneratorFailed)
     assert type(error) is GeneratorFailed and error.status == 502
-    assert url in str(error) and "3 attempts" in str(error)
+    assert "cannot connect to the LLM backend" in str(error) and "3 attempts" in str(error)
+    address = url.split("//", 1)[1].split("/", 1)[0]
+    assert address not in str(error)  # a client is told "the LLM backend", never where it is
+    assert address in caplog.text  # the operator is
     assert elapsed < TIMEOUT
 
 

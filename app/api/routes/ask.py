@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.answer import Answer
 from app.api.deps import ServiceDep, SettingsDep
-from app.api.schemas import AskRequest
+from app.api.schemas import SSE_EVENT, AskRequest, errors
 from app.api.streaming import Delta, Done, Failed, answer_events, event_stream, sse
 from app.service import Question
 from app.telemetry import note_answer
@@ -17,10 +17,10 @@ router = APIRouter(tags=["ask"])
 
 
 @router.post("/ask", response_model=Answer,
-             responses={422: {"description": "invalid question"},
-                        503: {"description": "no index: run `make ingest`"},
-                        502: {"description": "the LLM backend failed (sources in the body)"},
-                        504: {"description": "the LLM backend timed out (sources in the body)"}})
+             responses={200: {"description": "the answer; with `stream`, Server-Sent Events: "
+                                             "`delta` events, then one `done` (or `error`)",
+                              "content": {"text/event-stream": {"schema": SSE_EVENT}}},
+                        **errors(400, 401, 413, 502, 503, 504)})
 async def ask(req: AskRequest, request: Request, svc: ServiceDep, settings: SettingsDep):
     q = Question(req.question, req.top_k or settings.top_k, req.mode,
                  req.filters.path if req.filters else None,

@@ -9,13 +9,12 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import IngesterDep, ServiceDep
-from app.api.schemas import DocumentsResponse, IngestRequest
+from app.api.schemas import DocumentsResponse, IngestRequest, errors
 
 router = APIRouter(tags=["documents"])
 
 
-@router.post("/ingest", responses={409: {"description": "no corpus folder, or the index was "
-                                                        "built with other settings"}})
+@router.post("/ingest", responses=errors(400, 401, 409, 413, 503))
 async def ingest(runner: IngesterDep, req: IngestRequest | None = None) -> dict:
     """Run an incremental ingest now and return its report. Waits for an ingest already
     running (the watcher's, or `make ingest` in another process) to finish first."""
@@ -25,7 +24,7 @@ async def ingest(runner: IngesterDep, req: IngestRequest | None = None) -> dict:
     return {**report.as_json(), "run": report.run}
 
 
-@router.get("/documents", response_model=DocumentsResponse)
+@router.get("/documents", response_model=DocumentsResponse, responses=errors(401, 503))
 async def documents(svc: ServiceDep) -> JSONResponse:
     """What is indexed (path, content hash, size, chunks, when ingested) and the files the
     last ingest refused, with the reason."""

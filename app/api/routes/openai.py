@@ -16,16 +16,16 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.answer import Answer
 from app.api.deps import ServiceDep, SettingsDep
-from app.api.schemas import AskRequest
+from app.api.schemas import SSE_EVENT, AskRequest, check_text, errors, inline, json_int
 from app.api.streaming import Delta, Done, answer_events, event_stream, sse
 from app.errors import error_body
 from app.service import Question
@@ -49,8 +49,8 @@ class ChatRequest(BaseModel):
 
     model: str
     messages: list[Message] = Field(min_length=1)
-    stream: bool | None = False  # clients send explicit nulls for "the default"
-    n: Literal[1] | None = 1
+    stream: StrictBool | None = False  # clients send explicit nulls for "the default"
+    n: json_int(1, 1) | None = 1
 
 
 class OpenAIError(Exception):
@@ -68,12 +68,12 @@ def _model_card() -> dict:
     return {"id": MODEL_ID, "object": "model", "created": _CREATED, "owned_by": "ragfirst"}
 
 
-@router.get("/models")
+@router.get("/models", responses=errors(401, openai=True))
 async def list_models() -> dict:
     return {"object": "list", "data": [_model_card()]}
 
 
-@router.get("/models/{model_id}")
+@router.get("/models/{model_id}", responses=errors(401, 404, openai=True))
 async def get_model(model_id: str) -> JSONResponse:
     if model_id != MODEL_ID:
         return _unknown_model(model_id).response()
@@ -91,7 +91,23 @@ def _question(req: ChatRequest) -> str:
     if not user:
         raise OpenAIError(400, "messages must hold at least one message with role 'user'",
                           param="messages")
-    content = user[-1].content
+    content = _text(user[-1].content)
+    try:
+        check_text(content, "the last user message")
+    except ValueError as exc:
+        message = "the last user message is empty" if str(exc).endswith("blank") else str(exc)
+        raise OpenAIError(400, message, param="messages") from None
+    try:  # /ask's own limits on a question (its length: blank ones are refused above)
+        AskRequest(question=content)
+    except ValidationError as exc:
+        raise OpenAIError(400, f"the question ({len(content)} characters) is invalid: "
+                               f"{exc.errors()[0]['msg']}", "context_length_exceeded",
+                          "messages") from None
+    return content
+
+
+def _text(content: Any) -> str:
+    """A message's text: a string, or text parts joined by lines."""
     if isinstance(content, list):
         if not all(isinstance(part, dict) for part in content):
             raise OpenAIError(400, "content parts must be objects such as "
@@ -100,19 +116,13 @@ def _question(req: ChatRequest) -> str:
         if kinds - {"text"}:
             raise OpenAIError(400, "only text content is supported, not "
                                    f"{', '.join(sorted(kinds - {'text'}))}", param="messages")
+        if not all(isinstance(part.get("text", ""), str) for part in content):
+            raise OpenAIError(400, "a text part's text must be a string", param="messages")
         content = "\n".join(part.get("text") or "" for part in content)
     if content is not None and not isinstance(content, str):
         raise OpenAIError(400, "content must be a string or a list of text parts",
                           param="messages")
-    if not content or not content.strip():
-        raise OpenAIError(400, "the last user message is empty", param="messages")
-    try:  # /ask's own limits on a question (its length: blank ones are refused above)
-        AskRequest(question=content)
-    except ValidationError as exc:
-        raise OpenAIError(400, f"the question ({len(content)} characters) is invalid: "
-                               f"{exc.errors()[0]['msg']}", "context_length_exceeded",
-                          "messages") from None
-    return content
+    return content or ""
 
 
 def sources_footer(answer: Answer) -> str:
@@ -135,7 +145,7 @@ def _extensions(answer: Answer) -> dict:
     return {"citations": body["citations"],
             "ragfirst": {k: body[k] for k in ("abstained", "unsupported", "invalid_citations",
                                               "generator", "model", "index_generation",
-                                              "timings_ms")}}
+                                              "index_id", "timings_ms")}}
 
 
 async def _chat_request(request: Request) -> tuple[ChatRequest, str]:
@@ -144,6 +154,8 @@ async def _chat_request(request: Request) -> tuple[ChatRequest, str]:
         raw = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise OpenAIError(400, "the request body is not valid JSON") from None
+    except RecursionError:
+        raise OpenAIError(400, "the request body is nested too deeply") from None
     if not isinstance(raw, dict):
         raise OpenAIError(400, "the request body must be a JSON object")
     try:
@@ -157,7 +169,14 @@ async def _chat_request(request: Request) -> tuple[ChatRequest, str]:
     return req, _question(req)
 
 
-@router.post("/chat/completions")
+@router.post("/chat/completions", openapi_extra={"requestBody": {
+                 "required": True,
+                 "content": {"application/json": {"schema": inline(ChatRequest)}}}},
+             responses={200: {"description": "a chat.completion; with `stream`, "
+                                             "chat.completion.chunk events, then [DONE]",
+                              "content": {"application/json": {"schema": {"type": "object"}},
+                                          "text/event-stream": {"schema": SSE_EVENT}}},
+                        **errors(400, 401, 404, 413, 502, 503, 504, openai=True)})
 async def chat_completions(request: Request, svc: ServiceDep, settings: SettingsDep):
     try:
         req, question = await _chat_request(request)

@@ -34,7 +34,8 @@ def test_a_completion_carries_the_answer_sources_and_citations(client):
     assert "30 days" in answer and "[1] kb/refunds.md" in footer
     assert body["citations"] and body["citations"][0]["path"] == "kb/refunds.md"
     assert set(body["ragfirst"]) == {"abstained", "unsupported", "invalid_citations",
-                                     "generator", "model", "index_generation", "timings_ms"}
+                                     "generator", "model", "index_generation", "index_id",
+                                     "timings_ms"}
 
 
 def test_a_streamed_completion_ends_with_the_citations_and_done(client):

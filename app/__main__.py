@@ -7,6 +7,7 @@ import sys
 
 import uvicorn
 
+from app.http_limits import server_config
 from app.main import create_app
 from app.settings import Settings
 from app.telemetry import configure_logging
@@ -27,8 +28,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m app") -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging()  # JSON lines: one per request, and ours (ingests, the watcher)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_config=None, access_log=False)
+    uvicorn.Server(server_config(create_app(settings), settings)).run()
     return 0
 
 

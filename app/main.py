@@ -12,7 +12,9 @@ from starlette.routing import Route
 from app.api.errors import add_error_handlers
 from app.api.routes import ask, documents, health, openai, web
 from app.auth import ApiKeyMiddleware
+from app.errors import Redactor
 from app.freshness import IngestRunner
+from app.http_limits import BodyLimits
 from app.metrics import Metrics
 from app.service import RagService
 from app.settings import Settings
@@ -28,9 +30,10 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         svc = app.state.service = service or RagService.from_settings(settings)
-        await run_in_threadpool(svc.warm_up)
+        # The runner first: it rebuilds an index that warm_up finds damaged.
         app.state.ingester = IngestRunner(settings, svc.embedder, svc.index,
                                           quiet_ms=settings.watch_quiet_ms)
+        await run_in_threadpool(svc.warm_up)
         if settings.watch:
             app.state.ingester.start_watching()
         yield
@@ -40,6 +43,9 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
     app = FastAPI(title="ragfirst", version="0.1.0", lifespan=lifespan,
                   description="Answers questions about your documents, with checked citations.")
     app.state.settings = settings
+    app.state.redact = Redactor.for_service(
+        settings.corpus_dir, settings.index_dir,
+        settings.openai_base_url if settings.generator == "openai" else None)
     app.state.metrics = metrics = Metrics()
     metrics.watch(lambda: getattr(app.state, "service", None),
                   lambda: getattr(app.state, "ingester", None))
@@ -53,8 +59,11 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
     labels = [(r.path, r.path) for r in app.router.routes if isinstance(r, Route)]
     labels += [(r.path, r.path) for router in routers for r in router.routes]
     labels.append((web.STATIC, web.STATIC + "/{path:path}"))
+    app.add_middleware(BodyLimits, max_bytes=settings.max_request_bytes,
+                       timeout=settings.http_body_timeout_s)
     # Added last = outermost: the telemetry sees (and counts) requests the key check refuses.
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())
-    app.add_middleware(RequestTelemetry, metrics=metrics, routes=labels)
+    app.add_middleware(RequestTelemetry, metrics=metrics, routes=labels,
+                       log_content=settings.log_content)
     return app

@@ -14,6 +14,7 @@ import uvicorn
 
 from app.answer import Answer
 from app.ask import auth_headers, format_answer
+from app.http_limits import server_config
 from app.main import create_app
 from app.settings import Settings
 from app.telemetry import configure_logging
@@ -39,9 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Quiet while the sample question is answered; then one JSON line per request (below).
     configure_logging(logging.WARNING)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=settings.host,
-                                           port=settings.port, log_config=None,
-                                           access_log=False))
+    server = uvicorn.Server(server_config(create_app(settings), settings))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://{settings.host}:{settings.port}"

@@ -14,6 +14,15 @@ class Settings(IngestSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
 
+    # What a client can make the server hold (see README, "Limits"). Behind a reverse proxy,
+    # keep its own timeouts at or below these.
+    max_request_bytes: int = Field(2 * 1024 * 1024, ge=1024)  # a bigger body: 413, unread
+    http_header_timeout_s: float = Field(10.0, gt=0)  # request headers complete within this
+    http_body_timeout_s: float = Field(30.0, gt=0)  # between two pieces of a body: else 408
+    http_keep_alive_s: int = Field(5, ge=1)  # an idle connection is closed after this
+    http_limit_concurrency: int = Field(64, ge=1)  # connections + requests; more: 503
+    http_max_header_bytes: int = Field(16 * 1024, ge=1024)  # h11's cap on request headers
+
     # Retrieval
     top_k: int = Field(5, ge=1, le=50)  # sources handed to the generator by default
     candidates: int = Field(50, ge=1, le=1000)  # per retriever, before fusion

@@ -10,7 +10,7 @@ Q      ?= What does the Business plan cost?
 # carry the CPU wheel locally). Elsewhere: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: help install install-dev system-deps run ingest serve ask demo eval eval-beir test test-fast bench bench-ingest bench-ask bench-freshness bench-middleware corpus-pdfs clean
+.PHONY: help install install-dev system-deps run ingest serve ask demo eval eval-beir test test-fast fuzz bench bench-ingest bench-ask bench-freshness bench-middleware corpus-pdfs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -62,6 +62,9 @@ test: $(DEV) system-deps  ## run the whole test suite (unit + slow integration t
 
 test-fast: $(DEV)  ## run the fast tests only
 	$(PY) -m pytest -m "not slow" $(ARGS)
+
+fuzz: $(DEV)  ## schemathesis against the running service (with and without a key); ARGS=--examples N
+	$(PY) -m tests.fuzz $(ARGS)
 
 bench-ingest: $(DEV)  ## ingest throughput: pipeline vs raw model.encode, and an unchanged re-run
 	$(PY) -m tests.bench.bench_ingest $(ARGS)

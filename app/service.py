@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
+import numpy as np
+
 from app.answer import Answer, Citation, Timings
 from app.citations import check_answer
 from app.errors import GeneratorFailed, IndexNotReady
@@ -111,6 +113,10 @@ class RagService:
         except IndexNotReady:
             pass  # /ask answers 503 until an index exists
 
+    def _embed_now(self, texts: list[str]) -> np.ndarray:
+        """Embedding a user waits for: ahead of an ingest's batches."""
+        return self.embedder.embed(texts, urgent=True)
+
     def retrieve(self, q: Question) -> Retrieved:
         """Embed and retrieve, then decide whether to abstain. The BM25 search and the
         question's word weights run on other threads while the question is embedded (none
@@ -128,7 +134,7 @@ class RagService:
                        if o.min_term_coverage > 0 else None)
             try:
                 t0 = time.perf_counter()
-                vector = self.embedder.embed([q.text])[0]
+                vector = self._embed_now([q.text])[0]
                 t1 = time.perf_counter()
             finally:  # both read the snapshot: done before the lease ends
                 hits = lexical.result() if lexical else None
@@ -163,7 +169,7 @@ class RagService:
         if r.abstained:
             text, cited, unsupported, invalid = ABSTAIN_ANSWER, [], [], []
         else:
-            checked = check_answer(text, r.sources, embed=self.embedder.embed,
+            checked = check_answer(text, r.sources, embed=self._embed_now,
                                    drop_unsupported=self.options.drop_unsupported)
             text, cited = checked.answer, checked.cited
             unsupported, invalid = checked.unsupported, checked.invalid_markers

@@ -140,7 +140,7 @@ class DocRanker:
         return self.retriever.lexical(query)
 
     def dense_chunks(self, query: str) -> list[int]:
-        vector = self.embedder.embed([query])[0]
+        vector = self.embedder.embed([query], urgent=True)[0]
         return [i for i, _ in self.snapshot.search_dense(vector, self.depth)]
 
     @staticmethod

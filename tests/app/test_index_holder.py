@@ -118,13 +118,13 @@ class CountingEmbedder(HashingEmbedder):
         self.active = self.most = 0
         self._lock = threading.Lock()
 
-    def embed(self, texts):
+    def embed(self, texts, *, urgent=False):
         with self._lock:
             self.active += 1
             self.most = max(self.most, self.active)
         time.sleep(0.05)  # widen the window two overlapping runs would share
         try:
-            return super().embed(texts)
+            return super().embed(texts, urgent=urgent)
         finally:
             with self._lock:
                 self.active -= 1

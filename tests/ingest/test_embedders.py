@@ -1,10 +1,13 @@
 """Contract tests every Embedder passes, plus the real model's offline resolution."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
-from ingest.embedders import HashingEmbedder, SentenceTransformerEmbedder, resolve_model_path
+from ingest.embedders import (EncodeQueue, HashingEmbedder, SentenceTransformerEmbedder,
+                              resolve_model_path)
 from ingest.errors import ModelUnavailableError
 
 
@@ -30,6 +33,11 @@ def test_contract_deterministic_and_batch_independent(embedder):
     together = embedder.embed(TEXTS)
     alone = np.vstack([embedder.embed([t]) for t in TEXTS])
     np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_contract_urgent_is_the_same_embedding(embedder):
+    np.testing.assert_allclose(embedder.embed(TEXTS, urgent=True), embedder.embed(TEXTS),
+                               atol=1e-5)
 
 
 def test_contract_similar_texts_are_closer(embedder):
@@ -65,3 +73,71 @@ def test_unknown_model_fails_offline_with_the_fix(monkeypatch):
     missing = SentenceTransformerEmbedder("ragfirst-test/no-such-model")
     with pytest.raises(ModelUnavailableError, match="RAG_ALLOW_MODEL_DOWNLOAD"):
         missing.warm_up()
+
+
+def _queued(queue: EncodeQueue, jobs: list[tuple[str, bool]]) -> list[str]:
+    """The order the queue runs `jobs` (name, urgent) in, all submitted while it is busy."""
+    running, gate, order, threads = threading.Event(), threading.Event(), [], []
+
+    def block() -> None:
+        running.set()
+        gate.wait()
+
+    blocker = threading.Thread(target=queue.submit, args=(block,), kwargs={"urgent": True})
+    blocker.start()
+    running.wait(10)
+    for name, urgent in jobs:
+        t = threading.Thread(target=queue.submit, args=(order.append, name),
+                             kwargs={"urgent": urgent})
+        t.start()
+        threads.append(t)
+        while sum(map(len, queue._lanes.values())) < len(threads):  # queued in this order
+            threading.Event().wait(0.001)
+    gate.set()
+    for t in [blocker, *threads]:
+        t.join(10)
+    return order
+
+
+def test_questions_go_ahead_of_an_ingest_but_do_not_starve_it():
+    jobs = [("bulk1", False), ("bulk2", False)] + [(f"q{i}", True) for i in range(10)]
+    order = _queued(EncodeQueue(), jobs)
+    assert order == ["q0", "q1", "q2", "q3", "bulk1", "q4", "q5", "q6", "q7", "bulk2",
+                     "q8", "q9"]
+
+
+def test_the_queue_hands_back_results_and_errors():
+    queue = EncodeQueue()
+    assert queue.submit(sum, [1, 2, 3], urgent=False) == 6
+    with pytest.raises(ZeroDivisionError):
+        queue.submit(lambda: 1 / 0, urgent=True)
+    assert queue.submit(str.upper, "still serving", urgent=True) == "STILL SERVING"
+
+
+def test_counting_while_questions_are_embedded_gives_the_same_counts(real_embedder):
+    """An ingest counts tokens on its own thread while the service embeds questions: no
+    "Already borrowed" from the shared Rust tokenizer, and the counts are the quiet ones."""
+    texts = [" ".join(TEXTS) * n for n in range(1, 30)]
+    expected = real_embedder.count_tokens(texts)
+    results, errors = [], []
+
+    def count() -> None:
+        try:
+            results.extend(real_embedder.count_tokens(texts) for _ in range(20))
+        except Exception as exc:  # noqa: BLE001 - the failure under test
+            errors.append(exc)
+
+    def ask() -> None:
+        try:
+            for _ in range(20):
+                real_embedder.embed(texts[:4], urgent=True)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=f) for f in (count, count, ask, ask)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == [] and len(results) == 40
+    assert all(r == expected for r in results)

@@ -43,6 +43,14 @@ def own_index(small_index, tmp_path) -> Settings:
 
 
 @pytest.fixture
+def no_index(small_index, tmp_path) -> Settings:
+    """The small index's settings on an empty corpus folder and no index yet."""
+    (tmp_path / "corpus").mkdir()
+    return small_index.model_copy(update={"corpus_dir": tmp_path / "corpus",
+                                          "index_dir": tmp_path / "index"})
+
+
+@pytest.fixture
 def client(small_index) -> Iterator[TestClient]:
     with serving(small_index) as c:
         yield c

@@ -68,11 +68,8 @@ def test_filters_and_modes_are_applied(client):
     assert all(c["path"].startswith("guides/") for c in body["citations"])
 
 
-def test_no_index_is_503_with_the_fix(small_index, tmp_path):
-    (tmp_path / "corpus").mkdir()
-    empty = small_index.model_copy(update={"corpus_dir": tmp_path / "corpus",
-                                           "index_dir": tmp_path / "index"})
-    with serving(empty) as client:
+def test_no_index_is_503_with_the_fix(no_index):
+    with serving(no_index) as client:
         r = client.post("/ask", json={"question": "anything"})
         assert r.status_code == 503 and "make ingest" in r.json()["detail"]
         assert r.headers["x-should-retry"] == "false"

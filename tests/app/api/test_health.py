@@ -24,11 +24,8 @@ def test_health_and_readiness(client):
     assert len(body["index_id"]) == 16
 
 
-def test_not_ready_without_an_index(small_index, tmp_path):
-    (tmp_path / "corpus").mkdir()
-    empty = small_index.model_copy(update={"corpus_dir": tmp_path / "corpus",
-                                           "index_dir": tmp_path / "index"})
-    with serving(empty) as client:
+def test_not_ready_without_an_index(no_index):
+    with serving(no_index) as client:
         r = client.get("/readyz")
         assert r.status_code == 503 and r.json()["ready"] is False
         assert "make ingest" in r.json()["detail"]

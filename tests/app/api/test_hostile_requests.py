@@ -1,7 +1,9 @@
 """Requests an attacker (or a broken client) sends, in-process: each gets a documented 4xx in the
 error shape of its path, never a 500; nothing it sent reaches the log; nothing big is echoed;
-no body names the service's folders or its LLM backend's address. tests/e2e/test_limits.py
-sends what only a real server sees (slow headers, a trickled body, a huge announced body)."""
+no body names the service's folders or its LLM backend's address. The requests are in
+tests/hostile.py; tests/e2e/test_hostile_server.py sends them to the real server too, and
+tests/e2e/test_limits.py what only a real server sees (slow headers, a trickled body, a huge
+announced body)."""
 from __future__ import annotations
 
 import json
@@ -11,16 +13,8 @@ import pytest
 
 from tests.fake_llm import FakeLLM
 from tests.helpers import REFUND_QUESTION, serving
-
-SECRET_WORD = "zanzibarquestion"  # in every hostile question: must never reach the log
-
-
-def chat(content, **extra) -> dict:
-    return {"model": "ragfirst", "messages": [{"role": "user", "content": content}], **extra}
-
-
-def nested(depth: int) -> bytes:
-    return b'{"question": ' + b"[" * depth + b"]" * depth + b"}"
+from tests.hostile import (ASK_BAD_BODIES, BAD_PATH_FILTERS, SECRET_WORD, V1_BAD_CONTENT, chat,
+                           nested, raw)
 
 
 @pytest.fixture
@@ -34,50 +28,30 @@ def logged(caplog):
 @pytest.mark.parametrize("path", ["/ask", "/v1/chat/completions"])
 def test_deeply_nested_json_is_refused(client, path):
     r = client.post(path, content=nested(1000), headers={"content-type": "application/json"})
-    assert 400 <= r.status_code < 500 and r.status_code != 404, r.text
+    assert r.status_code == 400, r.text
     body = r.json()
     assert ("error" in body) if path.startswith("/v1/") else ("detail" in body)
 
 
-@pytest.mark.parametrize("payload,needle", [
-    (chat([{"type": "text", "text": 123}]), "must be a string"),
-    (chat([{"type": "text", "text": ["a"]}]), "must be a string"),
-    (chat("\u200b\u2060\ufeff"), "empty"),
-    (chat(f"{SECRET_WORD} \ud800"), "valid Unicode"),
-    (chat(REFUND_QUESTION, stream=0), "stream"),
-    (chat(REFUND_QUESTION, stream="yes"), "stream"),
-    (chat(REFUND_QUESTION, n=True), "n"),
-])
+@pytest.mark.parametrize("payload,needle", V1_BAD_CONTENT)
 def test_v1_bad_content_is_a_400(client, payload, needle, logged):
-    raw = json.dumps(payload).encode()  # json.dumps escapes a lone surrogate as \ud800
-    r = client.post("/v1/chat/completions", content=raw,
+    r = client.post("/v1/chat/completions", content=raw(payload),
                     headers={"content-type": "application/json"})
     assert r.status_code == 400, r.text
     assert needle in r.json()["error"]["message"]
     assert SECRET_WORD not in logged()
 
 
-@pytest.mark.parametrize("body", [
-    {"question": f"refund {SECRET_WORD} \ud800 policy"},
-    {"question": f"{SECRET_WORD}?", "top_k": float("nan")},
-    {"question": f"{SECRET_WORD}?", "top_k": float("inf")},
-    {"question": "\u200b\u200c\u200d\u2060\ufeff\u3164"},
-    {"question": f"{SECRET_WORD}?", "stream": 0}, {"question": f"{SECRET_WORD}?", "stream": "1"},
-    {"question": f"{SECRET_WORD}?", "top_k": True}, {"question": f"{SECRET_WORD}?", "top_k": "5"},
-])
+@pytest.mark.parametrize("body", ASK_BAD_BODIES)
 def test_ask_refuses_them_with_a_422_and_logs_none_of_it(client, body, logged):
-    raw = json.dumps(body).encode()  # NaN and Infinity as JSON allows them in Python
-    r = client.post("/ask", content=raw, headers={"content-type": "application/json"})
+    r = client.post("/ask", content=raw(body), headers={"content-type": "application/json"})
     assert r.status_code == 422, r.text
     problems = r.json()["detail"]
     assert problems and all({"loc", "msg"} <= set(p) for p in problems)
     assert SECRET_WORD not in logged()
 
 
-@pytest.mark.parametrize("path,needle", [
-    ("../secrets", "go up a folder"), ("/etc/passwd", "relative to the corpus folder"),
-    ("guides/[abc", "never closes"),
-])
+@pytest.mark.parametrize("path,needle", BAD_PATH_FILTERS)
 def test_a_path_filter_that_can_never_match_says_why(client, path, needle):
     r = client.post("/ask", json={"question": REFUND_QUESTION, "filters": {"path": path}})
     assert r.status_code == 422 and needle in json.dumps(r.json())
@@ -126,11 +100,8 @@ def test_an_llm_failure_names_no_address(small_index, logged):
     assert address in logged()  # the operator still finds it
 
 
-def test_probes_and_errors_name_no_folder(small_index, tmp_path):
-    (tmp_path / "corpus").mkdir()
-    empty = small_index.model_copy(update={"corpus_dir": tmp_path / "corpus",
-                                           "index_dir": tmp_path / "index"})
-    with serving(empty) as client:
+def test_probes_and_errors_name_no_folder(no_index, tmp_path):
+    with serving(no_index) as client:
         ready = client.get("/readyz")
         ask = client.post("/ask", json={"question": REFUND_QUESTION})
         (tmp_path / "corpus").rmdir()

@@ -101,10 +101,7 @@ def test_a_failure_mid_stream_is_an_error_chunk(failing):
     assert json.loads(data[-1])["error"]["code"] == "upstream_error" and "[DONE]" not in data
 
 
-def test_no_index_is_503_index_not_ready(small_index, tmp_path):
-    (tmp_path / "corpus").mkdir()
-    empty = small_index.model_copy(update={"corpus_dir": tmp_path / "corpus",
-                                           "index_dir": tmp_path / "index"})
-    with serving(empty) as client:
+def test_no_index_is_503_index_not_ready(no_index):
+    with serving(no_index) as client:
         r = client.post("/v1/chat/completions", json=chat("anything"))
     assert r.status_code == 503 and r.json()["error"]["code"] == "index_not_ready"

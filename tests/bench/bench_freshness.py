@@ -4,10 +4,13 @@ The real service (`python -m app`, real MiniLM) on a copy of the starter corpus.
 trial a small document with a unique fact is written (a new file, or an edit of the previous
 one), then the same question is asked over HTTP every 20 ms until an answer cites the file
 with the new fact: the time from the write's close to that answer is the trial's figure.
-Deletions are timed until the file is no longer cited. Two ways to get the change in:
-  watcher  the service's own watcher (RAG_WATCH=true, default quiet period 300 ms)
-  manual   `make ingest` run by hand right after the write (service with RAG_WATCH=false);
-           the time includes the make and Python start-up, as a user would see it.
+Deletions are timed until the file is no longer cited. Three ways to get the change in:
+  watcher            the service's own watcher (RAG_WATCH=true, default quiet period 300 ms)
+  watcher, 8 clients the same while 8 other clients ask the service without pause (starter
+                     questions): the query embedding and the ingest share the two cores
+  manual             `make ingest` run by hand right after the write (service with
+                     RAG_WATCH=false); the time includes the make and Python start-up, as a
+                     user would see it.
 Reports p50/p95/max per scenario, and what the ingest run itself took (for the watcher: the
 service's own timing of its run, from /readyz).
 """
@@ -19,7 +22,9 @@ import shutil
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -27,6 +32,9 @@ import httpx
 from tests.helpers import ROOT, subprocess_env
 from tests.service_process import running_service
 
+LOAD_QUESTIONS = ["How long do I have to get a full refund on an annual plan?",
+                  "What does the Business plan cost?", "When will API v1 be removed?",
+                  "What is the monthly uptime commitment of the Business plan?"]
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -71,10 +79,34 @@ def trials(url: str, corpus: Path, n: int, after_write) -> dict[str, list[float]
     return out
 
 
+@contextmanager
+def load(url: str, clients: int):
+    """`clients` threads asking without pause, until the block ends; yields their count of
+    answers so far (a list, appended to)."""
+    stop, answers = threading.Event(), []
+
+    def client(i: int) -> None:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            while not stop.is_set():
+                http.post("/ask", json={"question": LOAD_QUESTIONS[i % len(LOAD_QUESTIONS)]})
+                answers.append(1)
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    try:
+        yield answers
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=12)
     p.add_argument("--json", type=Path)
+    p.add_argument("--no-manual", action="store_true", help="only the watcher rows")
     args = p.parse_args()
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-fresh-") as tmp:
@@ -90,6 +122,11 @@ def main() -> None:
                 time.sleep(0.1)  # the catch-up run is done
             results["watcher"] = trials(url, corpus, args.trials, lambda: None)
             print("  watcher: done", flush=True)
+            with load(url, 8) as answers:
+                started = time.perf_counter()
+                results["watcher, 8 clients"] = trials(url, corpus, args.trials, lambda: None)
+                qps = len(answers) / (time.perf_counter() - started)
+            print(f"  watcher, 8 clients: done ({qps:.1f} answers/s to the clients)", flush=True)
 
         def make_ingest() -> float:
             t0 = time.perf_counter()
@@ -97,9 +134,10 @@ def main() -> None:
                            env=subprocess_env(**env), stdout=subprocess.DEVNULL)
             return time.perf_counter() - t0
 
-        with running_service(index, corpus, timeout=600, RAG_WATCH="false") as url:
-            results["manual"] = trials(url, corpus, args.trials, make_ingest)
-            print("  manual: done", flush=True)
+        if not args.no_manual:
+            with running_service(index, corpus, timeout=600, RAG_WATCH="false") as url:
+                results["manual"] = trials(url, corpus, args.trials, make_ingest)
+                print("  manual: done", flush=True)
 
     print(f"\nSeconds from the write to the first answer that cites it ({args.trials} trials "
           "each; deletions: until no longer cited)\n")

@@ -59,6 +59,11 @@ class IndexHolder:
             self._open += 1
         try:
             yield snap
+        except IndexDamagedError as exc:  # found by a read: the file broke under us
+            with self._lock:
+                self._last = None  # nothing of it is reused
+                self._lost(exc)
+            raise IndexNotReady(str(exc)) from exc
         finally:
             snap.close()
             with self._lock:

@@ -3,6 +3,7 @@ written, a log that must not grow; each answered (503 with the reason) and recov
 person. tests/e2e/test_faults.py does the same to the real service over HTTP."""
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,8 @@ from app.settings import Settings
 from ingest.embedders import HashingEmbedder
 from ingest.errors import IndexDamagedError
 from ingest.store import IndexParams, open_reader
+from ingest.store.sqlite import dense
+from ingest.store.sqlite.store import move_aside
 from ingest.sync import run_ingest
 from tests.helpers import write
 
@@ -72,6 +75,67 @@ def test_a_damaged_database_is_a_503_then_rebuilt_and_moved_aside(indexed):
     assert fresh_runner.status()["last"]["ok"] is True
     for h in (holder, fresh_holder):
         h.close()
+
+
+def damage_pages(db, table_prefix: str) -> None:
+    """Overwrite the pages of some tables in place (the file keeps its inode and its first
+    pages), then change the header so the readers' page caches are not trusted."""
+    conn = sqlite3.connect(db)
+    pages = [n for (n,) in conn.execute("SELECT pageno FROM dbstat WHERE name LIKE ?",
+                                        (table_prefix + "%",))]
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    with open(db, "r+b") as f:
+        for n in pages:
+            f.seek((n - 1) * size)
+            f.write(b"\xff" * size)
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA user_version=7")
+    conn.close()
+
+
+def test_damage_found_while_serving_is_a_503_and_is_rebuilt(indexed):
+    holder, runner = holder_and_runner(indexed)
+    before = holder.current()
+    lost = []
+    holder.on_lost = lambda why: (lost.append(why), runner.recover(why))
+    with holder.lease() as snap:
+        assert snap.search_lexical("herons", 3)
+    damage_pages(indexed.index_dir / "index.db", "chunks_fts")
+    with pytest.raises(IndexNotReady, match="damaged"):  # found by the read, not at the open
+        with holder.lease() as snap:
+            snap.search_lexical("herons", 3)
+    snap = until(lambda: ready(holder))
+    assert lost == ["damaged"] and snap.index_id != before.index_id
+    with holder.lease() as snap:
+        assert snap.search_lexical("herons", 3)
+    assert list(indexed.index_dir.glob("index.db.damaged-*"))
+    holder.close()
+
+
+def test_damaged_files_are_moved_aside_under_names_of_their_own(tmp_path):
+    names = set()
+    for i in range(3):  # within one second: one stamp
+        for suffix in ("", "-wal"):
+            (tmp_path / f"index.db{suffix}").write_text(f"copy {i}{suffix}")
+        names.add(move_aside(tmp_path).name)
+    assert len(names) == 3
+    kept = sorted(p.read_text() for p in tmp_path.glob("index.db.damaged-*"))
+    assert kept == sorted(f"copy {i}{s}" for i in range(3) for s in ("", "-wal"))
+
+
+def test_a_faiss_file_that_cannot_be_written_leaves_the_commit_serving(indexed, monkeypatch):
+    def full(*_):
+        raise RuntimeError("Error in faiss::FileIOWriter: write error: No space left on device")
+
+    monkeypatch.setattr(dense.faiss, "write_index", full)
+    holder, runner = holder_and_runner(indexed)
+    write(indexed.corpus_dir, "new.md", "# New\n\nThe new note is about storks.\n")
+    report = runner.run("api")  # the commit stands: the FAISS file is derived data
+    with holder.lease() as snap:  # built in memory, as often as the file cannot be saved
+        assert snap.generation == report.generation and snap.document_count == 7
+        assert snap.search_dense(EMBEDDER.embed(["storks"])[0], 1)
+    holder.close()
 
 
 def test_an_incremental_ingest_of_a_damaged_database_says_how_to_rebuild(indexed):

@@ -9,6 +9,7 @@ files of older commits.
 """
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import tempfile
@@ -46,7 +47,11 @@ def write_dense(index: faiss.Index, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
         os.close(fd)
-        faiss.write_index(index, tmp)
+        try:
+            faiss.write_index(index, tmp)
+        except RuntimeError as exc:  # FAISS reports a failed write (a full disk) this way
+            code = errno.ENOSPC if "space" in str(exc).lower() else errno.EIO
+            raise OSError(code, f"cannot write the FAISS index ({os.strerror(code)})") from exc
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         failpoints.hit("mid-dense-write")

@@ -54,9 +54,11 @@ class SqliteSnapshot:
 
     def __init__(self, conn: sqlite3.Connection, index_dir: Path, meta: dict[str, str],
                  dense, chunk_count: int, document_count: int,
-                 release: Callable[[sqlite3.Connection], None] | None = None) -> None:
+                 release: Callable[[sqlite3.Connection], None] | None = None,
+                 on_damage: Callable[[], None] | None = None) -> None:
         self._conn: sqlite3.Connection | None = conn
         self._release = release
+        self._on_damage = on_damage
         self._lock = threading.Lock()
         self.index_dir = index_dir
         self.meta = meta
@@ -72,12 +74,14 @@ class SqliteSnapshot:
     def open(cls, index_dir: Path, expect: IndexParams | None = None, *,
              save_dense: bool = True, previous: Snapshot | None = None,
              conn: sqlite3.Connection | None = None,
-             release: Callable[[sqlite3.Connection], None] | None = None) -> "SqliteSnapshot":
+             release: Callable[[sqlite3.Connection], None] | None = None,
+             on_damage: Callable[[], None] | None = None) -> "SqliteSnapshot":
         """Snapshot the latest committed generation. `save_dense=False` never writes to the
         index folder (a missing FAISS file is rebuilt in memory only). `previous`: a snapshot
         whose FAISS index and counts are reused if the content has not changed since (only
         the list of refused files may have). `conn`: a connection to use (a reader's pool),
-        handed to `release` when the snapshot closes; by default one of its own."""
+        handed to `release` when the snapshot closes; by default one of its own. `on_damage`
+        is called when a read finds the file damaged (the reader then checks it again)."""
         db = index_dir / DB_NAME
         if conn is None:
             if not db.exists():
@@ -107,7 +111,7 @@ class SqliteSnapshot:
                 raise IndexNotFoundError(f"the index in {index_dir} is not ready ({exc}): "
                                          "an ingest may be creating it") from exc
             raise
-        return cls(conn, index_dir, meta, dense, chunks, docs, release)
+        return cls(conn, index_dir, meta, dense, chunks, docs, release, on_damage)
 
     def close(self) -> None:
         """End the read transaction (and give the connection back). Reading after this is an
@@ -131,6 +135,8 @@ class SqliteSnapshot:
                 return self._conn.execute(sql, args).fetchall()
             except sqlite3.DatabaseError as exc:
                 if is_damage(exc):
+                    if self._on_damage is not None:
+                        self._on_damage()
                     raise damaged(self.index_dir, exc) from exc
                 raise
 

@@ -15,6 +15,8 @@ Only `put_vectors` commits earlier: it adds vectors no reader looks up until a r
 from __future__ import annotations
 
 import json
+import logging
+import os
 import secrets
 import sqlite3
 import time
@@ -27,6 +29,8 @@ from ingest.errors import IndexMismatchError
 from ingest.store.records import DocumentRow, IndexParams, NewDocument, check_params
 from ingest.store.sqlite.dense import build_dense, dense_path, remove_stale, write_dense
 from ingest.store.sqlite.faults import damaged, is_damage
+
+log = logging.getLogger("ragfirst.ingest")
 
 SCHEMA_VERSION = 1
 DB_NAME = "index.db"
@@ -79,11 +83,16 @@ def move_aside(index_dir: Path) -> Path:
     """Move a damaged database (and its log) out of the way, never deleting it: it may hold
     what someone wants to recover. Returns where it went."""
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    target = index_dir / f"{DB_NAME}.damaged-{stamp}"
-    for suffix in ("", "-wal", "-shm"):
+    target, n = index_dir / f"{DB_NAME}.damaged-{stamp}", 1
+    while any(target.with_name(target.name + s).exists() for s in ("", "-wal", "-shm")):
+        n += 1  # never over an earlier one
+        target = index_dir / f"{DB_NAME}.damaged-{stamp}-{n}"
+    # The log first: a crash between two renames must not leave a log beside a new database
+    # (SQLite would replay it there).
+    for suffix in ("-shm", "-wal", ""):
         part = index_dir / (DB_NAME + suffix)
         if part.exists():
-            part.rename(target.with_name(target.name + suffix))
+            os.replace(part, target.with_name(target.name + suffix))
     return target
 
 
@@ -105,10 +114,9 @@ class SqliteStore:
         self.rebuild = rebuild
         self.moved_aside: Path | None = None  # where a damaged database went (a rebuild)
         try:
+            if rebuild:
+                self._check_whole()
             self.conn = self._open()
-            if rebuild and self.conn.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":
-                self.conn.close()
-                raise sqlite3.DatabaseError("database disk image is malformed")
         except sqlite3.DatabaseError as exc:
             if not is_damage(exc):
                 raise
@@ -116,6 +124,19 @@ class SqliteStore:
                 raise damaged(index_dir, exc) from exc
             self.moved_aside = move_aside(index_dir)  # a rebuild starts from nothing
             self.conn = self._open()
+
+    def _check_whole(self) -> None:
+        """Before a rebuild writes to it: is the file whole? Checked on a plain connection,
+        so a damaged file is moved aside as it was found."""
+        path = self.index_dir / DB_NAME
+        if not path.exists():
+            return
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
+        try:
+            if conn.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("database disk image is malformed")
+        finally:
+            conn.close()
 
     def _open(self) -> sqlite3.Connection:
         conn = connect(self.index_dir / DB_NAME)
@@ -285,5 +306,10 @@ class SqliteStore:
             with self.conn:  # one read transaction: the file matches the commit just made
                 self.conn.execute("BEGIN")
                 dense = build_dense(self.conn, int(self.meta["dim"]))
-            write_dense(dense, target)
+            try:
+                write_dense(dense, target)
+            except OSError as exc:  # the commit stands: readers build the index in memory
+                log.warning("the FAISS file of commit %s could not be written (%s); readers "
+                            "build it in memory until a run writes it", commit, exc)
+                return
         remove_stale(self.index_dir, keep=target)

@@ -21,8 +21,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.answer import citations_json
 from app.errors import AppError, IndexNotReady, error_body
+from ingest.errors import IngestError
 
 ECHO_CHARS = 100  # of a rejected value, in a 422
+MAX_PROBLEMS = 20  # a 422 lists this many problems and counts the rest: never a huge answer
 
 
 def redacted(request: Request, text: str) -> str:
@@ -67,10 +69,15 @@ def _echo(value: Any) -> Any:
 
 
 def _problems(exc: RequestValidationError) -> list[dict[str, Any]]:
-    return [{"type": e.get("type"),
-             "loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
-             "msg": _echo(str(e.get("msg", ""))), "input": _echo(e.get("input"))}
-            for e in exc.errors()]
+    errors = exc.errors()
+    problems = [{"type": e.get("type"),
+                 "loc": [p if isinstance(p, int) else _echo(str(p)) for p in e.get("loc", ())],
+                 "msg": _echo(str(e.get("msg", ""))), "input": _echo(e.get("input"))}
+                for e in errors[:MAX_PROBLEMS]]
+    if len(errors) > MAX_PROBLEMS:
+        problems.append({"type": "too_many_errors", "loc": [],
+                         "msg": f"and {len(errors) - MAX_PROBLEMS} more problems", "input": None})
+    return problems
 
 
 async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -91,7 +98,15 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> JSONRespo
                         status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
+async def index_error(request: Request, exc: IngestError) -> JSONResponse:
+    """An index fault that reached a route without becoming an AppError: a 503 saying what
+    happened (redacted), never a 500."""
+    return JSONResponse(error_body(request.url.path, 503, redacted(request, str(exc))),
+                        status_code=503, headers={"x-should-retry": "false"})
+
+
 def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, app_error)
+    app.add_exception_handler(IngestError, index_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -56,8 +56,8 @@ class AskFilters(BaseModel):
 
     path: str | None = Field(None, max_length=500,
                              description='a path prefix ("guides/") or glob ("guides/*.md")')
-    type: list[FileType] | FileType | None = Field(
-        None, description='file types, e.g. ["pdf", "md"] (or one, "pdf")')
+    type: Annotated[list[FileType], Field(max_length=len(KIND_ALIASES))] | FileType | None = \
+        Field(None, description='file types, e.g. ["pdf", "md"] (or one, "pdf")')
 
     @field_validator("path")
     @classmethod
@@ -126,6 +126,7 @@ class RefusedFile(BaseModel):
 
 class DocumentsResponse(BaseModel):
     index_generation: int
+    index_id: str  # a new id: the index was built anew, its generations start again
     documents: list[IndexedDocument]
     refused: list[RefusedFile]
 
@@ -164,7 +165,8 @@ SSE_EVENT = {"type": "object", "required": ["data"],
 ERRORS = {
     400: "an invalid request (a body that is not JSON, or not what the endpoint takes)", 401: "no valid API key (RAG_API_KEY is set)",
     404: "no such model", 409: "no corpus folder, or an index built with other settings",
-    413: "a request body over RAG_MAX_REQUEST_BYTES",
+    408: "a request body not all in within RAG_HTTP_BODY_TIMEOUT_S (the connection is closed)",
+    413: "a request body over RAG_MAX_REQUEST_BYTES (the connection is closed)",
     503: "no index yet (run `make ingest`), an index being rebuilt, or the disk or folder "
          "cannot be written",
     502: "the LLM backend failed (the retrieved sources in the body)",

@@ -20,7 +20,7 @@ router = APIRouter(tags=["ask"])
              responses={200: {"description": "the answer; with `stream`, Server-Sent Events: "
                                              "`delta` events, then one `done` (or `error`)",
                               "content": {"text/event-stream": {"schema": SSE_EVENT}}},
-                        **errors(400, 401, 413, 502, 503, 504)})
+                        **errors(400, 401, 408, 413, 502, 503, 504)})
 async def ask(req: AskRequest, request: Request, svc: ServiceDep, settings: SettingsDep):
     q = Question(req.question, req.top_k or settings.top_k, req.mode,
                  req.filters.path if req.filters else None,

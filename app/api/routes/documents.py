@@ -14,7 +14,7 @@ from app.api.schemas import DocumentsResponse, IngestRequest, errors
 router = APIRouter(tags=["documents"])
 
 
-@router.post("/ingest", responses=errors(400, 401, 409, 413, 503))
+@router.post("/ingest", responses=errors(400, 401, 408, 409, 413, 503))
 async def ingest(runner: IngesterDep, req: IngestRequest | None = None) -> dict:
     """Run an incremental ingest now and return its report. Waits for an ingest already
     running (the watcher's, or `make ingest` in another process) to finish first."""
@@ -31,7 +31,7 @@ async def documents(svc: ServiceDep) -> JSONResponse:
     def listing() -> dict:
         with svc.index.lease() as snap:
             return {
-                "index_generation": snap.generation,
+                "index_generation": snap.generation, "index_id": snap.index_id,
                 "documents": [{"path": d.path, "sha256": d.sha256, "size": d.size,
                                "kind": d.kind, "chunks": d.chunks,
                                "ingested_at": _iso(d.ingested_at)}

@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import IngesterDep, MetricsDep, ServiceDep
 from app.api.errors import not_ready_message, redacted
+from app.api.schemas import errors
 from app.errors import IndexNotReady
 
 router = APIRouter(tags=["health"])
@@ -40,7 +41,7 @@ async def readyz(request: Request, svc: ServiceDep, runner: IngesterDep) -> JSON
 @router.get("/metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {}},
                              "description": "Prometheus text format (or OpenMetrics, when "
-                                            "the scraper asks for it)"}})
+                                            "the scraper asks for it)"}, **errors(401)})
 async def metrics(request: Request, m: MetricsDep) -> Response:
     body, content_type = await run_in_threadpool(m.render, request.headers.get("accept"))
     return Response(body, media_type=content_type)

@@ -176,7 +176,7 @@ async def _chat_request(request: Request) -> tuple[ChatRequest, str]:
                                              "chat.completion.chunk events, then [DONE]",
                               "content": {"application/json": {"schema": {"type": "object"}},
                                           "text/event-stream": {"schema": SSE_EVENT}}},
-                        **errors(400, 401, 404, 413, 502, 503, 504, openai=True)})
+                        **errors(400, 401, 404, 408, 413, 502, 503, 504, openai=True)})
 async def chat_completions(request: Request, svc: ServiceDep, settings: SettingsDep):
     try:
         req, question = await _chat_request(request)

@@ -123,3 +123,19 @@ def test_an_ingest_that_cannot_write_is_a_503_naming_no_path(small_index, tmp_pa
         r = client.post("/ingest")
     assert r.status_code == 503 and str(tmp_path) not in r.text
     assert "cannot be written" in r.json()["detail"]
+
+
+def test_many_problems_are_counted_not_listed(client):
+    many = {"question": "refunds?", "filters": {"type": ["x"] * 50_000}}
+    r = client.post("/ask", json=many)
+    assert r.status_code == 422 and len(r.content) < 4000
+    keys = {f"k{i}": 1 for i in range(200)}  # 200 unknown fields: 200 problems
+    r = client.post("/ask", json={"question": "refunds?", **keys})
+    problems = r.json()["detail"]
+    assert r.status_code == 422 and len(problems) == 21
+    assert problems[-1]["msg"] == "and 180 more problems"
+
+
+def test_a_huge_field_name_is_cut_in_the_error(client):
+    r = client.post("/ask", json={"question": "refunds?", "x" * 100_000: 1})
+    assert r.status_code == 422 and len(r.content) < 2000

@@ -65,9 +65,10 @@ class H11WithHeaderDeadline(H11Protocol):
 
 class BodyLimits:
     """ASGI middleware for a request's body: at most `max_bytes` (413, before reading it when
-    its length is announced, or as soon as a chunked body passes it), and each piece within
-    `timeout` seconds of the one before (408), so a client trickling a body cannot hold a
-    worker. Once the body is in, waiting for a disconnect (during a stream) is not limited.
+    its length is announced, or as soon as a chunked body passes it), and all of it within
+    `timeout` seconds of the request's start (408), so a client trickling a body cannot hold a
+    worker. Either refusal closes the connection. Once the body is in, waiting for a
+    disconnect (during a stream) is not limited.
 
     Our own rather than Starlette's RequestBodyLimitMiddleware (or FastAPI's max_body_size,
     built on it): that one answers 413 in plain text and replaces any other response, while
@@ -83,19 +84,22 @@ class BodyLimits:
         if announced is not None and announced > self.max_bytes:
             return await _refuse(scope, send, 413, TOO_LARGE)
         received, done = 0, False
+        deadline = asyncio.get_running_loop().time() + self.timeout
 
         async def guarded_receive():
             nonlocal received, done
             if done:
                 return await receive()
+            left = deadline - asyncio.get_running_loop().time()
             try:
-                message = await asyncio.wait_for(receive(), self.timeout)
+                message = await asyncio.wait_for(receive(), max(left, 0.001))
             except TimeoutError:  # answered by the app's handler, in the path's error shape
-                raise HTTPException(408, "the request body did not arrive in time") from None
+                raise HTTPException(408, "the request body did not arrive in time",
+                                    headers=CLOSE) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise HTTPException(413, TOO_LARGE)
+                    raise HTTPException(413, TOO_LARGE, headers=CLOSE)
             if message["type"] != "http.request" or not message.get("more_body", False):
                 done = True
             return message
@@ -103,6 +107,7 @@ class BodyLimits:
         await self.app(scope, guarded_receive, send)
 
 
+CLOSE = {"connection": "close"}  # the rest of the body is not read: the connection ends
 TOO_LARGE = ("the request body is over the limit (RAG_MAX_REQUEST_BYTES); a question is at "
              "most 2,000 characters")
 

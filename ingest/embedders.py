@@ -130,10 +130,14 @@ class SentenceTransformerEmbedder:
         self._queue = EncodeQueue()  # every encode runs on its one thread
         self._counter = None  # count_tokens' own tokenizer
         self._count_lock = threading.Lock()
+        self._load_lock = threading.Lock()
 
     def warm_up(self) -> None:
-        if self._model is not None:
-            return
+        with self._load_lock:  # two first callers (a question, an ingest) load it once
+            if self._model is None:
+                self._load()
+
+    def _load(self) -> None:
         from sentence_transformers import SentenceTransformer  # heavy: import on first use
         from transformers.utils import logging as hf_logging
 
@@ -142,7 +146,7 @@ class SentenceTransformerEmbedder:
         source = resolve_model_path(self._name)
         is_local = Path(source).is_dir()
         try:
-            self._model = SentenceTransformer(
+            model = SentenceTransformer(
                 source, device=self._device,
                 local_files_only=is_local or not self._allow_download,
             )
@@ -152,7 +156,8 @@ class SentenceTransformerEmbedder:
                 "Pass a local model folder in RAG_EMBEDDING_MODEL, or set "
                 "RAG_ALLOW_MODEL_DOWNLOAD=1 to fetch it from the hub."
             ) from exc
-        self._counter = copy.deepcopy(self._model.tokenizer)
+        self._counter = copy.deepcopy(model.tokenizer)
+        self._model = model  # last: a caller that sees the model sees the counter too
 
     @property
     def model(self):

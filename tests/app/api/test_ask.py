@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 
 import pytest
 
@@ -114,10 +113,11 @@ def test_a_backend_that_refuses_connections_is_502_with_the_sources(small_index)
     settings = small_index.model_copy(update={
         "generator": "openai", "openai_base_url": FakeLLM.closed_url(), "llm_timeout_s": 3.0})
     with serving(settings) as client:
-        started = time.monotonic()
         r = client.post("/ask", json={"question": REFUND_QUESTION})
         assert r.status_code == 502 and r.json()["sources"]
-        assert time.monotonic() - started < 3.0 + 1.5  # its retries stay within the deadline
+        # retried (RAG_LLM_RETRIES=2), then the real error, not a timeout; that no attempt
+        # starts after the deadline is tests/app/test_generator_openai.py's, by timestamps
+        assert "(after 3 attempts)" in r.json()["detail"]
         assert "cannot connect to the LLM backend" in r.json()["detail"]
         r = client.post("/ask", json={"question": REFUND_QUESTION, "stream": True})
         assert r.status_code == 502 and r.json()["sources"]  # before the first token: a status

@@ -28,6 +28,11 @@ from ingest.store.sqlite.store import DB_NAME, connect
 POOL_SIZE = 8  # idle connections kept; more concurrent requests open (and close) their own
 
 
+def _state(st) -> tuple[int, int, int, int]:
+    """A database file as it is: which file (device, inode), its size and its last change."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 class SqliteReader:
     def __init__(self, index_dir: Path, expect: IndexParams | None = None, *,
                  save_dense: bool = True) -> None:
@@ -55,7 +60,7 @@ class SqliteReader:
         except OSError:  # missing, or a path that cannot hold it (a file where a folder is)
             raise IndexNotFoundError(f"no index in {self.index_dir}: run `make ingest` "
                                      "(or `python -m ingest`) first") from None
-        inode, state = (st.st_dev, st.st_ino), (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        inode, state = (st.st_dev, st.st_ino), _state(st)
         with self._lock:
             if state == self._damaged:  # as it was when found damaged: not read again
                 raise damaged(self.index_dir, "found by an earlier check")
@@ -99,10 +104,9 @@ class SqliteReader:
         503 without reading it again, until it is replaced or changed."""
         if state is None:
             try:
-                st = self._db.stat()
+                state = _state(self._db.stat())
             except OSError:
                 return
-            state = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         with self._lock:
             self._damaged, self._inode = state, None
             idle, self._idle = self._idle, []
@@ -119,11 +123,12 @@ class SqliteReader:
     def open(self, previous: Snapshot | None = None) -> SqliteSnapshot:
         # While an ingest is publishing a commit's FAISS file, a reader that needs it builds
         # it in memory only: writing it too would race the ingest for nothing.
+        # Asked only when a commit's FAISS index is loaded, not on every request.
         conn = self._connection()
-        publishing = ingest_running(self.index_dir)
         try:
             return SqliteSnapshot.open(self.index_dir, self.expect, previous=previous,
-                                       save_dense=self.save_dense and not publishing,
+                                       save_dense=lambda: (self.save_dense
+                                                           and not ingest_running(self.index_dir)),
                                        conn=conn, release=self._release,
                                        on_damage=self._mark_damaged)
         except IndexDamagedError:

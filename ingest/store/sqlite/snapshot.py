@@ -72,12 +72,13 @@ class SqliteSnapshot:
 
     @classmethod
     def open(cls, index_dir: Path, expect: IndexParams | None = None, *,
-             save_dense: bool = True, previous: Snapshot | None = None,
+             save_dense: bool | Callable[[], bool] = True, previous: Snapshot | None = None,
              conn: sqlite3.Connection | None = None,
              release: Callable[[sqlite3.Connection], None] | None = None,
              on_damage: Callable[[], None] | None = None) -> "SqliteSnapshot":
         """Snapshot the latest committed generation. `save_dense=False` never writes to the
-        index folder (a missing FAISS file is rebuilt in memory only). `previous`: a snapshot
+        index folder (a missing FAISS file is rebuilt in memory only); a callable is asked
+        only when a FAISS index must be loaded. `previous`: a snapshot
         whose FAISS index and counts are reused if the content has not changed since (only
         the list of refused files may have). `conn`: a connection to use (a reader's pool),
         handed to `release` when the snapshot closes; by default one of its own. `on_damage`
@@ -102,7 +103,7 @@ class SqliteSnapshot:
                 chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
                 docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
                 dense = load_dense(conn, index_dir, meta["commit"], int(meta["dim"]), chunks,
-                                   save=save_dense)
+                                   save=save_dense() if callable(save_dense) else save_dense)
         except BaseException as exc:
             _end(conn, release)
             if is_damage(exc):

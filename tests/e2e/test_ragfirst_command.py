@@ -93,7 +93,12 @@ def test_serve_then_ask_it_over_http_with_a_key(starter_index, tmp_path):
 def test_bad_settings_are_one_error_line_not_a_traceback():
     for args, env, name in ((["serve", "--port", "99999"], {}, "RAG_PORT"),
                             (["ask", "anything"], {"RAG_TOP_K": "abc"}, "RAG_TOP_K"),
-                            (["ingest"], {"RAG_CHUNK_TOKENS": "-1"}, "RAG_CHUNK_TOKENS")):
+                            (["ingest"], {"RAG_CHUNK_TOKENS": "-1"}, "RAG_CHUNK_TOKENS"),
+                            (["serve"], {"RAG_MAX_REQUEST_BYTES": "0"}, "RAG_MAX_REQUEST_BYTES"),
+                            (["serve"], {"RAG_HTTP_HEADER_TIMEOUT_S": "soon"},
+                             "RAG_HTTP_HEADER_TIMEOUT_S"),
+                            (["serve"], {"RAG_HTTP_LIMIT_CONCURRENCY": "-3"},
+                             "RAG_HTTP_LIMIT_CONCURRENCY")):
         out = ragfirst(*args, **env)
         assert out.returncode == 2 and out.stderr.startswith("error: invalid settings: ")
         assert name in out.stderr and "Traceback" not in out.stderr

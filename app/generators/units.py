@@ -118,8 +118,10 @@ class _Reader:
         self.source, self.rank, self.text = source, rank, source.text
         self.out: list[Unit] = []
         self.para = 0
-        # the heading the text is under (the chunk's own, until the passage shows one)
+        # the heading the text is under (the chunk's own, until the passage shows one); a
+        # table row quotes it only when the passage has it (the citation check reads the passage)
         self.caption = source.heading[-1] if source.heading else ""
+        self.quotable = self.caption in self.text
         self.header: list[str] | None = None  # the current table's header cells
 
     def units(self) -> list[Unit]:
@@ -154,9 +156,10 @@ class _Reader:
             if not raw.lstrip().startswith("|") and not any(ch.isdigit() for ch in raw):
                 self.header = cells  # an HTML table's first row, without numbers: its header
                 return
-        row = _row_text(self.caption, self.header, cells)
+        row = _row_text(self.caption if self.quotable else "", self.header, cells)
         if len(row.split()) >= 2 and len(row) <= MAX_UNIT_CHARS:
-            self._add(pos, row, row, row=True)
+            hidden = f"{self.caption}: " if self.caption and not self.quotable else ""
+            self._add(pos, row, row, row=True, context=hidden)
 
     def _prose(self, pos: int, s: int, e: int) -> None:
         text, raw = self.text, self.text[s:e]
@@ -164,14 +167,14 @@ class _Reader:
         if not cleaned or "```" in raw or "~~~" in raw:
             return  # code, not prose
         if raw.lstrip().startswith("#") or looks_like_heading(cleaned):
-            self.caption = cleaned
+            self.caption, self.quotable = cleaned, True
             return
         start = _without_heading_line(text, s, e)
         if start > s:
-            self.caption = clean(text[s:start])
+            self.caption, self.quotable = clean(text[s:start]), True
         unit = clean(text[start:e])
         if _run_in_heading(text, s, e, unit):
-            self.caption = unit.rstrip(".")
+            self.caption, self.quotable = unit.rstrip("."), True
             return
         if s == 0 and self.source.start > 0 and unit[0].islower():
             unit = "… " + unit  # the passage starts in the middle of a sentence

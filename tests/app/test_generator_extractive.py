@@ -97,6 +97,19 @@ def test_an_html_table_row_is_read_with_its_header() -> None:
     _checked(answer, sources)
 
 
+def test_a_row_quotes_the_caption_only_when_the_passage_has_it() -> None:
+    rows = MD_TABLE[MD_TABLE.index("| Priority |"):MD_TABLE.index("\n\nTargets")]
+    sources = [_source(1, rows, heading=("Support", "First-response targets"))]
+    units = source_units(sources[0], 0)
+    assert units[0].text == ("Priority: Priority 1 | Team: 4 business hours | Business: 1 hour | "
+                             "Enterprise: 15 minutes")
+    assert units[0].scored.startswith("First-response targets: ")  # scored with it, though
+    answer = ExtractiveGenerator().generate("What is the Business target for Priority 2?", sources)
+    assert "Priority: Priority 2 | Team: 8 business hours | Business: 4 hours" in answer
+    assert "First-response targets" not in answer
+    _checked(answer, sources)
+
+
 def test_the_sentence_an_it_refers_to_comes_with_it() -> None:
     sources = [_source(1, NEIGHBOURS)]
     answer = ExtractiveGenerator(max_sentences=2).generate("When will it be removed?", sources)

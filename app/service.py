@@ -95,7 +95,7 @@ class RagService:
         """The service the settings describe (embedder and generator may be given)."""
         embedder = embedder or build_embedder(settings)
         params = IndexParams(embedder.model_id, settings.chunk_tokens, settings.chunk_overlap)
-        return cls(embedder, generator or build_generator(settings),
+        return cls(embedder, generator or build_generator(settings, embedder),
                    IndexHolder(open_reader(settings, params)),
                    PipelineOptions.from_settings(settings))
 

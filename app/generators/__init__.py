@@ -19,6 +19,7 @@ from app.sources import Source
 
 if TYPE_CHECKING:
     from app.settings import Settings
+    from ingest.embedders import Embedder
 
 
 # What `stream` returns: the answer's text in pieces; `close()` on it frees what it holds.
@@ -45,13 +46,16 @@ class Generator(Protocol):
         ...
 
 
-def build_generator(settings: "Settings") -> Generator:
+def build_generator(settings: "Settings", embedder: "Embedder | None" = None) -> Generator:
     """The backend named by `settings.generator` (imported only when chosen), given the
-    settings it uses."""
+    settings it uses. The extractive one also scores sentences with `embedder` (the
+    service's, already loaded; without it, by their words alone)."""
     if settings.generator == "extractive":
         from app.generators.extractive import ExtractiveGenerator
 
-        return ExtractiveGenerator()
+        if embedder is None:
+            return ExtractiveGenerator()
+        return ExtractiveGenerator(embed=lambda texts: embedder.embed(texts, urgent=True))
     if settings.generator == "openai":
         from app.generators.openai import OpenAIGenerator, OpenAIOptions
 

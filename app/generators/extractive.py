@@ -6,9 +6,9 @@ Units are scored by the question's content terms they contain (weighted by how r
 is among the candidates, a bonus for a number when the question asks "how long / many / much",
 the source's rank breaking ties). With an embedder (`embed`: the service's, already loaded),
 the SHORTLIST lexically best are also scored by their cosine similarity to the question (the
-unit read with its heading), which finds a fact phrased without the question's words; their
-vectors are kept in an LRU cache keyed by the text, so a passage asked about again costs no
-embedding. The answer keeps the best unit and those close to it (KEEP_SAME_DOCUMENT of its
+first EMBED_CHARS characters of the unit read with its heading), which finds a fact phrased
+without the question's words; their vectors are kept in an LRU cache keyed by the text, so a
+passage asked about again costs no embedding. The answer keeps the best unit and those close to it (KEEP_SAME_DOCUMENT of its
 score from its own document, KEEP_OTHER_DOCUMENT from another), each with the neighbouring
 sentence it needs to be understood (the one "This", "It" or "They" refers to, or the next one
 when it holds the number asked for), at most `max_sentences` units in all, in reading order.
@@ -39,6 +39,7 @@ SEMANTIC_WEIGHT = 0.5  # cosine similarity's share of the score (the lexical sco
 KEEP_SAME_DOCUMENT = 0.6
 KEEP_OTHER_DOCUMENT = 0.9
 RANK_PENALTY = 0.01  # per rank of the unit's source
+EMBED_CHARS = 150  # of the unit (with its heading) embedded: the gist, at a bounded cost
 CACHE_SIZE = 4096  # unit vectors kept (384 float32 each: ~6 MB)
 DUPLICATE = 0.7  # term overlap (Jaccard) above which a unit repeats one already chosen
 _ASKS_QUANTITY = re.compile(r"\b(how (long|many|much|often|soon|quickly|fast|big|large|old|far)|"
@@ -150,7 +151,8 @@ class ExtractiveGenerator:
         if self._embed is None or self.semantic_weight == 0.0:
             return None
         try:
-            vecs = self._cache.vectors([question, *(u.scored for u in units)], self._embed)
+            vecs = self._cache.vectors([question, *(u.scored[:EMBED_CHARS] for u in units)],
+                                       self._embed)
         except Exception as exc:  # an answer from the words alone beats no answer
             log.warning("extractive: embedding failed (%s); scoring by words alone", exc)
             return None

@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 
 from app.citations import check_answer
+from app.generators import build_generator
 from app.generators.extractive import ExtractiveGenerator, VectorCache
 from app.generators.units import source_units
+from app.settings import Settings
 from app.sources import Source
+from ingest.embedders import HashingEmbedder
 
 MD_TABLE = """## First-response targets
 
@@ -178,6 +181,15 @@ def test_without_an_embedder_or_when_it_fails_the_words_decide() -> None:
         raise RuntimeError("the embedder is gone")
 
     assert ExtractiveGenerator(embed=broken).generate(question, sources) == alone
+
+
+def test_build_generator_wires_the_services_embedder() -> None:
+    settings = Settings(generator="extractive", embedder="hashing")
+    embedder = HashingEmbedder()
+    with_embedder = build_generator(settings, embedder)
+    assert with_embedder._embed is not None
+    assert with_embedder._embed(["x"]).shape == (1, embedder.dim)
+    assert build_generator(settings)._embed is None
 
 
 @pytest.mark.parametrize("kwargs", [{"max_sentences": 0}, {"shortlist": 0},

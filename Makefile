@@ -10,7 +10,7 @@ Q      ?= What does the Business plan cost?
 # carry the CPU wheel locally). Elsewhere: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: help install install-dev system-deps run ingest serve ask demo eval eval-beir test test-fast fuzz bench bench-ingest bench-ask bench-freshness bench-middleware bench-limits corpus-pdfs clean
+.PHONY: help install install-dev system-deps run ingest serve ask demo eval eval-beir test test-fast fuzz bench bench-ingest bench-ask bench-extractive bench-freshness bench-middleware bench-limits corpus-pdfs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -72,6 +72,9 @@ bench-ingest: $(DEV)  ## ingest throughput: pipeline vs raw model.encode, and an
 bench-ask: $(DEV)  ## /ask latency percentiles at 1 and 8 clients, starter corpus and 100k chunks
 	$(PY) -m tests.bench.bench_ask $(ARGS)
 
+bench-extractive: $(DEV)  ## ms the extractive generator's sentence embedding adds per answer
+	$(PY) -m tests.bench.bench_extractive $(ARGS)
+
 bench-freshness: $(DEV)  ## seconds from a file written to /ask citing it: watcher vs make ingest
 	$(PY) -m tests.bench.bench_freshness $(ARGS)
 
@@ -81,7 +84,7 @@ bench-middleware: $(DEV)  ## what the request log line, metrics and API-key chec
 bench-limits: $(DEV)  ## what hostile clients make the service hold: big bodies, half-sent headers
 	$(PY) -m tests.bench.bench_limits $(ARGS)
 
-bench: bench-ingest bench-ask bench-freshness bench-middleware bench-limits  ## every benchmark (about 15 minutes)
+bench: bench-ingest bench-ask bench-extractive bench-freshness bench-middleware bench-limits  ## every benchmark (about 15 minutes)
 
 corpus-pdfs: $(DEV)  ## rebuild the starter corpus' PDFs from scripts/pdf_sources (deterministic)
 	$(PY) scripts/build_corpus_pdfs.py

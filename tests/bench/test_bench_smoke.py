@@ -2,6 +2,8 @@
 by the next person to measure."""
 from __future__ import annotations
 
+import pytest
+
 from tests.bench import bench_middleware
 
 
@@ -9,3 +11,12 @@ def test_bench_middleware_runs(capsys):
     bench_middleware.main(["--batches", "2", "--per-batch", "20"])
     table = capsys.readouterr().out
     assert "| + both (as served) |" in table and "share of a 28 ms /ask" in table
+
+
+@pytest.mark.slow  # ingests the starter corpus with the real model
+def test_bench_extractive_runs(capsys):
+    from tests.bench import bench_extractive
+
+    bench_extractive.main(["--questions", "3"])
+    table = capsys.readouterr().out
+    assert "| added (cold - words alone) |" in table

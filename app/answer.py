@@ -61,6 +61,7 @@ class Answer(BaseModel):
     timings: Timings = Field(alias="timings_ms")
     index_generation: int  # the index generation every citation comes from
     index_id: str = ""  # which index: a new one (rebuilt from nothing) restarts generations
+    retrieval_query: str = ""  # what was searched: the question, or a follow-up's standalone form
 
     def to_json(self) -> dict[str, Any]:
         """The response body, in the HTTP contract's names."""

@@ -101,10 +101,10 @@ class FailingGenerator:
     def close(self) -> None:
         return None
 
-    def generate(self, question: str, sources: Sequence["Source"]) -> str:
+    def generate(self, question: str, sources: Sequence["Source"], deadline=None) -> str:
         raise self.error
 
-    def stream(self, question: str, sources: Sequence["Source"]):
+    def stream(self, question: str, sources: Sequence["Source"], deadline=None):
         yield from self.pieces
         raise self.error
 

@@ -40,10 +40,12 @@ class ExtractiveGenerator:
     def close(self) -> None:
         return None
 
-    def generate(self, question: str, sources: Sequence[Source]) -> str:
+    def generate(self, question: str, sources: Sequence[Source],
+                 deadline: float | None = None) -> str:
         return "".join(self.stream(question, sources))
 
-    def stream(self, question: str, sources: Sequence[Source]) -> TextStream:
+    def stream(self, question: str, sources: Sequence[Source],
+               deadline: float | None = None) -> TextStream:  # no model: nothing to wait for
         for i, sentence in enumerate(self.select(question, sources)):
             yield ("" if i == 0 else " ") + sentence
 

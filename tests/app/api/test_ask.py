@@ -16,7 +16,8 @@ from tests.fake_llm import FakeLLM
 from tests.helpers import OFF_TOPIC, REFUND_QUESTION, assert_citations_are_exact, serving, sse
 
 ANSWER_FIELDS = {"answer", "citations", "abstained", "unsupported", "invalid_citations",
-                 "generator", "model", "timings_ms", "index_generation", "index_id"}
+                 "generator", "model", "timings_ms", "index_generation", "index_id",
+                 "retrieval_query"}
 CITATION_FIELDS = {"n", "path", "page", "start", "end", "text", "score"}
 
 

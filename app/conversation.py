@@ -29,6 +29,7 @@ Role = Literal["user", "assistant"]
 
 RECENT_USER_TURNS = 3  # user turns a follow-up may borrow words from, the latest first
 MAX_BORROWED = 12  # content words added to a follow-up
+MIN_FROM_USER_TURNS = 4  # fewer than this from the user turns: the last answer tops them up
 SCAN_WORDS = 200  # words read from each turn (a pasted page is not read whole)
 POINTER_MAX_OWN_TERMS = 4
 SHORT_TERMS = 3
@@ -62,7 +63,7 @@ def leans_on_context(question: str, history: Sequence[Turn]) -> bool:
     if _CONTINUATION.match(question):
         return True
     words = [m.group().lower() for m in WORD.finditer(fold(question))]
-    own = set(terms(question))
+    own = set(terms(" ".join(w for w in words if w not in POINTERS)))
     if any(w in POINTERS for w in words) and len(own) <= POINTER_MAX_OWN_TERMS:
         return True
     if len(own) >= SHORT_TERMS:
@@ -89,20 +90,23 @@ def _recent_user_turns(history: Sequence[Turn]) -> list[Turn]:
 
 def retrieval_query(question: str, history: Sequence[Turn]) -> str:
     """What to search for: the question itself, or, for a follow-up, the question followed by
-    the content words of the recent user turns it does not already hold (the latest turn's
-    first, at most MAX_BORROWED)."""
+    the content words it does not already hold of the user turns it refers to (the latest
+    first), topped up from the last answer when those are few ("What is RAFT?"), at most
+    MAX_BORROWED in all."""
     if not history or not leans_on_context(question, history):
         return question
     have = set(terms(question))
     borrowed: list[str] = []
-    for turn in _recent_user_turns(history):
+    turns = _recent_user_turns(history)
+    last_answer = next((t for t in reversed(history) if t.role == "assistant"), None)
+    for turn in turns + ([last_answer] if last_answer else []):
+        if turn is last_answer and len(borrowed) >= MIN_FROM_USER_TURNS:
+            break
         for m in list(WORD.finditer(turn.content))[:SCAN_WORDS]:
-            word = m.group()
-            stemmed = terms(word)
-            if not stemmed or stemmed[0] in have:
-                continue
-            have.add(stemmed[0])
-            borrowed.append(word)
+            stemmed = terms(m.group())
+            if stemmed and stemmed[0] not in have:
+                have.add(stemmed[0])
+                borrowed.append(m.group())
             if len(borrowed) == MAX_BORROWED:
                 return f"{question} {' '.join(borrowed)}"
     return f"{question} {' '.join(borrowed)}" if borrowed else question

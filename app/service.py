@@ -129,9 +129,10 @@ class RagService:
     def retrieve(self, q: Question) -> Retrieved:
         """Embed and retrieve, then decide whether to abstain. The BM25 search and the
         question's word weights run on other threads while the question is embedded (none
-        holds the GIL). A follow-up is searched in its standalone form (`_standalone`); the
-        abstention's word check reads the question's own words, so a follow-up about
-        something the documents never mention still abstains."""
+        holds the GIL). A follow-up is searched in its standalone form (`_standalone`), and
+        abstention judges that form: a follow-up's own words ("Who can bring it back?") are
+        too few and too vague to check against the passages (measured: README,
+        "Conversations")."""
         started = time.perf_counter()
         deadline = time.monotonic() + self.options.llm_timeout_s
         query = self._standalone(q, deadline)
@@ -143,7 +144,7 @@ class RagService:
             where = make_filter(q.path, q.types)
             lexical = (self._lexical_pool.submit(retriever.lexical, query, where)
                        if q.mode != Mode.DENSE else None)
-            weights = (self._lexical_pool.submit(term_weights, q.text, snapshot)
+            weights = (self._lexical_pool.submit(term_weights, query, snapshot)
                        if o.min_term_coverage > 0 else None)
             try:
                 t0 = time.perf_counter()

@@ -73,3 +73,20 @@ def test_condense_messages_keep_the_latest_turns_within_the_budget():
     ("", None), ("   \n ", None), ("?", None), ("a" * 600, None)])
 def test_clean_condensed(text, expected):
     assert clean_condensed(text) == expected
+
+
+def test_a_pointer_word_is_not_counted_as_the_question_s_own_term():
+    history = (Turn("user", "Which header should our webhook receiver verify?"),
+               Turn("assistant", "X-Kestrel-Signature-256 [1]."))
+    query = retrieval_query("How long will the old one keep working?", history)
+    assert "webhook" in query and "header" in query
+
+
+def test_the_last_answer_tops_up_a_user_turn_with_few_words():
+    history = (Turn("user", "What is RAFT?"),
+               Turn("assistant", "Retrieval-augmented fine-tuning: fine-tuning the generator "
+                                 "on retrieved passages [1]."))
+    query = retrieval_query("Who published it, and when?", history)
+    assert query.split()[5:8] == ["RAFT", "Retrieval", "augmented"]
+    # a user turn with enough words of its own is not topped up from the answer
+    assert "Annual" not in retrieval_query("And for monthly plans?", REFUND)

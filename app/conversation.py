@@ -123,7 +123,7 @@ Rules:
 CONDENSE_TOKENS = 64  # a standalone question, not an essay
 CONDENSE_HISTORY_CHARS = 4000
 MAX_CONDENSED_CHARS = 500
-_MARKERS = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
+MARKERS = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")  # [1], [2, 3]
 _LABEL = re.compile(r"^\s*(?:standalone question|rewritten question|question)\s*:\s*",
                     re.IGNORECASE)
 
@@ -133,7 +133,7 @@ def condense_messages(question: str, history: Sequence[Turn]) -> list[dict[str, 
     lines: list[str] = []
     budget = CONDENSE_HISTORY_CHARS
     for turn in reversed(history):
-        text = " ".join(_MARKERS.sub("", turn.content).split())[: CONDENSE_HISTORY_CHARS // 2]
+        text = " ".join(MARKERS.sub("", turn.content).split())[: CONDENSE_HISTORY_CHARS // 2]
         if len(text) > budget:
             break
         budget -= len(text)

@@ -192,7 +192,7 @@ class RagService:
         """The generator and the citation check see the same sources: the ones whose prompt
         fits the context window (a marker to a dropped source is an invented one)."""
         o = self.options
-        fitted = fit_sources(q.text, sources, o.context_window, o.max_answer_tokens)
+        fitted = fit_sources(q.text, sources, o.context_window, o.max_answer_tokens, q.history)
         if not fitted:
             with sources_on_failure(sources):
                 raise GeneratorFailed("the best passage does not fit RAG_CONTEXT_WINDOW="
@@ -225,7 +225,8 @@ class RagService:
             return self.checked(r, "", 0.0)
         t0 = time.perf_counter()
         with sources_on_failure(r.sources):
-            text = self.generator.generate(r.question.text, r.sources, r.deadline)
+            text = self.generator.generate(r.question.text, r.sources, r.deadline,
+                                           r.question.history)
         return self.checked(r, text, time.perf_counter() - t0)
 
     def ask(self, q: Question) -> Answer:
@@ -237,7 +238,8 @@ class RagService:
         or the HTTP connection)."""
         if r.abstained:
             return
-        deltas = self.generator.stream(r.question.text, r.sources, r.deadline)
+        deltas = self.generator.stream(r.question.text, r.sources, r.deadline,
+                                       r.question.history)
         try:
             with sources_on_failure(r.sources):
                 yield from deltas

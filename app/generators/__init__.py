@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 from app.sources import Source
 
 if TYPE_CHECKING:
+    from app.conversation import Turn
     from app.settings import Settings
 
 
@@ -37,12 +38,13 @@ class Generator(Protocol):
         ...
 
     def generate(self, question: str, sources: Sequence[Source],
-                 deadline: float | None = None) -> str:
-        """The answer, before the monotonic `deadline` (default: now + the LLM timeout)."""
+                 deadline: float | None = None, history: Sequence["Turn"] = ()) -> str:
+        """The answer, before the monotonic `deadline` (default: now + the LLM timeout);
+        `history` is the conversation before the question (an LLM reads its latest turns)."""
         ...
 
     def stream(self, question: str, sources: Sequence[Source],
-               deadline: float | None = None) -> TextStream:
+               deadline: float | None = None, history: Sequence["Turn"] = ()) -> TextStream:
         """Text deltas; joined, they are what `generate` would return. Closing the stream
         early frees what it holds (the model's lock, the HTTP connection)."""
         ...

@@ -98,8 +98,8 @@ class LlamaCppGenerator:
         return self._llama
 
     def generate(self, question: str, sources: Sequence[Source],
-                 deadline: float | None = None) -> str:
-        return "".join(self.stream(question, sources, deadline))
+                 deadline: float | None = None, history: Sequence[Turn] = ()) -> str:
+        return "".join(self.stream(question, sources, deadline, history))
 
     def condense(self, question: str, history: Sequence[Turn], deadline: float) -> str:
         """The follow-up rewritten as a standalone question (see app.conversation)."""
@@ -121,9 +121,10 @@ class LlamaCppGenerator:
         return out["choices"][0]["message"].get("content") or ""
 
     def stream(self, question: str, sources: Sequence[Source],
-               deadline: float | None = None) -> TextStream:
+               deadline: float | None = None, history: Sequence[Turn] = ()) -> TextStream:
         o = self.options
-        messages, _ = build_messages(question, sources, o.context_window, o.max_answer_tokens)
+        messages, _ = build_messages(question, sources, o.context_window, o.max_answer_tokens,
+                                     history)
         deadline = deadline or time.monotonic() + o.timeout_s
         if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise GeneratorTimeout(f"llamacpp: model busy for more than {o.timeout_s:g} s")

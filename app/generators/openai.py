@@ -111,13 +111,14 @@ class OpenAIGenerator:
             self._client = None
 
     def generate(self, question: str, sources: Sequence[Source],
-                 deadline: float | None = None) -> str:
-        return "".join(self.stream(question, sources, deadline, stream=False))
+                 deadline: float | None = None, history: Sequence[Turn] = ()) -> str:
+        return "".join(self.stream(question, sources, deadline, history, stream=False))
 
     def stream(self, question: str, sources: Sequence[Source], deadline: float | None = None,
-               *, stream: bool = True) -> TextStream:
+               history: Sequence[Turn] = (), *, stream: bool = True) -> TextStream:
         o = self.options
-        messages, _ = build_messages(question, sources, o.context_window, o.max_answer_tokens)
+        messages, _ = build_messages(question, sources, o.context_window, o.max_answer_tokens,
+                                     history)
         payload = {"model": o.model, "messages": messages, "stream": stream,
                    "max_tokens": o.max_answer_tokens, "temperature": o.temperature}
         return self._run(payload, deadline or time.monotonic() + o.timeout_s, o.retries)

@@ -58,6 +58,7 @@ def test_a_follow_up_is_condensed_and_searched_in_that_form(llm_service, fake_ll
     # the answer is asked for the user's own question, from what the rewrite retrieved
     answer_prompt = answering[0].body["messages"][-1]["content"]
     assert f"Question: {FOLLOW_UP}" in answer_prompt
+    assert "User: How long do I have to get a full refund" in answer_prompt  # the context
     assert 'from="kestrelbook/refund-policy.md"' in answer_prompt
 
 

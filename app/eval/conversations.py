@@ -8,7 +8,8 @@ cannot be retrieved alone), `topic-switch` (it stands alone, on another subject)
 `standalone` (it stands alone, on the same subject) and `unanswerable`.
 
 The last question goes through the service's pipeline twice: with its history, and alone.
-Reported per kind, for both: hit@1, hit@k, key-fact recall, citation precision and the
+Reported per kind: the share rewritten (the rule that decides which questions lean on the
+conversation, measured), and for both: hit@1, hit@k, key-fact recall, citation precision and the
 share abstained; and what the rewrite of a follow-up costs (app.conversation, without the
 LLM: the generator in RAG_GENERATOR condenses when it can, and its time shows in /ask's).
 """
@@ -72,7 +73,9 @@ def evaluate(service: RagService, rows: list[dict], top_k: int) -> dict:
     for kind in KINDS:
         idx = [i for i, row in enumerate(rows) if row["kind"] == kind]
         if idx:
-            kinds[kind] = {"conversations": len(idx),
+            rewritten = sum(queries[i]["retrieval_query"] not in (None, rows[i]["q"])
+                            for i in idx)
+            kinds[kind] = {"conversations": len(idx), "rewritten": round(rewritten / len(idx), 4),
                            "with_history": _summary([with_history[i] for i in idx], top_k),
                            "alone": _summary([alone[i] for i in idx], top_k)}
     us = rewrite_microseconds(rows)
@@ -99,13 +102,14 @@ def report(body: dict) -> str:
     k = body["top_k"]
     lines = [f"Conversations (split {body['split']}, generator {body['generator']}, "
              f"top_k {k}): the last question with its history / alone", "",
-             f"| kind | n | hit@1 | hit@{k} | key-fact recall | citation precision | abstained |",
-             "|---|---|---|---|---|---|---|"]
+             f"| kind | n | rewritten | hit@1 | hit@{k} | key-fact recall | citation precision "
+             "| abstained |", "|---|---|---|---|---|---|---|---|"]
     for kind, v in body["kinds"].items():
         w, a = v["with_history"], v["alone"]
         cells = [f"{w[m]:.3f} / {a[m]:.3f}" for m in
                  ("hit@1", f"hit@{k}", "key_fact_recall", "citation_precision", "abstained")]
-        lines.append(f"| {kind} | {v['conversations']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {kind} | {v['conversations']} | {v['rewritten']:.3f} | "
+                     + " | ".join(cells) + " |")
     for kind, v in body["kinds"].items():
         if v["with_history"]["misses"]:
             lines.append(f"  {kind} misses with history: {', '.join(v['with_history']['misses'])}")

@@ -103,12 +103,21 @@ def _connect(args: argparse.Namespace, settings: Settings) -> tuple[Asker, Calla
     return local, service.close, f"the index in {settings.index_dir}"
 
 
-def _line_editing() -> None:
-    """Line editing and up-arrow recall for input(), where Python has readline."""
+def _line_editing() -> Callable[[str], None]:
+    """Line editing for input(), where Python has readline (importing it turns it on), and
+    how to keep a line for up-arrow recall: blank lines and repeats are not kept."""
     try:
-        import readline  # noqa: F401  (importing it is what turns it on)
+        import readline
     except ImportError:  # e.g. Windows without a readline package: plain lines
-        pass
+        return lambda line: None
+    readline.set_auto_history(False)  # it would keep "   " too
+
+    def remember(line: str) -> None:
+        n = readline.get_current_history_length()
+        if not n or readline.get_history_item(n) != line:
+            readline.add_history(line)
+
+    return remember
 
 
 def _ask(ask: Asker, conversation: Conversation, question: str) -> None:
@@ -142,7 +151,7 @@ def _command(line: str, conversation: Conversation) -> bool:
 
 def chat(ask: Asker, where: str) -> int:
     """The conversation loop: until /quit, /exit, Ctrl-D or Ctrl-C at the prompt."""
-    _line_editing()
+    remember = _line_editing()
     print(f"ragfirst chat, answering from {where}. Each line is a question; /help lists "
           "the commands.", flush=True)
     conversation = Conversation()
@@ -154,6 +163,7 @@ def chat(ask: Asker, where: str) -> int:
             return 0
         if not line:
             continue
+        remember(line)
         if line.startswith("/"):
             if not _command(line, conversation):
                 return 0

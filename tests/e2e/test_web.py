@@ -328,3 +328,198 @@ def test_api_key_is_asked_by_the_browser_and_sent_with_each_call(browser, keyed_
         assert KEY not in page.url
     assert f"{keyed_service}/ask" in requests and not any(KEY in u for u in requests)
 
+
+def test_the_page_scripts_are_served_as_javascript(service):
+    # app.js is an ES module importing the others: a browser runs a module only when it is
+    # served with a JavaScript content type
+    for module in MODULES:
+        r = httpx.get(f"{service}/static/{module}")
+        assert r.status_code == 200, module
+        assert r.headers["content-type"].split(";")[0] == "text/javascript", r.headers
+
+
+def test_a_follow_up_is_its_own_turn_with_its_own_passages(browser, service):
+    first = ask_http(service, REFUND_QUESTION)
+    history = [{"role": "user", "content": REFUND_QUESTION},
+               {"role": "assistant", "content": first["answer"]}]
+    second = ask_http(service, FOLLOW_UP, history)
+    # the premise: the follow-up is searched in a standalone form and answered from the
+    # refund policy, with a source numbered like none of the first turn's
+    assert first["retrieval_query"] == REFUND_QUESTION
+    assert second["retrieval_query"] != FOLLOW_UP and "7 days" in second["answer"]
+    cited = second["citations"][0]
+    assert cited["path"] == "kestrelbook/refund-policy.md", second["citations"]
+    assert cited["n"] not in {c["n"] for c in first["citations"]}
+
+    with open_page(browser, service) as page:
+        sent = sent_bodies(page)
+        assert ask_in_page(page, REFUND_QUESTION) == "done"
+        assert ask_in_page(page, FOLLOW_UP) == "done"
+
+        # What the page sent: the first question alone, then the follow-up with the first
+        # turn (its question, its checked answer) as history.
+        assert [b["question"] for b in sent] == [REFUND_QUESTION, FOLLOW_UP]
+        assert "history" not in sent[0]
+        assert sent[1]["history"] == history
+
+        # Both turns are on the page, each with its question and its own checked answer.
+        assert page.locator("#thread > .turn").count() == 2
+        assert page.locator(f"{turn(1)} .question").inner_text() == REFUND_QUESTION
+        assert page.locator(f"{turn(2)} .question").inner_text() == FOLLOW_UP
+        assert shown_text(page, f"{turn(1)} .answer-text") == plain(first["answer"])
+        assert shown_text(page, f"{turn(2)} .answer-text") == plain(second["answer"])
+        assert "7 days" in page.locator(f"{turn(2)} .answer").inner_text()
+        assert page.locator(f"{turn(1)} .answer").is_visible()
+        # what the follow-up was searched for, shown because it is not the question
+        assert page.locator(f"{turn(1)} .searched").is_hidden()
+        searched = page.locator(f"{turn(2)} .searched")
+        assert searched.is_visible() and second["retrieval_query"] in searched.inner_text()
+
+        # The follow-up's citation opens the follow-up's passage, in its own turn.
+        marker = page.locator(f'{turn(2)} .answer button.cite[data-n="{cited["n"]}"]').first
+        marker.click()
+        passage = f"{turn(2)} .passage"
+        assert page.locator(passage).is_visible()
+        assert marker.get_attribute("aria-controls") == page.get_attribute(passage, "id")
+        assert page.locator(f"{passage} .passage-path").inner_text() == cited["path"]
+        assert page.locator(f"{passage} .passage-text").text_content() == cited["text"]
+        assert "7 days" in page.locator(f"{passage} .passage-text mark").inner_text()
+        assert page.locator(f"{turn(1)} .passage").is_hidden()
+        # ...and the first turn's [1] its own source 1, not the follow-up's
+        page.locator(f'{turn(1)} .answer button.cite[data-n="1"]').first.click()
+        assert page.locator(f"{turn(1)} .passage-text").text_content() == \
+            first["citations"][0]["text"]
+        assert page.locator(passage).is_visible()  # each turn has its own passage view
+        assert page.get_attribute(f"{turn(1)} .passage", "id") != page.get_attribute(passage, "id")
+
+        screenshot(page, CONVERSATION_SCREENSHOT)
+
+        # The keyboard: back from the question box (Shift+Tab), the follow-up's buttons come
+        # first; Enter on its citation opens its passage.
+        page.locator(f"{turn(1)} .passage-close").click()
+        page.locator(f"{turn(2)} .passage-close").click()
+        page.get_by_label("Question").focus()
+        for _ in range(10):
+            page.keyboard.press("Shift+Tab")
+            if page.evaluate("document.activeElement.matches('.turn:nth-child(2) button.cite')"):
+                break
+        else:
+            pytest.fail("no citation of the follow-up reachable by Shift+Tab from the question")
+        page.keyboard.press("Enter")
+        assert page.locator(passage).is_visible()
+        assert page.locator(f"{turn(1)} .passage").is_hidden()
+    png = CONVERSATION_SCREENSHOT.read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 20_000
+
+
+def test_the_thread_survives_a_reload_and_new_chat_starts_over(browser, service):
+    with open_page(browser, service) as page:
+        sent = sent_bodies(page)
+        assert ask_in_page(page, REFUND_QUESTION) == "done"
+        assert ask_in_page(page, FOLLOW_UP) == "done"
+        answers = [shown_text(page, f"{turn(n)} .answer-text") for n in (1, 2)]
+        assert page.locator("#new-chat").is_enabled()
+
+        # A reload of the tab keeps the thread (sessionStorage): both turns, their citations
+        # working, and the next question is sent with them as history.
+        page.reload()
+        page.wait_for_selector(f"{turn(2)} .answer{FINISHED}")
+        assert page.locator("#thread > .turn").count() == 2
+        assert [shown_text(page, f"{turn(n)} .answer-text") for n in (1, 2)] == answers
+        assert page.locator(f"{turn(2)} .searched").is_visible()
+        page.locator(f"{turn(2)} .answer button.cite").first.click()
+        assert page.locator(f"{turn(2)} .passage-path").inner_text() == \
+            "kestrelbook/refund-policy.md"
+        assert ask_in_page(page, BUSINESS_QUESTION) == "done"
+        assert [t["content"] for t in sent[-1]["history"]][::2] == [REFUND_QUESTION, FOLLOW_UP]
+        assert len(sent[-1]["history"]) == 4
+
+        # A new tab starts with no thread (sessionStorage is the tab's).
+        other = page.context.new_page()
+        other.goto(page.url)
+        other.wait_for_selector("#ask-form")
+        assert other.locator("#thread > .turn").count() == 0
+        assert other.locator("#new-chat").is_disabled()
+        other.close()
+
+        # "New chat": the thread goes, from the page and the tab's storage; the next question
+        # is sent without history.
+        page.locator("#new-chat").click()
+        assert page.locator("#thread > .turn").count() == 0
+        assert page.locator("#new-chat").is_disabled()
+        assert page.evaluate("document.activeElement.id") == "question"
+        assert page.evaluate("sessionStorage.length") == 0
+        assert ask_in_page(page, REFUND_QUESTION) == "done"
+        assert "history" not in sent[-1]
+        page.reload()
+        page.wait_for_selector(f"{turn(1)} .answer{FINISHED}")
+        assert page.locator("#thread > .turn").count() == 1
+
+
+def test_abstained_failed_and_stopped_turns_in_the_history(browser, llm_service):
+    with open_page(browser, llm_service) as page:
+        sent = sent_bodies(page)
+        # An abstention: its question is sent on, not the fixed "no answer" sentence.
+        assert ask_in_page(page, OFF_TOPIC_QUESTION) == "abstained"
+        # A failed request: shown in its turn, with the service's reason; not sent on.
+        page.route("**/ask", lambda route: route.fulfill(
+            status=503, content_type="application/json",
+            body=json.dumps({"detail": "the index is being rebuilt"})))
+        page.get_by_label("Question").fill(BUSINESS_QUESTION)
+        page.get_by_label("Question").press("Enter")
+        page.wait_for_selector(f'{turn(2)} .answer[data-state="error"]', state="attached")
+        error = page.locator(f"{turn(2)} .turn-error")
+        assert "The index is not ready" in error.inner_text()
+        assert "the index is being rebuilt" in error.inner_text()
+        page.unroute("**/ask")
+        # A stopped answer: what arrived stays, marked; not sent on.
+        page.get_by_label("Question").fill(BUSINESS_QUESTION)
+        page.get_by_label("Question").press("Enter")
+        page.wait_for_selector(f'{turn(3)} .answer[data-state="streaming"]')
+        page.locator("#stop").click()
+        page.wait_for_selector(f'{turn(3)} .answer[data-state="stopped"]')
+        assert page.locator(f"{turn(3)} .answer-text.incomplete").inner_text()
+        assert "Stopped" in page.locator(f"{turn(3)} .notes").inner_text()
+
+        assert ask_in_page(page, BUSINESS_QUESTION) == "done"
+        assert sent[-1]["history"] == [{"role": "user", "content": OFF_TOPIC_QUESTION}]
+        # all four turns shown, and kept as they ended over a reload
+        page.reload()
+        page.wait_for_selector(f"{turn(4)} .answer{FINISHED}")
+        states = [page.get_attribute(f"{turn(n)} .answer", "data-state") for n in range(1, 5)]
+        assert states == ["abstained", "error", "stopped", "done"]
+        assert "the index is being rebuilt" in page.locator(f"{turn(2)} .turn-error").inner_text()
+
+
+def test_history_keeps_to_the_server_limits(browser, service):
+    # thread.js on its own, in the browser, with an in-memory storage: 30 answered turns of
+    # long answers make 60 messages, of which the latest 50 go, each cut to 8,000 characters
+    # as the server counts them (an emoji straddling the cut is not split in half); a turn
+    # that was being answered when the page went away comes back stopped.
+    with open_page(browser, service) as page:
+        result = page.evaluate("""async () => {
+            const {Thread} = await import("/static/thread.js");
+            const memory = new Map();
+            const storage = {getItem: (k) => memory.get(k) ?? null,
+                             setItem: (k, v) => memory.set(k, v),
+                             removeItem: (k) => memory.delete(k)};
+            const thread = new Thread(storage);
+            const answer = "x".repeat(7999) + "\\u{1F600}" + " and more [1].";
+            for (let i = 0; i < 30; i++) {
+                const turn = thread.add(`Question ${i}?`);
+                thread.finish(turn, {status: "done", body: {answer, citations: []}});
+            }
+            thread.add("Left pending");
+            return {history: thread.history(),
+                    restored: new Thread(storage).turns.map((t) => t.status)};
+        }""")
+    history = result["history"]
+    assert len(history) == 50
+    assert history[0] == {"role": "user", "content": "Question 5?"}
+    assert history[-1]["role"] == "assistant"
+    assert history[-1]["content"] == "x" * 7999 + "\U0001F600"  # 8,000 code points
+    assert result["restored"] == ["done"] * 30 + ["stopped"]
+    # ...and the service takes that history
+    r = httpx.post(f"{service}/ask", json={"question": FOLLOW_UP, "history": history},
+                   timeout=60)
+    assert r.status_code == 200, r.text

@@ -8,20 +8,24 @@ microseconds, and the fallback when an LLM condenses the question (`Condenser`).
 
 What makes a question a follow-up is decided by its own words, so a user who changes the
 subject ("What is reciprocal rank fusion?") is not pulled back to the old topic:
-- it opens as a continuation ("and", "what about", "also", "but", "or", "so", ...);
-- it points at something said before ("it", "that", "those", "there", "the same") and has
-  few content words of its own (at most 4);
-- or it is too short to search alone (fewer than 3 content words) and either has none at
-  all ("Why?") or shares one with the recent user turns ("Monthly plans?" after "annual
-  plan"). A short question on a new subject ("What is HNSW?") shares none: it stands alone.
+- it points at something said before ("it", "that", "those", "there", "the old one") and
+  has few content words of its own (at most 4);
+- it has no content word at all ("Why?"), or it opens as a continuation that is a fragment,
+  not a whole question ("And for monthly plans?", "What about the Team plan?", "Also for
+  seats bought later?");
+- or it is short (fewer than 3 content words), or a continuation that goes on as a whole
+  question, and shares a content word with the recent user turns ("Monthly plans?" after
+  "annual plan"). A new subject ("What is HNSW?", "And how many seats can a Team workspace
+  have?") shares none: it stands alone.
 The rule is measured on the labelled conversations (`python -m app.eval conversations`).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal, Protocol, Sequence
+from typing import Literal, Protocol, Sequence, runtime_checkable
 
+from app.answer import ABSTAIN_ANSWER
 from app.text import WORD, terms
 from ingest.text import fold
 
@@ -36,7 +40,13 @@ SHORT_TERMS = 3
 
 _CONTINUATION = re.compile(
     r"^\s*(and|also|but|or|so|then|plus|what about|how about|what if|same for|"
-    r"what else|anything else|and what|and how|as for|in that case)\b", re.IGNORECASE)
+    r"what else|anything else|as for|in that case)\b", re.IGNORECASE)
+# A continuation that goes on as a whole question ("And how many seats can a Team workspace
+# have?"), not as a fragment ("And for monthly plans?", "And what about the Team plan?")
+_WHOLE_QUESTION = re.compile(
+    r"^\s*(and|also|but|or|so|then|plus)\W+(what|how|who|whom|which|when|where|why|is|are|"
+    r"was|were|does|do|did|can|could|should|will|would|has|have)\b(?!\W+(about|if)\b)",
+    re.IGNORECASE)
 POINTERS = frozenset("""it its it's itself that this these those they them their theirs there
 one ones same such former latter he she his her him""".split())
 
@@ -49,6 +59,7 @@ class Turn:
     content: str
 
 
+@runtime_checkable
 class Condenser(Protocol):
     """A generator that can rewrite a follow-up into a standalone question (an LLM)."""
 
@@ -60,16 +71,17 @@ class Condenser(Protocol):
 
 def leans_on_context(question: str, history: Sequence[Turn]) -> bool:
     """Whether the question is a follow-up that cannot be searched on its own words."""
-    if _CONTINUATION.match(question):
-        return True
     words = [m.group().lower() for m in WORD.finditer(fold(question))]
     own = set(terms(" ".join(w for w in words if w not in POINTERS)))
     if any(w in POINTERS for w in words) and len(own) <= POINTER_MAX_OWN_TERMS:
         return True
-    if len(own) >= SHORT_TERMS:
-        return False
-    if not own:
+    fragment = bool(_CONTINUATION.match(question)) and not _WHOLE_QUESTION.match(question)
+    if not own or fragment:
         return True
+    if len(own) >= SHORT_TERMS and not _CONTINUATION.match(question):
+        return False
+    # short, or a continuation with words of its own ("And how many seats can a Team
+    # workspace have?"): a follow-up only if it shares a word with the recent user turns
     users = [t for t in history if t.role == "user"][-RECENT_USER_TURNS:]
     earlier = {t for turn in users for t in terms(turn.content)}
     return bool(own & earlier)
@@ -98,11 +110,13 @@ def retrieval_query(question: str, history: Sequence[Turn]) -> str:
     have = set(terms(question))
     borrowed: list[str] = []
     turns = _recent_user_turns(history)
-    last_answer = next((t for t in reversed(history) if t.role == "assistant"), None)
-    for turn in turns + ([last_answer] if last_answer else []):
-        if turn is last_answer and len(borrowed) >= MIN_FROM_USER_TURNS:
+    answers = [t for t in history if t.role == "assistant"][-1:]
+    # an abstention says nothing about the subject; markers are numbers of other sources
+    answers = [t for t in answers if not t.content.startswith(ABSTAIN_ANSWER)]
+    for turn in turns + answers:
+        if turn.role == "assistant" and len(borrowed) >= MIN_FROM_USER_TURNS:
             break
-        for m in list(WORD.finditer(turn.content))[:SCAN_WORDS]:
+        for m in list(WORD.finditer(MARKERS.sub("", turn.content)))[:SCAN_WORDS]:
             stemmed = terms(m.group())
             if stemmed and stemmed[0] not in have:
                 have.add(stemmed[0])
@@ -112,43 +126,24 @@ def retrieval_query(question: str, history: Sequence[Turn]) -> str:
     return f"{question} {' '.join(borrowed)}" if borrowed else question
 
 
-# The condensing prompt. Assistant turns lose their [n] markers (they number other turns'
-# sources); the history is cut to a budget, the latest turns kept.
-CONDENSE_SYSTEM = """You rewrite the user's last question into one standalone question that can be understood without the conversation.
-Rules:
-- Resolve what "it", "that", "and for ..." and similar words refer to, using the conversation.
-- Keep the user's language, wording and meaning. Do not answer the question.
-- If the question already stands alone, repeat it unchanged.
-- Reply with the rewritten question only."""
-CONDENSE_TOKENS = 64  # a standalone question, not an essay
-CONDENSE_HISTORY_CHARS = 4000
 MAX_CONDENSED_CHARS = 500
 MARKERS = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")  # [1], [2, 3]
-_LABEL = re.compile(r"^\s*(?:standalone question|rewritten question|question)\s*:\s*",
-                    re.IGNORECASE)
-
-
-def condense_messages(question: str, history: Sequence[Turn]) -> list[dict[str, str]]:
-    """Chat messages asking an LLM for the standalone form of `question`."""
-    lines: list[str] = []
-    budget = CONDENSE_HISTORY_CHARS
-    for turn in reversed(history):
-        text = " ".join(MARKERS.sub("", turn.content).split())[: CONDENSE_HISTORY_CHARS // 2]
-        if len(text) > budget:
-            break
-        budget -= len(text)
-        lines.append(f"{turn.role.capitalize()}: {text}")
-    conversation = "\n".join(reversed(lines))
-    return [{"role": "system", "content": CONDENSE_SYSTEM},
-            {"role": "user", "content": f"Conversation:\n{conversation}\n\n"
-                                        f"Last question: {question}\n\nStandalone question:"}]
+_LABEL = re.compile(r"^(?:standalone question|rewritten question|question)\s*:\s*", re.IGNORECASE)
+_THINKING = re.compile(r"<think>.*?</think>", re.IGNORECASE | re.DOTALL)
 
 
 def clean_condensed(text: str) -> str | None:
-    """The question an LLM wrote (its first line, without a label or quotes), or None when
-    it wrote nothing usable (then the model-free rewrite is used)."""
-    line = next((ln for ln in text.splitlines() if ln.strip()), "")
-    line = _LABEL.sub("", line).strip().strip('"“”\'`').strip()
+    """The question an LLM wrote, or None when it wrote nothing usable (then the model-free
+    rewrite is searched). A reasoning model's <think> block is skipped (one left open: None),
+    and so are preamble lines ("Sure! Here is the rewritten question:"), a label, quotes
+    and markdown emphasis; a line that is a question is preferred."""
+    text = _THINKING.sub("", text)
+    if re.search(r"<think>", text, re.IGNORECASE):
+        return None
+    lines = [" ".join(ln.replace("*", "").replace("__", "").split()) for ln in text.splitlines()]
+    lines = [_LABEL.sub("", ln).strip().strip('"“”\'`').strip() for ln in lines]
+    lines = [ln for ln in lines if ln and not ln.endswith(":")]
+    line = next((ln for ln in lines if ln.endswith("?")), lines[0] if lines else "")
     if not terms(line) or len(line) > MAX_CONDENSED_CHARS:
         return None
     return line

@@ -30,6 +30,16 @@ _OVERHEAD_PER_MESSAGE = 4  # chat formatting tokens per message (OpenAI's publis
 # other turns' sources: only this turn's sources may be cited).
 HISTORY_TOKENS = 400
 
+# Condensing a follow-up into a standalone question (app.conversation decides when).
+CONDENSE_SYSTEM = """You rewrite the user's last question into one standalone question that can be understood without the conversation.
+Rules:
+- Resolve what "it", "that", "and for ..." and similar words refer to, using the conversation.
+- Keep the user's language, wording and meaning. Do not answer the question.
+- If the question already stands alone, repeat it unchanged.
+- Reply with the rewritten question only."""
+CONDENSE_TOKENS = 64  # what the LLM may write: a standalone question, not an essay
+CONDENSE_HISTORY_TOKENS = 1000  # the latest turns it reads
+
 
 @lru_cache(maxsize=1)
 def _encoding():
@@ -49,13 +59,12 @@ def format_source(source: Source) -> str:
     return f'<source n="{source.n}" from="{where}">\n{body}\n</source>'
 
 
-def history_block(history: Sequence[Turn], budget: int = HISTORY_TOKENS) -> str:
-    """The latest turns that fit `budget` tokens, oldest first, as "User: ..." lines; a turn
-    too long for what is left is cut, and older ones are dropped."""
+def render_turns(history: Sequence[Turn], budget: int) -> str:
+    """The latest turns that fit `budget` tokens, oldest first, as "User: ..." lines, their
+    [n] markers removed; a turn too long for what is left is cut, and older ones dropped."""
     lines: list[str] = []
     for turn in reversed(history):
-        text = " ".join(MARKERS.sub("", turn.content).split())
-        line = f"{turn.role.capitalize()}: {text}"
+        line = f"{turn.role.capitalize()}: {' '.join(MARKERS.sub('', turn.content).split())}"
         cost = count_tokens(line)
         if cost > budget:
             if budget > 20:  # the latest turns matter most: a cut one beats none
@@ -64,10 +73,21 @@ def history_block(history: Sequence[Turn], budget: int = HISTORY_TOKENS) -> str:
             break
         lines.append(line)
         budget -= cost
-    if not lines:
-        return ""
-    return "Conversation so far (context only; cite the sources above):\n" + \
-        "\n".join(reversed(lines)) + "\n\n"
+    return "\n".join(reversed(lines))
+
+
+def history_block(history: Sequence[Turn], budget: int = HISTORY_TOKENS) -> str:
+    """The turns before the question, as the answer prompt shows them (after the sources)."""
+    turns = render_turns(history, budget)
+    return f"Conversation so far (context only; cite the sources above):\n{turns}\n\n" \
+        if turns else ""
+
+
+def condense_messages(question: str, history: Sequence[Turn]) -> list[dict[str, str]]:
+    """Chat messages asking an LLM for the standalone form of a follow-up."""
+    return [{"role": "system", "content": CONDENSE_SYSTEM},
+            {"role": "user", "content": f"Conversation:\n{render_turns(history, CONDENSE_HISTORY_TOKENS)}"
+                                        f"\n\nLast question: {question}\n\nStandalone question:"}]
 
 
 def _history_budget(context_window: int, max_answer_tokens: int) -> int:

@@ -17,9 +17,9 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from app.answer import Answer, Citation, Timings
+from app.answer import ABSTAIN_ANSWER, Answer, Citation, Timings
 from app.citations import check_answer
-from app.conversation import Turn, clean_condensed, leans_on_context, retrieval_query
+from app.conversation import Condenser, Turn, clean_condensed, leans_on_context, retrieval_query
 from app.errors import GeneratorFailed, GeneratorTimeout, IndexNotReady
 from app.generators import Generator, TextStream, build_generator
 from app.index_holder import IndexHolder
@@ -32,7 +32,6 @@ from ingest.store import IndexParams, open_reader
 
 log = logging.getLogger(__name__)
 
-ABSTAIN_ANSWER = "The documents do not contain an answer to this question."
 
 
 @dataclass(frozen=True)
@@ -61,6 +60,7 @@ class Retrieved:
     coverage: float = 1.0  # share of the question's term weight found in the sources
     query: str = ""  # what was searched: the question, or its standalone form
     deadline: float = float("inf")  # monotonic time by which the LLM must have answered
+    condense_ms: float = 0.0  # making a follow-up standalone (the LLM's call, or the rewrite)
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,10 @@ class RagService:
         "Conversations")."""
         started = time.perf_counter()
         deadline = time.monotonic() + self.options.llm_timeout_s
+        if q.history:
+            self.index.current()  # no index: the 503 now, not after the LLM's condensing
         query = self._standalone(q, deadline)
+        condensed = time.perf_counter()
         o = self.options
         # Everything read from the index comes from one snapshot: the sources carry their
         # text, so the snapshot is released before generation.
@@ -164,7 +167,8 @@ class RagService:
         if not abstain:
             sources = self._fitted(q, sources)
         return Retrieved(q, generation, index_id, sources, abstain, started, _ms(t1 - t0),
-                         _ms(t2 - t1), best, coverage, query, deadline)
+                         _ms(t2 - t1), best, coverage, query, deadline,
+                         _ms(condensed - started))
 
     def _standalone(self, q: Question, deadline: float) -> str:
         """What to search for. A question that stands alone is searched as it is; a follow-up
@@ -174,18 +178,21 @@ class RagService:
         if not q.history or not leans_on_context(q.text, q.history):
             return q.text
         fallback = retrieval_query(q.text, q.history)
-        condense = getattr(self.generator, "condense", None)
-        if condense is None:
+        if not isinstance(self.generator, Condenser):
             return fallback
         o = self.options
         budget = min(o.condense_timeout_s, o.llm_timeout_s / 2)
         try:
-            rewritten = clean_condensed(condense(q.text, q.history,
-                                                 min(deadline, time.monotonic() + budget)))
+            reply = self.generator.condense(q.text, q.history,
+                                            min(deadline, time.monotonic() + budget))
         except (GeneratorFailed, GeneratorTimeout) as exc:
             log.warning("condensing the follow-up failed (%s); searching the model-free "
                         "rewrite", type(exc).__name__)
             return fallback
+        rewritten = clean_condensed(reply)
+        if rewritten is None:
+            log.warning("the LLM's condensed question was not usable (%d characters); "
+                        "searching the model-free rewrite", len(reply))
         return rewritten or fallback
 
     def _fitted(self, q: Question, sources: list[Source]) -> list[Source]:
@@ -213,7 +220,8 @@ class RagService:
         return Answer(text=text, citations=[Citation.of(s) for s in cited],
                       abstained=r.abstained, unsupported=unsupported, invalid_citations=invalid,
                       generator=self.generator.name, model=self.generator.model,
-                      timings=Timings(embed=r.embed_ms, retrieve=r.retrieve_ms,
+                      timings=Timings(condense=r.condense_ms, embed=r.embed_ms,
+                                      retrieve=r.retrieve_ms,
                                       generate=_ms(generate_s), total=_ms(total)),
                       index_generation=r.index_generation, index_id=r.index_id,
                       retrieval_query=r.query or r.question.text)

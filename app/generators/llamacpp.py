@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from app.conversation import CONDENSE_TOKENS, Turn, condense_messages
+from app.conversation import Turn
 from app.errors import GeneratorFailed, GeneratorTimeout
 from app.generators import TextStream
-from app.prompting import build_messages
+from app.prompting import CONDENSE_TOKENS, build_messages, condense_messages
 from app.sources import Source
 
 if TYPE_CHECKING:
@@ -112,13 +112,14 @@ class LlamaCppGenerator:
                 out = llama.create_chat_completion(
                     messages=condense_messages(question, history), max_tokens=CONDENSE_TOKENS,
                     temperature=0.0)
+                text = out["choices"][0]["message"].get("content") or ""
             except Exception as exc:
                 raise GeneratorFailed(f"llamacpp: {type(exc).__name__}: {exc}"[:300]) from exc
         finally:
             self._lock.release()
         if time.monotonic() > deadline:
             raise GeneratorTimeout("llamacpp: the condensed question came after the deadline")
-        return out["choices"][0]["message"].get("content") or ""
+        return text
 
     def stream(self, question: str, sources: Sequence[Source],
                deadline: float | None = None, history: Sequence[Turn] = ()) -> TextStream:
@@ -126,8 +127,9 @@ class LlamaCppGenerator:
         messages, _ = build_messages(question, sources, o.context_window, o.max_answer_tokens,
                                      history)
         deadline = deadline or time.monotonic() + o.timeout_s
-        if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise GeneratorTimeout(f"llamacpp: model busy for more than {o.timeout_s:g} s")
+        wait = max(0.0, deadline - time.monotonic())
+        if not self._lock.acquire(timeout=wait):
+            raise GeneratorTimeout(f"llamacpp: model busy for more than {wait:.1f} s")
         try:
             llama = self._load()
             try:

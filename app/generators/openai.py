@@ -26,9 +26,9 @@ import httpx
 from httpx_sse import EventSource, SSEError
 
 from app.errors import GeneratorFailed, GeneratorTimeout
-from app.conversation import CONDENSE_TOKENS, Turn, condense_messages
+from app.conversation import Turn
 from app.generators import TextStream
-from app.prompting import build_messages
+from app.prompting import CONDENSE_TOKENS, build_messages, condense_messages
 from app.sources import Source
 
 if TYPE_CHECKING:
@@ -149,7 +149,9 @@ class OpenAIGenerator:
                     raise GeneratorTimeout(
                         f"LLM backend did not answer within {timeout:g} s") from None
                 if not isinstance(exc, _Retryable):
-                    raise GeneratorFailed(f"LLM backend call failed: {exc!r}") from exc
+                    # the type and a short message: an encoding error's repr holds the prompt
+                    raise GeneratorFailed(f"LLM backend call failed: {type(exc).__name__}: "
+                                          f"{str(exc)[:200]}") from exc
                 tries = f"(after {attempt + 1} attempt{'s' if attempt else ''})"
                 if yielded or attempt >= retries:
                     raise GeneratorFailed(f"{exc} {tries}") from None

@@ -79,3 +79,4 @@ def test_a_follow_up_is_condensed_by_the_real_server(llm_service):
                                  tuple(Turn(**turn) for turn in history))
     print("condensed by SmolLM2:", query)
     assert query not in ("And for monthly plans?", model_free)
+    assert "monthly" in query.lower() and "<" not in query

@@ -117,10 +117,15 @@ def _history(req: ChatRequest) -> tuple[Turn, ...]:
     """The user and assistant turns before the last user message (see the module's doc)."""
     last = max(i for i, m in enumerate(req.messages) if m.role == "user")
     turns = []
-    for m in req.messages[:last]:
+    for i, m in enumerate(req.messages[:last]):
         if m.role not in ("user", "assistant"):
             continue
         text = _earlier_text(m.content)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise OpenAIError(400, f"messages[{i}] is not valid Unicode text (it holds a lone "
+                                   "surrogate)", param=f"messages[{i}]") from None
         if m.role == "assistant":
             text = text.split(_SOURCES_HEADING, 1)[0]
         if text.strip():
@@ -212,9 +217,10 @@ async def _chat_request(request: Request) -> tuple[ChatRequest, str]:
 async def chat_completions(request: Request, svc: ServiceDep, settings: SettingsDep):
     try:
         req, question = await _chat_request(request)
+        history = _history(req)
     except OpenAIError as exc:
         return exc.response()
-    q = Question(question, settings.top_k, history=_history(req))
+    q = Question(question, settings.top_k, history=history)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
 

@@ -144,3 +144,13 @@ def test_an_image_in_an_earlier_message_is_not_refused(client):
     r = client.post("/v1/chat/completions", json=body)
     assert r.status_code == 200, r.text
     assert r.json()["ragfirst"]["retrieval_query"] == REFUND_QUESTION
+
+
+def test_an_earlier_message_that_is_not_valid_unicode_is_a_400(client):
+    body = ('{"model": "ragfirst", "messages": [{"role": "user", "content": "refund \\ud800"},'
+            ' {"role": "user", "content": "And for monthly plans?"}]}')
+    r = client.post("/v1/chat/completions", content=body,
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert error["param"] == "messages[0]" and "lone surrogate" in error["message"]

@@ -50,8 +50,9 @@ ask: $(STAMP)  ## answer Q="..." in-process and print the answer with its source
 demo: $(STAMP)  ## freshness: a new file answered, edited, deleted, all without a restart
 	$(PY) -m app.demo
 
-eval: $(STAMP)  ## answer quality on the labelled starter questions (hit@k, facts, abstention, misses)
+eval: $(STAMP)  ## answer quality on the labelled starter questions and conversations (hit@k, facts, abstention)
 	$(PY) -m app.eval starter $(ARGS)
+	$(PY) -m app.eval conversations $(ARGS)
 
 DATASET ?= ../shared/data/beir/scifact
 eval-beir: $(STAMP)  ## retrieval quality on a BEIR dataset: DATASET=path (default: SciFact); ARGS=--json

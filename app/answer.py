@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.sources import Source
 
+ABSTAIN_ANSWER = "The documents do not contain an answer to this question."
+
 
 class Citation(BaseModel):
     """A source the answer cites: `text` is exactly the document's extracted text between
@@ -38,9 +40,11 @@ class Citation(BaseModel):
 
 
 class Timings(BaseModel):
-    """Milliseconds spent on the question: embedding it, retrieving (beyond the embedding),
-    generating the answer, and in all."""
+    """Milliseconds spent on the question: making a follow-up standalone (an LLM's condensing
+    call, or the model-free rewrite; 0 without history), embedding it, retrieving (beyond the
+    embedding), generating the answer, and in all."""
 
+    condense: float = 0.0
     embed: float
     retrieve: float
     generate: float
@@ -61,6 +65,7 @@ class Answer(BaseModel):
     timings: Timings = Field(alias="timings_ms")
     index_generation: int  # the index generation every citation comes from
     index_id: str = ""  # which index: a new one (rebuilt from nothing) restarts generations
+    retrieval_query: str = ""  # what was searched: the question, or a follow-up's standalone form
 
     def to_json(self) -> dict[str, Any]:
         """The response body, in the HTTP contract's names."""

@@ -1,17 +1,20 @@
 """Answer one question and print the answer with its sources: in-process (no server needed),
 or with --url from a running service.
 
-`python -m app.ask "question"`, `make ask Q="..."`, `ragfirst ask "question"`."""
+`python -m app.ask "question"`, `make ask Q="..."`, `ragfirst ask "question"`. `ragfirst chat`
+(app.chat) asks and prints through the same functions."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 import textwrap
+from typing import Sequence
 
 from pydantic import ValidationError
 
 from app.answer import Answer
+from app.conversation import Turn
 from app.errors import AppError
 from app.retrieval import Mode
 from app.service import Question, RagService
@@ -19,7 +22,9 @@ from app.settings import Settings
 from ingest.errors import IngestError
 
 
-def format_answer(answer: Answer) -> str:
+def format_answer(answer: Answer, question: str | None = None) -> str:
+    """The answer, its sources and notes, and a footer. Given the `question` asked, a
+    follow-up that was searched in another form says what was searched."""
     lines = [textwrap.fill(answer.text, width=100), ""]
     if answer.abstained:
         lines.append("(abstained: no passage was relevant enough; the LLM was not called)")
@@ -32,6 +37,8 @@ def format_answer(answer: Answer) -> str:
         lines.append(f"unsupported by its sources: {sentence}")
     if answer.invalid_citations:
         lines.append(f"removed citations to sources that do not exist: {answer.invalid_citations}")
+    if question is not None and answer.retrieval_query not in ("", question):
+        lines.append(f"searched: {answer.retrieval_query}")
     model = f" ({answer.model})" if answer.model else ""
     lines.append(f"\n{answer.generator}{model}, index generation {answer.index_generation}, "
                  f"{answer.timings.total:.0f} ms")
@@ -44,12 +51,31 @@ def auth_headers(settings: Settings) -> dict[str, str]:
     return {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
 
 
+def local_service(settings: Settings, say_loading: bool = False) -> RagService:
+    """The service in-process, ready to answer: the index is there (IndexNotReady says what
+    to do before any model loads), then the models are loaded (`say_loading`: saying so on
+    stderr), so the timings are the questions' own. The caller closes it."""
+    service = RagService.from_settings(settings)
+    try:
+        service.index.current()
+        if say_loading:
+            print("loading the models...", file=sys.stderr, flush=True)
+        service.warm_up()
+    except BaseException:
+        service.close()
+        raise
+    return service
+
+
 def ask_service(url: str, question: str, top_k: int | None, mode: str,
-                headers: dict[str, str]) -> Answer:
-    """POST /ask to a running service; an HTTP error becomes an AppError with its detail."""
+                headers: dict[str, str], history: Sequence[Turn] = ()) -> Answer:
+    """POST /ask to a running service (with the turns before the question, if any); an HTTP
+    error becomes an AppError with its detail."""
     import httpx
 
     payload = {"question": question, "mode": mode, **({"top_k": top_k} if top_k else {})}
+    if history:
+        payload["history"] = [{"role": t.role, "content": t.content} for t in history]
     try:
         r = httpx.post(url.rstrip("/") + "/ask", json=payload, headers=headers, timeout=300)
     except httpx.HTTPError as exc:
@@ -87,11 +113,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m app.ask") -> int:
             answer = ask_service(args.url, args.question, args.top_k, args.mode,
                                  auth_headers(settings))
         else:
-            service = RagService.from_settings(settings)
-            service.index.current()  # no index: say so before loading any model
-            service.warm_up()  # load the models first, so the timings are the question's own
-            answer = service.ask(Question(args.question, args.top_k or settings.top_k,
-                                          Mode(args.mode)))
+            service = local_service(settings)
+            try:
+                answer = service.ask(Question(args.question, args.top_k or settings.top_k,
+                                              Mode(args.mode)))
+            finally:
+                service.close()
     except (AppError, IngestError) as exc:  # a setting, the index, the LLM: one line
         print(f"error: {exc}", file=sys.stderr)
         return 2

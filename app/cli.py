@@ -1,6 +1,7 @@
 """`ragfirst`, the console command pyproject installs: one entry point for each job.
 
     ragfirst ask "question"      answer with sources (in-process, or --url of a running service)
+    ragfirst chat                a conversation: follow-ups, sources after each answer, /new
     ragfirst ingest              bring the index in step with the corpus (--rebuild, --json)
     ragfirst serve               serve the API and the web page (--host, --port, --no-watch)
     ragfirst eval starter|beir   answer and retrieval quality (see README, Evaluation)
@@ -15,6 +16,11 @@ from importlib.metadata import PackageNotFoundError, version
 
 def _ask(argv: list[str], prog: str) -> int:
     from app.ask import main
+    return main(argv, prog)
+
+
+def _chat(argv: list[str], prog: str) -> int:
+    from app.chat import main
     return main(argv, prog)
 
 
@@ -34,7 +40,7 @@ def _eval(argv: list[str], prog: str) -> int:
 
 
 # Imported only when chosen: `ragfirst --help` does not load torch.
-COMMANDS = {"ask": _ask, "ingest": _ingest, "serve": _serve, "eval": _eval}
+COMMANDS = {"ask": _ask, "chat": _chat, "ingest": _ingest, "serve": _serve, "eval": _eval}
 USAGE = __doc__.split("\n\n", 1)[1].rstrip()
 
 

@@ -8,6 +8,7 @@ generations.
 """
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -16,9 +17,10 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from app.answer import Answer, Citation, Timings
+from app.answer import ABSTAIN_ANSWER, Answer, Citation, Timings
 from app.citations import check_answer
-from app.errors import GeneratorFailed, IndexNotReady
+from app.conversation import Condenser, Turn, clean_condensed, leans_on_context, retrieval_query
+from app.errors import GeneratorFailed, GeneratorTimeout, IndexNotReady
 from app.generators import Generator, TextStream, build_generator
 from app.index_holder import IndexHolder
 from app.prompting import fit_sources
@@ -28,7 +30,8 @@ from app.sources import Source
 from ingest.embedders import Embedder, build_embedder
 from ingest.store import IndexParams, open_reader
 
-ABSTAIN_ANSWER = "The documents do not contain an answer to this question."
+log = logging.getLogger(__name__)
+
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Question:
     mode: Mode = Mode.HYBRID
     path: str | None = None  # a path prefix or glob
     types: Sequence[str] | None = None  # file types ("pdf", "md")
+    history: Sequence[Turn] = ()  # the turns before the question, oldest first
 
 
 @dataclass
@@ -54,6 +58,9 @@ class Retrieved:
     retrieve_ms: float  # after the embedding, what retrieval still took
     similarity: float = -1.0  # the best source's cosine similarity to the question
     coverage: float = 1.0  # share of the question's term weight found in the sources
+    query: str = ""  # what was searched: the question, or its standalone form
+    deadline: float = float("inf")  # monotonic time by which the LLM must have answered
+    condense_ms: float = 0.0  # making a follow-up standalone (the LLM's call, or the rewrite)
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,8 @@ class PipelineOptions:
     context_window: int
     max_answer_tokens: int
     drop_unsupported: bool
+    llm_timeout_s: float
+    condense_timeout_s: float
 
     @classmethod
     def from_settings(cls, s: Settings) -> "PipelineOptions":
@@ -120,26 +129,34 @@ class RagService:
     def retrieve(self, q: Question) -> Retrieved:
         """Embed and retrieve, then decide whether to abstain. The BM25 search and the
         question's word weights run on other threads while the question is embedded (none
-        holds the GIL)."""
+        holds the GIL). A follow-up is searched in its standalone form (`_standalone`), and
+        abstention judges that form: a follow-up's own words ("Who can bring it back?") are
+        too few and too vague to check against the passages (measured: README,
+        "Conversations")."""
         started = time.perf_counter()
+        deadline = time.monotonic() + self.options.llm_timeout_s
+        if q.history:
+            self.index.current()  # no index: the 503 now, not after the LLM's condensing
+        query = self._standalone(q, deadline)
+        condensed = time.perf_counter()
         o = self.options
         # Everything read from the index comes from one snapshot: the sources carry their
         # text, so the snapshot is released before generation.
         with self.index.lease() as snapshot:
             retriever = Retriever(snapshot, o.candidates, o.rrf_k, o.lexical_weight)
             where = make_filter(q.path, q.types)
-            lexical = (self._lexical_pool.submit(retriever.lexical, q.text, where)
+            lexical = (self._lexical_pool.submit(retriever.lexical, query, where)
                        if q.mode != Mode.DENSE else None)
-            weights = (self._lexical_pool.submit(term_weights, q.text, snapshot)
+            weights = (self._lexical_pool.submit(term_weights, query, snapshot)
                        if o.min_term_coverage > 0 else None)
             try:
                 t0 = time.perf_counter()
-                vector = self._embed_now([q.text])[0]
+                vector = self._embed_now([query])[0]
                 t1 = time.perf_counter()
             finally:  # both read the snapshot: done before the lease ends
                 hits = lexical.result() if lexical else None
                 question_weights = weights.result() if weights else []
-            sources = retriever.retrieve(q.text, vector, q.top_k, q.mode, where, hits)
+            sources = retriever.retrieve(query, vector, q.top_k, q.mode, where, hits)
             generation, index_id = snapshot.generation, snapshot.index_id
         coverage = term_coverage(question_weights, sources)
         t2 = time.perf_counter()
@@ -150,13 +167,39 @@ class RagService:
         if not abstain:
             sources = self._fitted(q, sources)
         return Retrieved(q, generation, index_id, sources, abstain, started, _ms(t1 - t0),
-                         _ms(t2 - t1), best, coverage)
+                         _ms(t2 - t1), best, coverage, query, deadline,
+                         _ms(condensed - started))
+
+    def _standalone(self, q: Question, deadline: float) -> str:
+        """What to search for. A question that stands alone is searched as it is; a follow-up
+        is condensed by the LLM when the generator can (within RAG_CONDENSE_TIMEOUT_S, and
+        half the request's LLM time at most), else, or when that fails, rewritten without a
+        model (app.conversation)."""
+        if not q.history or not leans_on_context(q.text, q.history):
+            return q.text
+        fallback = retrieval_query(q.text, q.history)
+        if not isinstance(self.generator, Condenser):
+            return fallback
+        o = self.options
+        budget = min(o.condense_timeout_s, o.llm_timeout_s / 2)
+        try:
+            reply = self.generator.condense(q.text, q.history,
+                                            min(deadline, time.monotonic() + budget))
+        except (GeneratorFailed, GeneratorTimeout) as exc:
+            log.warning("condensing the follow-up failed (%s); searching the model-free "
+                        "rewrite", type(exc).__name__)
+            return fallback
+        rewritten = clean_condensed(reply)
+        if rewritten is None:
+            log.warning("the LLM's condensed question was not usable (%d characters); "
+                        "searching the model-free rewrite", len(reply))
+        return rewritten or fallback
 
     def _fitted(self, q: Question, sources: list[Source]) -> list[Source]:
         """The generator and the citation check see the same sources: the ones whose prompt
         fits the context window (a marker to a dropped source is an invented one)."""
         o = self.options
-        fitted = fit_sources(q.text, sources, o.context_window, o.max_answer_tokens)
+        fitted = fit_sources(q.text, sources, o.context_window, o.max_answer_tokens, q.history)
         if not fitted:
             with sources_on_failure(sources):
                 raise GeneratorFailed("the best passage does not fit RAG_CONTEXT_WINDOW="
@@ -177,9 +220,11 @@ class RagService:
         return Answer(text=text, citations=[Citation.of(s) for s in cited],
                       abstained=r.abstained, unsupported=unsupported, invalid_citations=invalid,
                       generator=self.generator.name, model=self.generator.model,
-                      timings=Timings(embed=r.embed_ms, retrieve=r.retrieve_ms,
+                      timings=Timings(condense=r.condense_ms, embed=r.embed_ms,
+                                      retrieve=r.retrieve_ms,
                                       generate=_ms(generate_s), total=_ms(total)),
-                      index_generation=r.index_generation, index_id=r.index_id)
+                      index_generation=r.index_generation, index_id=r.index_id,
+                      retrieval_query=r.query or r.question.text)
 
     def answer(self, r: Retrieved) -> Answer:
         """Generate the answer to a retrieved question (unless it abstained) and check it. A
@@ -188,7 +233,8 @@ class RagService:
             return self.checked(r, "", 0.0)
         t0 = time.perf_counter()
         with sources_on_failure(r.sources):
-            text = self.generator.generate(r.question.text, r.sources)
+            text = self.generator.generate(r.question.text, r.sources, r.deadline,
+                                           r.question.history)
         return self.checked(r, text, time.perf_counter() - t0)
 
     def ask(self, q: Question) -> Answer:
@@ -200,7 +246,8 @@ class RagService:
         or the HTTP connection)."""
         if r.abstained:
             return
-        deltas = self.generator.stream(r.question.text, r.sources)
+        deltas = self.generator.stream(r.question.text, r.sources, r.deadline,
+                                       r.question.history)
         try:
             with sources_on_failure(r.sources):
                 yield from deltas

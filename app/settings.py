@@ -41,6 +41,9 @@ class Settings(IngestSettings):
     max_answer_tokens: int = Field(512, ge=16)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     llm_timeout_s: float = Field(60.0, gt=0)  # whole request to the LLM, retries included
+    # An LLM rewrites a follow-up into a standalone question within this (and within the
+    # request's llm_timeout_s); past it, or on failure, the model-free rewrite is used.
+    condense_timeout_s: float = Field(5.0, gt=0)
     llm_retries: int = Field(2, ge=0, le=10)  # extra attempts on connection errors, 429, 5xx
     openai_base_url: str = "http://127.0.0.1:8080/v1"
     openai_model: str = "gpt-4o-mini"

@@ -30,6 +30,11 @@ Modes (non-streaming / streaming, i.e. request "stream": true):
   halftrue    the first sentence of 8+ words of source [1] in the prompt, cited [1], then
               "The moon is made of green cheese [1]." (a claim no source supports); streamed
               word by word, 0.1 s apart, so a client can watch the answer grow
+  rewrite     a condensing request (system message asking for a "standalone question"):
+              "Standalone question: " + REWRITE; any other request: like "echo"
+  slowrewrite a condensing request hangs; any other: like "echo"
+  badrewrite  a condensing request gets a 500; any other: like "echo"
+  emptyrewrite a condensing request gets a blank answer; any other: like "echo"
 `closed_url()` is a base URL on a port nothing listens on (connection refused).
 """
 from __future__ import annotations
@@ -49,6 +54,7 @@ from typing import Any, Iterator
 import pytest
 
 ANSWER = "Refunds take 30 days [1]."
+REWRITE = "Within how many days can a monthly plan be refunded?"  # the "rewrite" mode's
 PIECES = ["Refunds ", "take 30 ", "days ", "[1]."]  # joined: ANSWER
 
 
@@ -281,6 +287,31 @@ class _Handler(BaseHTTPRequestHandler):
     def mode_streamerror(self, payload: dict[str, Any], stream: bool, attempt: int) -> None:
         self._send_sse(_chunk({"content": PIECES[0]})
                        + b'data: {"error": {"message": "model overloaded"}}\n\n')
+
+    # Condensing requests (their system message asks for a "standalone question") meet the
+    # fault; answer requests get "echo", so a test sees what was retrieved for the rewrite.
+    def _condensing(self, payload: dict[str, Any]) -> bool:
+        return "standalone question" in payload["messages"][0]["content"]
+
+    def mode_rewrite(self, payload: dict[str, Any], stream: bool, attempt: int) -> None:
+        if self._condensing(payload):
+            return self._answer(f"Standalone question: {REWRITE}", False)
+        self.mode_echo(payload, stream, attempt)
+
+    def mode_slowrewrite(self, payload: dict[str, Any], stream: bool, attempt: int) -> None:
+        if self._condensing(payload):
+            return self.mode_hang(payload, stream, attempt)
+        self.mode_echo(payload, stream, attempt)
+
+    def mode_badrewrite(self, payload: dict[str, Any], stream: bool, attempt: int) -> None:
+        if self._condensing(payload):
+            return self.mode_http500(payload, stream, attempt)
+        self.mode_echo(payload, stream, attempt)
+
+    def mode_emptyrewrite(self, payload: dict[str, Any], stream: bool, attempt: int) -> None:
+        if self._condensing(payload):
+            return self._answer("  \n", False)
+        self.mode_echo(payload, stream, attempt)
 
     def mode_halftrue(self, payload: dict[str, Any], stream: bool, attempt: int) -> None:
         prompt = payload["messages"][-1]["content"]

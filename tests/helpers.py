@@ -101,10 +101,11 @@ class FailingGenerator:
     def close(self) -> None:
         return None
 
-    def generate(self, question: str, sources: Sequence["Source"]) -> str:
+    def generate(self, question: str, sources: Sequence["Source"], deadline=None,
+                 history=()) -> str:
         raise self.error
 
-    def stream(self, question: str, sources: Sequence["Source"]):
+    def stream(self, question: str, sources: Sequence["Source"], deadline=None, history=()):
         yield from self.pieces
         raise self.error
 

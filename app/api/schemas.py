@@ -85,6 +85,25 @@ class AskFilters(BaseModel):
         return [v] if isinstance(v, str) else v
 
 
+MAX_HISTORY_TURNS = 50
+MAX_TURN_CHARS = 8000
+
+
+class HistoryTurn(BaseModel):
+    """One turn before the question: what the user asked or what the assistant answered."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant"]
+    content: str = Field(min_length=1, max_length=MAX_TURN_CHARS,
+                         json_schema_extra={"pattern": VISIBLE})  # checked in _not_blank
+
+    @field_validator("content")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        return check_text(v, "the turn's content")
+
+
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -94,6 +113,11 @@ class AskRequest(BaseModel):
     mode: Mode = Mode.HYBRID
     filters: AskFilters | None = None
     stream: StrictBool = False  # true or false: not 0, 1 or "yes"
+    history: list[HistoryTurn] = Field(
+        default_factory=list, max_length=MAX_HISTORY_TURNS,
+        description="the conversation's turns before `question`, oldest first (the server "
+                    "keeps none: a client sends them); a follow-up is searched in its "
+                    "standalone form, shown as the answer's `retrieval_query`")
 
     @field_validator("question")
     @classmethod

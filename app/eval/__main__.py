@@ -1,5 +1,5 @@
 """`python -m app.eval beir PATH [--json]` (make eval-beir DATASET=PATH) and
-`python -m app.eval starter [--json]` (make eval)."""
+`python -m app.eval starter|conversations [--split dev|test] [--json]` (make eval runs both)."""
 from __future__ import annotations
 
 import argparse
@@ -24,12 +24,19 @@ def main(argv: list[str] | None = None, prog: str = "python -m app.eval") -> int
     s = sub.add_parser("starter", help="answer quality on the labelled starter questions")
     s.add_argument("--split", choices=["dev", "test", "all"], default="all")
     s.add_argument("--json", action="store_true", help="one JSON object instead of a report")
+    c = sub.add_parser("conversations", help="follow-up questions on the labelled "
+                                             "conversations, with their history and alone")
+    c.add_argument("--split", choices=["dev", "test", "all"], default="all")
+    c.add_argument("--json", action="store_true", help="one JSON object instead of a report")
     args = p.parse_args(argv)
     try:
         if args.command == "beir":
             from app.eval.beir import run
             run(args.path, split=args.split, as_json=args.json, do_sweep=args.sweep,
                 trec_runs=args.trec_runs)
+        elif args.command == "conversations":
+            from app.eval.conversations import run as run_conversations
+            run_conversations(split=args.split, as_json=args.json)
         else:
             from app.eval.starter import run as run_starter
             run_starter(split=args.split, as_json=args.json)

@@ -7,6 +7,9 @@ Backends, chosen by `Settings.generator`:
   server, LM Studio) over httpx.
 - "llamacpp": a GGUF model in-process through llama-cpp-python (extra `llamacpp`).
 
+An LLM generator may also `condense(question, history, deadline)`: rewrite a follow-up into a
+standalone question (app.conversation.Condenser); the service uses it when it is there.
+
 Generators raise `GeneratorFailed` (502) or `GeneratorTimeout` (504) from app.errors; nothing
 else escapes them. Heavy models load in `warm_up()`, called from the service's lifespan.
 """
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 from app.sources import Source
 
 if TYPE_CHECKING:
+    from app.conversation import Turn
     from app.settings import Settings
     from ingest.embedders import Embedder
 
@@ -34,9 +38,14 @@ class Generator(Protocol):
         """Load the model or open the connection pool (called once, at start)."""
         ...
 
-    def generate(self, question: str, sources: Sequence[Source]) -> str: ...
+    def generate(self, question: str, sources: Sequence[Source],
+                 deadline: float | None = None, history: Sequence["Turn"] = ()) -> str:
+        """The answer, before the monotonic `deadline` (default: now + the LLM timeout);
+        `history` is the conversation before the question (an LLM reads its latest turns)."""
+        ...
 
-    def stream(self, question: str, sources: Sequence[Source]) -> TextStream:
+    def stream(self, question: str, sources: Sequence[Source],
+               deadline: float | None = None, history: Sequence["Turn"] = ()) -> TextStream:
         """Text deltas; joined, they are what `generate` would return. Closing the stream
         early frees what it holds (the model's lock, the HTTP connection)."""
         ...

@@ -104,10 +104,13 @@ class ExtractiveGenerator:
     def close(self) -> None:
         return None
 
-    def generate(self, question: str, sources: Sequence[Source]) -> str:
+    def generate(self, question: str, sources: Sequence[Source],
+                 deadline: float | None = None, history: Sequence = ()) -> str:
         return "".join(self.stream(question, sources))
 
-    def stream(self, question: str, sources: Sequence[Source]) -> TextStream:
+    def stream(self, question: str, sources: Sequence[Source],
+               deadline: float | None = None, history: Sequence = ()) -> TextStream:
+        # no model: no deadline to keep; the sentences are chosen for the question itself
         for i, sentence in enumerate(self.select(question, sources)):
             yield ("" if i == 0 else " ") + sentence
 

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from app.conversation import Turn
 from app.errors import GeneratorFailed, GeneratorTimeout
-from app.prompting import build_messages
 from app.generators import TextStream
+from app.prompting import CONDENSE_TOKENS, build_messages, condense_messages
 from app.sources import Source
 
 if TYPE_CHECKING:
@@ -96,15 +97,39 @@ class LlamaCppGenerator:
         self.model_path, self.model = path, path.name
         return self._llama
 
-    def generate(self, question: str, sources: Sequence[Source]) -> str:
-        return "".join(self.stream(question, sources))
+    def generate(self, question: str, sources: Sequence[Source],
+                 deadline: float | None = None, history: Sequence[Turn] = ()) -> str:
+        return "".join(self.stream(question, sources, deadline, history))
 
-    def stream(self, question: str, sources: Sequence[Source]) -> TextStream:
+    def condense(self, question: str, history: Sequence[Turn], deadline: float) -> str:
+        """The follow-up rewritten as a standalone question (see app.conversation)."""
+        wait = max(0.0, deadline - time.monotonic())
+        if not self._lock.acquire(timeout=wait):
+            raise GeneratorTimeout(f"llamacpp: model busy for more than {wait:.1f} s")
+        try:
+            llama = self._load()
+            try:  # llama.cpp cannot be interrupted: a short answer keeps within the deadline
+                out = llama.create_chat_completion(
+                    messages=condense_messages(question, history), max_tokens=CONDENSE_TOKENS,
+                    temperature=0.0)
+                text = out["choices"][0]["message"].get("content") or ""
+            except Exception as exc:
+                raise GeneratorFailed(f"llamacpp: {type(exc).__name__}: {exc}"[:300]) from exc
+        finally:
+            self._lock.release()
+        if time.monotonic() > deadline:
+            raise GeneratorTimeout("llamacpp: the condensed question came after the deadline")
+        return text
+
+    def stream(self, question: str, sources: Sequence[Source],
+               deadline: float | None = None, history: Sequence[Turn] = ()) -> TextStream:
         o = self.options
-        messages, _ = build_messages(question, sources, o.context_window, o.max_answer_tokens)
-        deadline = time.monotonic() + o.timeout_s
-        if not self._lock.acquire(timeout=o.timeout_s):
-            raise GeneratorTimeout(f"llamacpp: model busy for more than {o.timeout_s:g} s")
+        messages, _ = build_messages(question, sources, o.context_window, o.max_answer_tokens,
+                                     history)
+        deadline = deadline or time.monotonic() + o.timeout_s
+        wait = max(0.0, deadline - time.monotonic())
+        if not self._lock.acquire(timeout=wait):
+            raise GeneratorTimeout(f"llamacpp: model busy for more than {wait:.1f} s")
         try:
             llama = self._load()
             try:

@@ -26,8 +26,9 @@ import httpx
 from httpx_sse import EventSource, SSEError
 
 from app.errors import GeneratorFailed, GeneratorTimeout
-from app.prompting import build_messages
+from app.conversation import Turn
 from app.generators import TextStream
+from app.prompting import CONDENSE_TOKENS, build_messages, condense_messages
 from app.sources import Source
 
 if TYPE_CHECKING:
@@ -109,20 +110,28 @@ class OpenAIGenerator:
             self._client.close()
             self._client = None
 
-    def generate(self, question: str, sources: Sequence[Source]) -> str:
-        return "".join(self._run(question, sources, stream=False))
+    def generate(self, question: str, sources: Sequence[Source],
+                 deadline: float | None = None, history: Sequence[Turn] = ()) -> str:
+        return "".join(self.stream(question, sources, deadline, history, stream=False))
 
-    def stream(self, question: str, sources: Sequence[Source]) -> TextStream:
-        return self._run(question, sources, stream=True)
-
-    def _run(self, question: str, sources: Sequence[Source],
-             stream: bool) -> TextStream:
+    def stream(self, question: str, sources: Sequence[Source], deadline: float | None = None,
+               history: Sequence[Turn] = (), *, stream: bool = True) -> TextStream:
         o = self.options
-        timeout, retries = o.timeout_s, o.retries
-        deadline = time.monotonic() + timeout
-        messages, _ = build_messages(question, sources, o.context_window, o.max_answer_tokens)
+        messages, _ = build_messages(question, sources, o.context_window, o.max_answer_tokens,
+                                     history)
         payload = {"model": o.model, "messages": messages, "stream": stream,
                    "max_tokens": o.max_answer_tokens, "temperature": o.temperature}
+        return self._run(payload, deadline or time.monotonic() + o.timeout_s, o.retries)
+
+    def condense(self, question: str, history: Sequence[Turn], deadline: float) -> str:
+        """The follow-up rewritten as a standalone question (one attempt, no retry: the
+        model-free rewrite is the fallback, and the answer still needs the time left)."""
+        payload = {"model": self.options.model, "stream": False, "max_tokens": CONDENSE_TOKENS,
+                   "temperature": 0.0, "messages": condense_messages(question, history)}
+        return "".join(self._run(payload, deadline, retries=0))
+
+    def _run(self, payload: dict[str, Any], deadline: float, retries: int) -> TextStream:
+        timeout = round(max(0.0, deadline - time.monotonic()), 1)
         self.warm_up()
         attempt = 0
         while True:
@@ -140,7 +149,9 @@ class OpenAIGenerator:
                     raise GeneratorTimeout(
                         f"LLM backend did not answer within {timeout:g} s") from None
                 if not isinstance(exc, _Retryable):
-                    raise GeneratorFailed(f"LLM backend call failed: {exc!r}") from exc
+                    # the type and a short message: an encoding error's repr holds the prompt
+                    raise GeneratorFailed(f"LLM backend call failed: {type(exc).__name__}: "
+                                          f"{str(exc)[:200]}") from exc
                 tries = f"(after {attempt + 1} attempt{'s' if attempt else ''})"
                 if yielded or attempt >= retries:
                     raise GeneratorFailed(f"{exc} {tries}") from None

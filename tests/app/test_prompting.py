@@ -171,3 +171,44 @@ def test_count_tokens_uses_cl100k() -> None:
     assert count_tokens("") == 0
     assert count_tokens("hello world") == 2
     assert count_tokens("<|endoftext|>") > 1  # special tokens are plain text here
+
+
+def test_the_turns_before_a_follow_up_come_after_the_sources_without_markers() -> None:
+    from app.conversation import Turn
+
+    history = (Turn("user", "How long do refunds take?"),
+               Turn("assistant", "Within 10 business days [1]."))
+    messages, kept = build_messages("And for express shipping?", SOURCES, 4096, 512, history)
+    user = messages[-1]["content"]
+    assert kept == SOURCES
+    assert user.index("</source>") < user.index("Conversation so far") \
+        < user.index("Question: And for express shipping?")
+    assert "User: How long do refunds take?\nAssistant: Within 10 business days." in user
+    assert "[1]." not in user.split("Conversation so far")[1].split("Question:")[0]
+
+
+def test_history_is_budgeted_latest_turns_first() -> None:
+    from app.conversation import Turn
+    from app.prompting import HISTORY_TOKENS, history_block
+
+    history = tuple(Turn(("user", "assistant")[i % 2], f"turn {i} " + "word " * 60)
+                    for i in range(20))
+    block = history_block(history)
+    assert "turn 19" in block and "turn 0 " not in block
+    assert count_tokens(block) <= HISTORY_TOKENS + 30
+    assert history_block(()) == ""
+    # one very long latest turn is cut, not dropped
+    cut = history_block((Turn("user", "refund " * 2000),))
+    assert cut.count("refund") > 100 and count_tokens(cut) <= HISTORY_TOKENS + 30
+
+
+def test_the_history_takes_its_tokens_from_the_sources_budget() -> None:
+    from app.conversation import Turn
+
+    window = 64 + count_tokens(SYSTEM) + 200
+    alone = fit_sources(QUESTION, SOURCES, window, 64)
+    history = (Turn("user", "warranty " * 300),)
+    with_history = fit_sources(QUESTION, SOURCES, window, 64, history)
+    assert 1 <= len(with_history) < len(alone)  # a small window: the history takes a quarter
+    messages, kept = build_messages(QUESTION, SOURCES, window, 64, history)
+    assert kept == with_history and prompt_tokens(messages) <= window - 64

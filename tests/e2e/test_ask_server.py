@@ -45,7 +45,7 @@ def test_answers_with_exact_citations(service, question, expected_path, fact):
     assert_citations_are_exact(corpus, body["citations"])
     assert {c["n"] for c in body["citations"]} == {
         int(n) for n in __import__("re").findall(r"\[(\d+)\]", body["answer"])}
-    assert set(body["timings_ms"]) == {"embed", "retrieve", "generate", "total"}
+    assert set(body["timings_ms"]) == {"condense", "embed", "retrieve", "generate", "total"}
     assert body["index_generation"] >= 1 and body["unsupported"] == []
 
 

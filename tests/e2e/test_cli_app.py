@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +93,28 @@ def test_make_eval_scores_the_starter_questions(starter_index, tmp_path):
     assert sum(body["failures"].values()) == len(body["missed"])
     assert {f["class"] for f in body["missed"]} <= {"retrieval miss", "grounding miss",
                                                     "abstention error"}
+
+
+def test_make_eval_scores_the_conversations(starter_index, tmp_path):
+    """`ragfirst eval conversations --split test --json` (the installed command finds the
+    shipped set): follow-ups are found far more often with their history than alone, and a
+    topic switch is no worse than the question alone."""
+    settings, _ = starter_index
+    shutil.copytree(settings.index_dir, tmp_path / "index")
+    out = subprocess.run([str(Path(PYTHON).parent / "ragfirst"), "eval", "conversations",
+                          "--split", "test", "--json"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300,
+                         env=subprocess_env(RAG_CORPUS_DIR=str(settings.corpus_dir),
+                                            RAG_INDEX_DIR=str(tmp_path / "index")))
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    kinds = body["kinds"]
+    assert set(kinds) == {"follow-up", "topic-switch", "standalone", "unanswerable"}
+    follow = kinds["follow-up"]
+    assert follow["with_history"]["hit@5"] >= 0.9
+    assert follow["with_history"]["hit@5"] >= follow["alone"]["hit@5"] + 0.3
+    switch = kinds["topic-switch"]
+    assert switch["with_history"]["hit@5"] >= switch["alone"]["hit@5"]
+    assert all(q["retrieval_query"] == q["q"] for q in body["queries"]
+               if q["kind"] == "topic-switch")
+    assert body["rewrite_us"]["p50"] > 0

@@ -180,7 +180,7 @@ def test_one_json_line_per_request_without_content_or_secrets(service):
     assert line["chat"]["route"] == "/v1/chat/completions"
     for rid in ("ask-json", "ask-stream", "chat"):
         assert line[rid]["generator"] == "extractive" and line[rid]["abstained"] is False
-        assert set(line[rid]["timings_ms"]) == {"embed", "retrieve", "generate", "total"}
+        assert set(line[rid]["timings_ms"]) == {"condense", "embed", "retrieve", "generate", "total"}
         assert line[rid]["citations"] >= 1 and line[rid]["index_generation"] >= 1
         # the stream is timed whole: at least as long as its own pipeline
         assert line[rid]["duration_ms"] >= line[rid]["timings_ms"]["total"]

@@ -204,3 +204,33 @@ def test_explicit_nulls_are_the_defaults(service):
         r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60,
                        headers={"Authorization": f"Bearer {KEY}"})
         assert r.status_code == 400 and needle in r.json()["error"]["message"], r.text
+
+
+def test_a_three_turn_conversation_uses_the_earlier_turns(client, service):
+    """A chat UI sends the whole conversation: the follow-up is searched with it, the system
+    prompt is ignored, and the answer's own sources are cited."""
+    _, corpus = service
+    messages = [{"role": "system", "content": "You are a helpful assistant. Answer in French."},
+                {"role": "user", "content": "What uptime does the Enterprise plan guarantee?"}]
+    first = client.chat.completions.create(model="ragfirst", messages=messages)
+    assert "99.95%" in first.choices[0].message.content
+    messages += [{"role": "assistant", "content": first.choices[0].message.content},
+                 {"role": "user", "content": "How long do I have to get a full refund on an "
+                                             "annual plan?"}]
+    second = client.chat.completions.create(model="ragfirst", messages=messages)
+    assert "30 days" in second.choices[0].message.content
+    assert second.model_extra["ragfirst"]["retrieval_query"].startswith("How long do I have")
+    messages += [{"role": "assistant", "content": second.choices[0].message.content},
+                 {"role": "user", "content": "And for monthly plans?"}]
+    third = client.chat.completions.create(model="ragfirst", messages=messages)
+    extra = third.model_extra
+    query = extra["ragfirst"]["retrieval_query"]
+    assert query.startswith("And for monthly plans?") and "refund" in query
+    assert "uptime" not in query  # the older subject is not borrowed from
+    assert "7 days" in third.choices[0].message.content
+    assert {c["path"] for c in extra["citations"]} == {"kestrelbook/refund-policy.md"}
+    assert_citations_are_exact(corpus, extra["citations"])
+    streamed = client.chat.completions.create(model="ragfirst", messages=messages, stream=True)
+    chunks = list(streamed)
+    assert "7 days" in "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert chunks[-1].model_extra["ragfirst"]["retrieval_query"] == query

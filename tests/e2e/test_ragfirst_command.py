@@ -25,12 +25,12 @@ def test_the_command_is_installed_and_lists_its_commands():
     assert Path(RAGFIRST).exists(), "pyproject's [project.scripts] did not install ragfirst"
     out = ragfirst("--help")
     assert out.returncode == 0
-    for command in ("ask", "ingest", "serve", "eval"):
+    for command in ("ask", "chat", "ingest", "serve", "eval"):
         assert f"ragfirst {command}" in out.stdout
     assert ragfirst().returncode == 2  # no command: the usage, and a usage error
     unknown = ragfirst("search", "x")
     assert unknown.returncode == 2 and "unknown command 'search'" in unknown.stderr
-    for command in ("ask", "ingest", "serve", "eval"):
+    for command in ("ask", "chat", "ingest", "serve", "eval"):
         sub = ragfirst(command, "--help")
         assert sub.returncode == 0 and sub.stdout.startswith(f"usage: ragfirst {command}")
     assert ragfirst("--version").stdout.startswith("ragfirst ")
@@ -131,7 +131,8 @@ def test_the_wheel_carries_what_the_commands_read(tmp_path):
     assert build.returncode == 0, build.stderr
     (wheel,) = (tmp_path / "dist").glob("ragfirst-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"app/eval/data/starter_eval.jsonl", "app/web/index.html", "app/web/app.js"} <= names
+    assert {"app/eval/data/starter_eval.jsonl", "app/eval/data/starter_conversations.jsonl",
+            "app/web/index.html", "app/web/app.js"} <= names
     assert not any(n.startswith("tests/") for n in names)
     site = tmp_path / "site"
     install = subprocess.run([PYTHON, "-m", "pip", "install", "--no-deps", "--target", str(site),

@@ -62,3 +62,21 @@ def test_streaming_from_the_real_server(llm_service):
                                 timeout=180)
     kinds = [e for e, _ in events]
     assert status == 200 and kinds[-1] == "done" and kinds.count("delta") >= 1
+
+
+def test_a_follow_up_is_condensed_by_the_real_server(llm_service):
+    """SmolLM2 writes the standalone question that is searched (not the model-free rewrite)."""
+    from app.conversation import Turn, retrieval_query
+
+    history = [{"role": "user", "content": "How long do I have to get a full refund on an "
+                                           "annual plan?"},
+               {"role": "assistant", "content": "Within 30 days of purchase [1]."}]
+    r = httpx.post(f"{llm_service}/ask", timeout=180,
+                   json={"question": "And for monthly plans?", "history": history})
+    assert r.status_code == 200, r.text
+    query = r.json()["retrieval_query"]
+    model_free = retrieval_query("And for monthly plans?",
+                                 tuple(Turn(**turn) for turn in history))
+    print("condensed by SmolLM2:", query)
+    assert query not in ("And for monthly plans?", model_free)
+    assert "monthly" in query.lower() and "<" not in query

@@ -10,6 +10,7 @@ from app.answer import Answer
 from app.api.deps import ServiceDep, SettingsDep
 from app.api.schemas import SSE_EVENT, AskRequest, errors
 from app.api.streaming import Delta, Done, Failed, answer_events, event_stream, sse
+from app.conversation import Turn
 from app.service import Question
 from app.telemetry import note_answer
 
@@ -24,7 +25,8 @@ router = APIRouter(tags=["ask"])
 async def ask(req: AskRequest, request: Request, svc: ServiceDep, settings: SettingsDep):
     q = Question(req.question, req.top_k or settings.top_k, req.mode,
                  req.filters.path if req.filters else None,
-                 req.filters.type if req.filters else None)
+                 req.filters.type if req.filters else None,
+                 tuple(Turn(t.role, t.content) for t in req.history))
 
     def noted(answer: Answer) -> Answer:
         note_answer(request, answer, req.question, log_content=settings.log_content)

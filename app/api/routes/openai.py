@@ -1,8 +1,12 @@
 """The RAG system as an OpenAI-compatible model, so any OpenAI client or chat UI can use it:
 `GET /v1/models`, `GET /v1/models/ragfirst` and `POST /v1/chat/completions` (streaming and not).
 
-The question is the last user message (earlier turns are not used: each question is answered
-from the documents on its own). Citations come in two forms (see README, "OpenAI-compatible"):
+The question is the last user message; the user and assistant messages before it are the
+conversation's history, as `history` is for /ask (a follow-up is searched in its standalone
+form): the latest 50, each cut to 8,000 characters, their text parts only, an assistant
+message without the "Sources:" list this endpoint appended to it. System (and developer)
+messages are ignored: the server's own prompt decides how answers are written and cited, and
+a chat UI's system prompt ("You are a helpful assistant") must not override it. Citations come in two forms (see README, "OpenAI-compatible"):
 - in the text, for any chat UI: `[n]` markers, and after the answer a "Sources:" list
   (`[n] path, page p`), then the citation check's findings (sentences no cited source
   supports; markers removed because they point at no source);
@@ -25,13 +29,16 @@ from starlette.concurrency import run_in_threadpool
 
 from app.answer import Answer
 from app.api.deps import ServiceDep, SettingsDep
-from app.api.schemas import SSE_EVENT, AskRequest, check_text, errors, inline, json_int
+from app.api.schemas import (MAX_HISTORY_TURNS, MAX_TURN_CHARS, SSE_EVENT, AskRequest,
+                             check_text, errors, inline, json_int)
 from app.api.streaming import Delta, Done, answer_events, event_stream, sse
+from app.conversation import Turn
 from app.errors import error_body
 from app.service import Question
 from app.telemetry import note_answer
 
 MODEL_ID = "ragfirst"
+_SOURCES_HEADING = "\n\nSources:\n"  # what the answer's footer opens with
 _CREATED = int(time.time())
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
@@ -106,6 +113,36 @@ def _question(req: ChatRequest) -> str:
     return content
 
 
+def _history(req: ChatRequest) -> tuple[Turn, ...]:
+    """The user and assistant turns before the last user message (see the module's doc)."""
+    last = max(i for i, m in enumerate(req.messages) if m.role == "user")
+    turns = []
+    for i, m in enumerate(req.messages[:last]):
+        if m.role not in ("user", "assistant"):
+            continue
+        text = _earlier_text(m.content)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise OpenAIError(400, f"messages[{i}] is not valid Unicode text (it holds a lone "
+                                   "surrogate)", param=f"messages[{i}]") from None
+        if m.role == "assistant":
+            text = text.split(_SOURCES_HEADING, 1)[0]
+        if text.strip():
+            turns.append(Turn(m.role, text[:MAX_TURN_CHARS]))
+    return tuple(turns[-MAX_HISTORY_TURNS:])
+
+
+def _earlier_text(content: Any) -> str:
+    """An earlier message's text: its text parts (an image sent before is not refused)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(part["text"] for part in content if isinstance(part, dict)
+                         and part.get("type") == "text" and isinstance(part.get("text"), str))
+    return ""
+
+
 def _text(content: Any) -> str:
     """A message's text: a string, or text parts joined by lines."""
     if isinstance(content, list):
@@ -130,7 +167,7 @@ def sources_footer(answer: Answer) -> str:
     check found (a chat UI shows no `unsupported` field, so it is said in words)."""
     footer = ""
     if answer.citations:
-        footer += "\n\nSources:\n" + "\n".join(f"[{c.n}] {c.label}" for c in answer.citations)
+        footer += _SOURCES_HEADING + "\n".join(f"[{c.n}] {c.label}" for c in answer.citations)
     if answer.unsupported:
         footer += "\n\nNot supported by the cited sources:\n" + "\n".join(
             f"- {sentence}" for sentence in answer.unsupported)
@@ -145,7 +182,7 @@ def _extensions(answer: Answer) -> dict:
     return {"citations": body["citations"],
             "ragfirst": {k: body[k] for k in ("abstained", "unsupported", "invalid_citations",
                                               "generator", "model", "index_generation",
-                                              "index_id", "timings_ms")}}
+                                              "index_id", "retrieval_query", "timings_ms")}}
 
 
 async def _chat_request(request: Request) -> tuple[ChatRequest, str]:
@@ -180,9 +217,10 @@ async def _chat_request(request: Request) -> tuple[ChatRequest, str]:
 async def chat_completions(request: Request, svc: ServiceDep, settings: SettingsDep):
     try:
         req, question = await _chat_request(request)
+        history = _history(req)
     except OpenAIError as exc:
         return exc.response()
-    q = Question(question, settings.top_k)
+    q = Question(question, settings.top_k, history=history)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
 

@@ -2,6 +2,7 @@
 build step)."""
 from __future__ import annotations
 
+import mimetypes
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
@@ -10,6 +11,9 @@ from fastapi.staticfiles import StaticFiles
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 STATIC = "/static"  # where the page's files are served
+# The page's scripts are ES modules, which a browser runs only when served as JavaScript; some
+# systems' MIME tables (Windows' registry) map .js to text/plain.
+mimetypes.add_type("text/javascript", ".js")
 
 router = APIRouter(include_in_schema=False)
 

@@ -16,7 +16,8 @@ from tests.fake_llm import FakeLLM
 from tests.helpers import OFF_TOPIC, REFUND_QUESTION, assert_citations_are_exact, serving, sse
 
 ANSWER_FIELDS = {"answer", "citations", "abstained", "unsupported", "invalid_citations",
-                 "generator", "model", "timings_ms", "index_generation", "index_id"}
+                 "generator", "model", "timings_ms", "index_generation", "index_id",
+                 "retrieval_query"}
 CITATION_FIELDS = {"n", "path", "page", "start", "end", "text", "score"}
 
 
@@ -31,7 +32,7 @@ def test_an_answer_has_the_documented_shape_and_exact_citations(client, small_in
     assert_citations_are_exact(small_index.corpus_dir, body["citations"])
     assert {c["n"] for c in body["citations"]} == {int(n) for n in
                                                   re.findall(r"\[(\d+)\]", body["answer"])}
-    assert set(body["timings_ms"]) == {"embed", "retrieve", "generate", "total"}
+    assert set(body["timings_ms"]) == {"condense", "embed", "retrieve", "generate", "total"}
     assert (body["generator"], body["model"], body["index_generation"]) == ("extractive", None, 1)
 
 
@@ -154,7 +155,8 @@ def test_the_service_is_an_injected_dependency(client):
     finally:
         client.app.dependency_overrides.clear()
     assert body == canned.to_json() and body["answer"] == "Canned [1]."
-    assert body["timings_ms"] == {"embed": 1, "retrieve": 2, "generate": 3, "total": 6}
+    assert body["timings_ms"] == {"condense": 0, "embed": 1, "retrieve": 2, "generate": 3,
+                                 "total": 6}
 
 
 def test_the_request_log_holds_question_and_answer_only_when_asked(small_index, caplog):

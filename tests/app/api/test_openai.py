@@ -35,7 +35,7 @@ def test_a_completion_carries_the_answer_sources_and_citations(client):
     assert body["citations"] and body["citations"][0]["path"] == "kb/refunds.md"
     assert set(body["ragfirst"]) == {"abstained", "unsupported", "invalid_citations",
                                      "generator", "model", "index_generation", "index_id",
-                                     "timings_ms"}
+                                     "retrieval_query", "timings_ms"}
 
 
 def test_a_streamed_completion_ends_with_the_citations_and_done(client):
@@ -105,3 +105,52 @@ def test_no_index_is_503_index_not_ready(no_index):
     with serving(no_index) as client:
         r = client.post("/v1/chat/completions", json=chat("anything"))
     assert r.status_code == 503 and r.json()["error"]["code"] == "index_not_ready"
+
+
+def test_the_messages_before_the_last_user_one_are_the_history():
+    from app.api.routes.openai import ChatRequest, _history
+
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    req = ChatRequest.model_validate({"model": "ragfirst", "messages": [
+        {"role": "system", "content": "You are a pirate."},
+        {"role": "user", "content": [{"type": "text", "text": "Refunds on annual plans?"}, image]},
+        {"role": "assistant", "content": "Within 30 days [1].\n\nSources:\n[1] refund-policy.md"},
+        {"role": "tool", "content": "ignored"},
+        {"role": "assistant", "content": None},
+        {"role": "user", "content": "   "},
+        {"role": "user", "content": "x" * 9000},
+        {"role": "user", "content": "And for monthly plans?"}]})
+    turns = _history(req)
+    assert [(t.role, t.content[:24]) for t in turns] == [
+        ("user", "Refunds on annual plans?"), ("assistant", "Within 30 days [1]."),
+        ("user", "x" * 24)]
+    assert turns[1].content == "Within 30 days [1]." and len(turns[2].content) == 8000
+
+
+def test_only_the_latest_fifty_turns_are_kept():
+    from app.api.routes.openai import ChatRequest, _history
+
+    messages = [{"role": ("user", "assistant")[i % 2], "content": f"turn {i}"}
+                for i in range(60)] + [{"role": "user", "content": "And then?"}]
+    turns = _history(ChatRequest.model_validate({"model": "ragfirst", "messages": messages}))
+    assert len(turns) == 50 and turns[0].content == "turn 10" and turns[-1].content == "turn 59"
+
+
+def test_an_image_in_an_earlier_message_is_not_refused(client):
+    body = {"model": "ragfirst", "messages": [
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]},
+        {"role": "assistant", "content": "I cannot see images."},
+        {"role": "user", "content": REFUND_QUESTION}]}
+    r = client.post("/v1/chat/completions", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["ragfirst"]["retrieval_query"] == REFUND_QUESTION
+
+
+def test_an_earlier_message_that_is_not_valid_unicode_is_a_400(client):
+    body = ('{"model": "ragfirst", "messages": [{"role": "user", "content": "refund \\ud800"},'
+            ' {"role": "user", "content": "And for monthly plans?"}]}')
+    r = client.post("/v1/chat/completions", content=body,
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert error["param"] == "messages[0]" and "lone surrogate" in error["message"]

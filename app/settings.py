@@ -37,6 +37,10 @@ class Settings(IngestSettings):
 
     # Generation
     generator: Literal["extractive", "openai", "llamacpp"] = "extractive"
+    # The extractive answerer scores its best candidate sentences by meaning with the loaded
+    # embedder too (better answers; the first time a passage is answered from, ~60 ms more on
+    # 2 cores: README, "Evaluation"). False: by their words alone.
+    extractive_embed: bool = True
     context_window: int = Field(4096, ge=256)  # tokens the LLM reads, prompt + answer
     max_answer_tokens: int = Field(512, ge=16)
     temperature: float = Field(0.0, ge=0.0, le=2.0)

@@ -62,7 +62,7 @@ def build_generator(settings: "Settings", embedder: "Embedder | None" = None) ->
     if settings.generator == "extractive":
         from app.generators.extractive import ExtractiveGenerator
 
-        if embedder is None:
+        if embedder is None or not settings.extractive_embed:
             return ExtractiveGenerator()
         return ExtractiveGenerator(embed=lambda texts: embedder.embed(texts, urgent=True))
     if settings.generator == "openai":

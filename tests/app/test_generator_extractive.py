@@ -190,6 +190,8 @@ def test_build_generator_wires_the_services_embedder() -> None:
     assert with_embedder._embed is not None
     assert with_embedder._embed(["x"]).shape == (1, embedder.dim)
     assert build_generator(settings)._embed is None
+    words_only = Settings(generator="extractive", embedder="hashing", extractive_embed=False)
+    assert build_generator(words_only, embedder)._embed is None  # RAG_EXTRACTIVE_EMBED=false
 
 
 @pytest.mark.parametrize("kwargs", [{"max_sentences": 0}, {"shortlist": 0},
@@ -197,3 +199,17 @@ def test_build_generator_wires_the_services_embedder() -> None:
 def test_bad_options_are_refused_when_built(kwargs) -> None:
     with pytest.raises(ValueError):
         ExtractiveGenerator(**kwargs)
+
+
+def test_a_follow_up_s_sentences_are_chosen_for_its_standalone_form() -> None:
+    from app.conversation import Turn
+
+    text = ("Monthly plans are billed on the first day of each month. Monthly plans come with "
+            "email support only. Monthly plans can be refunded within 7 days of purchase.")
+    sources = [Source(1, "kb/plans.md", None, 0, len(text), text, 0.9)]
+    history = (Turn("user", "How long do I have to get a full refund on an annual plan?"),
+               Turn("assistant", "Within 30 days [1]."))
+    generator = ExtractiveGenerator(max_sentences=1)
+    alone = generator.generate("And for monthly plans?", sources)
+    followed = generator.generate("And for monthly plans?", sources, history=history)
+    assert "7 days" in followed and "7 days" not in alone

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, Sequence, runtime_checkable
 
 from app.answer import ABSTAIN_ANSWER
-from app.text import WORD, terms
+from app.text import MARKERS, WORD, terms
 from ingest.text import fold
 
 Role = Literal["user", "assistant"]
@@ -127,7 +127,6 @@ def retrieval_query(question: str, history: Sequence[Turn]) -> str:
 
 
 MAX_CONDENSED_CHARS = 500
-MARKERS = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")  # [1], [2, 3]
 _LABEL = re.compile(r"^(?:standalone question|rewritten question|question)\s*:\s*", re.IGNORECASE)
 _THINKING = re.compile(r"<think>.*?</think>", re.IGNORECASE | re.DOTALL)
 

@@ -12,7 +12,8 @@ import re
 from functools import lru_cache
 from typing import Sequence
 
-from app.conversation import MARKERS, Turn
+from app.conversation import Turn
+from app.text import MARKERS
 from app.sources import Source
 
 SYSTEM = """You answer questions using only the numbered sources the user provides.

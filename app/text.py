@@ -19,6 +19,9 @@ much also may might must shall within per via get gets got tell""".split())
 
 WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# A citation marker as answers write them, with the space before it: " [1]", " [2, 3]" (also
+# what a document's own bracketed numbers look like, "[2020]", which an answer must not quote)
+MARKERS = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 LIST_NUMBER = re.compile(r"\d{1,3}[.)]")  # "1." or "2)" opening a numbered list item
 # A sentence ends at . ! ? (optionally followed by a closing quote/bracket or [n] markers)
 # before whitespace; a line break that ends a list item, heading or table row ends one too.

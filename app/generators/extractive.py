@@ -28,7 +28,7 @@ from app.conversation import Turn, retrieval_query
 from app.generators import TextStream
 from app.generators.units import ANAPHOR, MAX_UNIT_CHARS, Unit, source_units
 from app.sources import Source
-from app.text import sentence_spans, terms
+from app.text import MARKERS, sentence_spans, terms
 
 Embed = Callable[[list[str]], np.ndarray]  # texts -> L2-normalised float32 rows
 
@@ -53,7 +53,6 @@ LENGTH_EXPONENT = 0.2
 # a sentence about the document itself ("This guide explains how re-rankers work") answers nothing
 _META = re.compile(r"^(this|the|these) (guide|document|page|article|section|policy|chapter|"
                    r"paper|notes?|checklist)\b", re.IGNORECASE)
-_BRACKETED = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 log = logging.getLogger("ragfirst.generators")
 
 
@@ -128,7 +127,7 @@ class ExtractiveGenerator:
             best = sources[0] if sources else None
             if best is None or not best.text.strip():
                 return []
-            first = " ".join(_BRACKETED.sub("", best.text).split())[:MAX_UNIT_CHARS]
+            first = " ".join(MARKERS.sub("", best.text).split())[:MAX_UNIT_CHARS]
             return [_cited(first, best.n)]
         scores = self._scores(question, units)
         paths = {s.n: s.path for s in sources}

@@ -10,14 +10,12 @@ import re
 from dataclasses import dataclass
 
 from app.sources import Source
-from app.text import LIST_NUMBER, sentence_spans, terms
+from app.text import LIST_NUMBER, MARKERS, sentence_spans, terms
 
 MAX_UNIT_CHARS = 600
 MIN_WORDS = 4  # "Post-incident reports." or "Yes." states nothing on its own
 _MARKUP = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)")
 _EMPHASIS = re.compile(r"\*\*|__|`")
-# a bracketed number copied from a document ("[3]", "[2020]") would read as a citation marker
-_BRACKETED = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _SEPARATOR_CELL = re.compile(r":?-{3,}:?")
 _LIST_START = re.compile(rf"{LIST_NUMBER.pattern}\s")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
@@ -49,7 +47,7 @@ class Unit:
 
 def clean(raw: str) -> str:
     """Markup, emphasis and bracketed numbers removed; whitespace collapsed."""
-    text = _BRACKETED.sub("", _EMPHASIS.sub("", _MARKUP.sub("", raw)))
+    text = MARKERS.sub("", _EMPHASIS.sub("", _MARKUP.sub("", raw)))
     return " ".join(text.split())
 
 

@@ -213,3 +213,16 @@ def test_a_follow_up_s_sentences_are_chosen_for_its_standalone_form() -> None:
     alone = generator.generate("And for monthly plans?", sources)
     followed = generator.generate("And for monthly plans?", sources, history=history)
     assert "7 days" in followed and "7 days" not in alone
+
+
+def test_a_follow_up_s_answer_opens_with_what_it_asked() -> None:
+    from app.conversation import Turn
+
+    annual = "Annual plans can be refunded in full within 30 days of purchase."
+    monthly = "Monthly plans can be refunded in full within 7 days of purchase."
+    sources = [Source(1, "kb/annual.md", None, 0, len(annual), annual, 0.9),
+               Source(2, "kb/monthly.md", None, 0, len(monthly), monthly, 0.8)]
+    history = (Turn("user", "How long do I have to get a full refund on an annual plan?"),
+               Turn("assistant", "Within 30 days [1]."))
+    answer = ExtractiveGenerator().generate("And for monthly plans?", sources, history=history)
+    assert answer.startswith("Monthly plans can be refunded") and "[2]" in answer

@@ -32,7 +32,7 @@ KEY = "web-test-key-3f9c2a"
 FINISHED = ':is([data-state="done"], [data-state="abstained"], [data-state="error"], ' \
            '[data-state="stopped"])'
 T1 = "#thread > .turn:nth-child(1)"  # the thread's first turn
-PDF_QUESTION = "How many guests can an Enterprise workspace have per paid seat?"
+PDF_QUESTION = "What is the rate limit of the API?"
 BUSINESS_QUESTION = "What does the Business plan cost?"
 OFF_TOPIC_QUESTION = "Who won the 1998 football world cup?"
 REFUND_QUESTION = "How long do I have to get a full refund on an annual plan?"

@@ -4,7 +4,7 @@
     ragfirst chat                a conversation: follow-ups, sources after each answer, /new
     ragfirst ingest              bring the index in step with the corpus (--rebuild, --json)
     ragfirst serve               serve the API and the web page (--host, --port, --no-watch)
-    ragfirst eval starter|beir   answer and retrieval quality (see README, Evaluation)
+    ragfirst eval starter|conversations|beir   answer and retrieval quality (README, Evaluation)
 
 Settings come from RAG_* environment variables, as everywhere else. `ragfirst CMD --help`
 lists a command's options."""

@@ -15,12 +15,6 @@ pytestmark = pytest.mark.slow
 AUTH = {"Authorization": f"Bearer {STARTER_KEY}"}
 
 
-@pytest.fixture(scope="module")
-def service(starter_index, starter_service):
-    settings, _ = starter_index
-    return starter_service, settings.corpus_dir
-
-
 def ask(url: str, **body) -> httpx.Response:
     return httpx.post(f"{url}/ask", json=body, headers=AUTH, timeout=60)
 
@@ -33,8 +27,8 @@ def ask(url: str, **body) -> httpx.Response:
      "kestrelbook/service-level-agreement.html", "99.9%"),
     ("When will API v1 be removed?", None, "30 June 2026"),
 ])
-def test_answers_with_exact_citations(service, question, expected_path, fact):
-    url, corpus = service
+def test_answers_with_exact_citations(starter, question, expected_path, fact):
+    url, corpus = starter
     r = ask(url, question=question)
     assert r.status_code == 200, r.text
     body = r.json()
@@ -49,8 +43,8 @@ def test_answers_with_exact_citations(service, question, expected_path, fact):
     assert body["index_generation"] >= 1 and body["unsupported"] == []
 
 
-def test_pdf_citation_has_its_page(service):
-    url, corpus = service
+def test_pdf_citation_has_its_page(starter):
+    url, corpus = starter
     body = ask(url, question="How long is the default session timeout?",
                filters={"type": "pdf"}).json()
     assert body["citations"] and all(c["path"].endswith(".pdf") for c in body["citations"])
@@ -63,22 +57,22 @@ def test_pdf_citation_has_its_page(service):
     "What is the boiling point of tungsten in kelvin?",  # off-topic: nothing similar
     "Does Kestrelbook have an office in Tokyo?",  # on-topic, but Tokyo is nowhere in it
 ])
-def test_abstains_when_the_corpus_has_no_answer(service, question):
-    url, _ = service
+def test_abstains_when_the_corpus_has_no_answer(starter, question):
+    url, _ = starter
     body = ask(url, question=question).json()
     assert body["abstained"] and body["citations"] == []
     assert "do not contain" in body["answer"]
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
-def test_each_retrieval_mode(service, mode):
-    url, _ = service
+def test_each_retrieval_mode(starter, mode):
+    url, _ = starter
     body = ask(url, question="reciprocal rank fusion constant k", mode=mode, top_k=3).json()
     assert any(c["path"] == "guides/hybrid-search-and-rrf.html" for c in body["citations"])
 
 
-def test_filters_restrict_the_sources(service):
-    url, _ = service
+def test_filters_restrict_the_sources(starter):
+    url, _ = starter
     body = ask(url, question="How is data deleted?", filters={"path": "guides/"}).json()
     assert body["citations"] and all(c["path"].startswith("guides/") for c in body["citations"])
     body = ask(url, question="refund", filters={"path": "kestrelbook/*.md", "type": ["md"]}).json()
@@ -86,8 +80,8 @@ def test_filters_restrict_the_sources(service):
                                      c["path"].endswith(".md") for c in body["citations"])
 
 
-def test_streaming_sends_deltas_then_one_done_event(service):
-    url, corpus = service
+def test_streaming_sends_deltas_then_one_done_event(starter):
+    url, corpus = starter
     status, events = sse_events(url, {"question": "How long are pages kept in the Trash?"},
                                 headers=AUTH)
     assert status == 200

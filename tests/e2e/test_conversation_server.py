@@ -17,18 +17,12 @@ REFUND = [{"role": "user", "content": "How long do I have to get a full refund o
                                            "of purchase [1]."}]
 
 
-@pytest.fixture(scope="module")
-def service(starter_index, starter_service):
-    settings, _ = starter_index
-    return starter_service, settings.corpus_dir
-
-
 def ask(url: str, **body) -> httpx.Response:
     return httpx.post(f"{url}/ask", json=body, headers=AUTH, timeout=60)
 
 
-def test_a_follow_up_is_cited_from_the_right_document(service):
-    url, corpus = service
+def test_a_follow_up_is_cited_from_the_right_document(starter):
+    url, corpus = starter
     alone = ask(url, question="And for monthly plans?").json()
     assert alone["retrieval_query"] == "And for monthly plans?"
     body = ask(url, question="And for monthly plans?", history=REFUND).json()
@@ -39,8 +33,8 @@ def test_a_follow_up_is_cited_from_the_right_document(service):
     assert_citations_are_exact(corpus, body["citations"])
 
 
-def test_a_topic_switch_is_not_pulled_back(service):
-    url, _ = service
+def test_a_topic_switch_is_not_pulled_back(starter):
+    url, _ = starter
     question = "What is reciprocal rank fusion?"
     body = ask(url, question=question, history=REFUND).json()
     assert body["retrieval_query"] == question
@@ -49,16 +43,16 @@ def test_a_topic_switch_is_not_pulled_back(service):
     assert "kestrelbook/refund-policy.md" not in paths
 
 
-def test_a_follow_up_the_documents_cannot_answer_abstains(service):
-    url, _ = service
+def test_a_follow_up_the_documents_cannot_answer_abstains(starter):
+    url, _ = starter
     body = ask(url, question="And in Tokyo?", history=[
         {"role": "user", "content": "Where are Kestrelbook's offices?"},
         {"role": "assistant", "content": "The documents do not say."}]).json()
     assert body["abstained"] and body["citations"] == []
 
 
-def test_streaming_a_follow_up(service):
-    url, corpus = service
+def test_streaming_a_follow_up(starter):
+    url, corpus = starter
     status, events = sse_events(url, {"question": "And for monthly plans?", "history": REFUND,
                                       "stream": True}, headers=AUTH)
     assert status == 200 and events[-1][0] == "done"
@@ -82,16 +76,16 @@ TURN = {"role": "user", "content": "How long do refunds take?"}
     ([TURN] * 51, "at most 50 items"),
     (["How long do refunds take?"], "valid dictionary"),
 ])
-def test_every_bad_history_is_a_422_that_says_what_is_wrong(service, history, says):
-    url, _ = service
+def test_every_bad_history_is_a_422_that_says_what_is_wrong(starter, history, says):
+    url, _ = starter
     r = ask(url, question="And for monthly plans?", history=history)
     assert r.status_code == 422, r.text
     detail = r.json()["detail"]
     assert any(e["loc"][:2] == ["body", "history"] and says in e["msg"] for e in detail), detail
 
 
-def test_a_lone_surrogate_in_history_is_a_422(service):
-    url, _ = service
+def test_a_lone_surrogate_in_history_is_a_422(starter):
+    url, _ = starter
     body = ('{"question": "And for monthly plans?", "history": '
             '[{"role": "user", "content": "refund \\ud800"}]}')
     r = httpx.post(f"{url}/ask", content=body, timeout=30,
@@ -100,8 +94,8 @@ def test_a_lone_surrogate_in_history_is_a_422(service):
     assert r.json()["detail"][0]["loc"] == ["body", "history", 0, "content"]
 
 
-def test_fifty_turns_of_eight_thousand_characters_are_accepted(service):
-    url, _ = service
+def test_fifty_turns_of_eight_thousand_characters_are_accepted(starter):
+    url, _ = starter
     history = [{"role": ("user", "assistant")[i % 2], "content": "refund annual plan " * 421}
                for i in range(50)]
     body = ask(url, question="And for monthly plans?", history=history).json()

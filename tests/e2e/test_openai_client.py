@@ -20,14 +20,8 @@ OFF_TOPIC = "Who won the 1998 football world cup?"
 
 
 @pytest.fixture(scope="module")
-def service(starter_index, starter_service):
-    settings, _ = starter_index
-    return starter_service, settings.corpus_dir
-
-
-@pytest.fixture(scope="module")
-def client(service) -> openai.OpenAI:
-    url, _ = service
+def client(starter) -> openai.OpenAI:
+    url, _ = starter
     return openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0, timeout=60)
 
 
@@ -49,8 +43,8 @@ def test_models_lists_the_rag_system_as_one_model(client):
         client.models.retrieve("gpt-4o")
 
 
-def test_completion_carries_the_answer_its_markers_and_its_citations(client, service):
-    url, corpus = service
+def test_completion_carries_the_answer_its_markers_and_its_citations(client, starter):
+    url, corpus = starter
     completion = client.chat.completions.create(model="ragfirst", messages=user(QUESTION))
     body = ask_json(url, QUESTION)
     choice = completion.choices[0]
@@ -131,8 +125,8 @@ def test_bad_requests_get_openai_errors(client, kwargs, error, needle):
     assert needle in caught.value.message
 
 
-def test_a_wrong_key_is_refused_in_openai_form(service):
-    url, _ = service
+def test_a_wrong_key_is_refused_in_openai_form(starter):
+    url, _ = starter
     for key in ("sk-test-7f3c1e0b9e", "wrong", ""):  # same length, differs at the end; short
         bad = openai.OpenAI(base_url=f"{url}/v1", api_key=key or "x", max_retries=0)
         with pytest.raises(openai.AuthenticationError) as caught:
@@ -190,8 +184,8 @@ def test_with_an_llm_the_check_findings_and_backend_failures_reach_the_client(
         assert "".join(received)  # the delta before the failure arrived
 
 
-def test_explicit_nulls_are_the_defaults(service):
-    url, _ = service
+def test_explicit_nulls_are_the_defaults(starter):
+    url, _ = starter
     r = httpx.post(f"{url}/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"},
                    timeout=60, json={"model": "ragfirst", "messages": user(QUESTION),
                                      "stream": None, "n": None, "temperature": None})
@@ -206,10 +200,10 @@ def test_explicit_nulls_are_the_defaults(service):
         assert r.status_code == 400 and needle in r.json()["error"]["message"], r.text
 
 
-def test_a_three_turn_conversation_uses_the_earlier_turns(client, service):
+def test_a_three_turn_conversation_uses_the_earlier_turns(client, starter):
     """A chat UI sends the whole conversation: the follow-up is searched with it, the system
     prompt is ignored, and the answer's own sources are cited."""
-    _, corpus = service
+    _, corpus = starter
     messages = [{"role": "system", "content": "You are a helpful assistant. Answer in French."},
                 {"role": "user", "content": "What uptime does the Enterprise plan guarantee?"}]
     first = client.chat.completions.create(model="ragfirst", messages=messages)

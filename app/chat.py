@@ -53,7 +53,7 @@ class Conversation:
         question most likely goes on from the one just asked ("And on the Business plan?"),
         answered or not, and leaving it out would make a follow-up borrow the words of an
         older topic; the abstention text tells an LLM condensing the follow-up that nothing
-        was found. (Its words are borrowed only when the user turns give too few.)"""
+        was found (the model-free rewrite never borrows an abstention's words)."""
         if not answer.text.strip():  # nothing to send: /ask refuses a blank turn
             return
         self.turns += [Turn("user", question), Turn("assistant", answer.text)]

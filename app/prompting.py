@@ -100,6 +100,11 @@ def fit_sources(question: str, sources: Sequence[Source], context_window: int,
                 max_answer_tokens: int, history: Sequence[Turn] = ()) -> list[Source]:
     """The best-ranked sources (in order) whose prompt fits the budget; at least none."""
     past = history_block(history, _history_budget(context_window, max_answer_tokens))
+    return _fit(question, sources, context_window, max_answer_tokens, past)
+
+
+def _fit(question: str, sources: Sequence[Source], context_window: int,
+         max_answer_tokens: int, past: str) -> list[Source]:
     budget = context_window - max_answer_tokens - count_tokens(SYSTEM) \
         - count_tokens(_user_text(question, [], past)) - 3 * _OVERHEAD_PER_MESSAGE
     kept, used = [], 0
@@ -122,8 +127,8 @@ def build_messages(question: str, sources: Sequence[Source], context_window: int
                    max_answer_tokens: int, history: Sequence[Turn] = ()
                    ) -> tuple[list[dict[str, str]], list[Source]]:
     """Chat messages for the question, and the sources that fit (the ones the LLM sees)."""
-    kept = fit_sources(question, sources, context_window, max_answer_tokens, history)
     past = history_block(history, _history_budget(context_window, max_answer_tokens))
+    kept = _fit(question, sources, context_window, max_answer_tokens, past)
     messages = [{"role": "system", "content": SYSTEM},
                 {"role": "user", "content": _user_text(question, kept, past)}]
     return messages, kept

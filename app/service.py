@@ -32,8 +32,6 @@ from ingest.store import IndexParams, open_reader
 
 log = logging.getLogger(__name__)
 
-
-
 @dataclass(frozen=True)
 class Question:
     text: str
@@ -135,8 +133,6 @@ class RagService:
         "Conversations")."""
         started = time.perf_counter()
         deadline = time.monotonic() + self.options.llm_timeout_s
-        if q.history:
-            self.index.current()  # no index: the 503 now, not after the LLM's condensing
         query = self._standalone(q, deadline)
         condensed = time.perf_counter()
         o = self.options
@@ -180,6 +176,7 @@ class RagService:
         fallback = retrieval_query(q.text, q.history)
         if not isinstance(self.generator, Condenser):
             return fallback
+        self.index.current()  # no index: the 503 now, not after the LLM's condensing
         o = self.options
         budget = min(o.condense_timeout_s, o.llm_timeout_s / 2)
         try:

@@ -97,15 +97,19 @@ class LlamaCppGenerator:
         self.model_path, self.model = path, path.name
         return self._llama
 
+    def _acquire(self, deadline: float) -> None:
+        """The model, waited for until the deadline (one call runs at a time)."""
+        wait = max(0.0, deadline - time.monotonic())
+        if not self._lock.acquire(timeout=wait):
+            raise GeneratorTimeout(f"llamacpp: model busy for more than {wait:.1f} s")
+
     def generate(self, question: str, sources: Sequence[Source],
                  deadline: float | None = None, history: Sequence[Turn] = ()) -> str:
         return "".join(self.stream(question, sources, deadline, history))
 
     def condense(self, question: str, history: Sequence[Turn], deadline: float) -> str:
         """The follow-up rewritten as a standalone question (see app.conversation)."""
-        wait = max(0.0, deadline - time.monotonic())
-        if not self._lock.acquire(timeout=wait):
-            raise GeneratorTimeout(f"llamacpp: model busy for more than {wait:.1f} s")
+        self._acquire(deadline)
         try:
             llama = self._load()
             try:  # llama.cpp cannot be interrupted: a short answer keeps within the deadline
@@ -127,9 +131,7 @@ class LlamaCppGenerator:
         messages, _ = build_messages(question, sources, o.context_window, o.max_answer_tokens,
                                      history)
         deadline = deadline or time.monotonic() + o.timeout_s
-        wait = max(0.0, deadline - time.monotonic())
-        if not self._lock.acquire(timeout=wait):
-            raise GeneratorTimeout(f"llamacpp: model busy for more than {wait:.1f} s")
+        self._acquire(deadline)
         try:
             llama = self._load()
             try:

@@ -112,10 +112,14 @@ class OpenAIGenerator:
 
     def generate(self, question: str, sources: Sequence[Source],
                  deadline: float | None = None, history: Sequence[Turn] = ()) -> str:
-        return "".join(self.stream(question, sources, deadline, history, stream=False))
+        return "".join(self._answer(question, sources, deadline, history, stream=False))
 
     def stream(self, question: str, sources: Sequence[Source], deadline: float | None = None,
-               history: Sequence[Turn] = (), *, stream: bool = True) -> TextStream:
+               history: Sequence[Turn] = ()) -> TextStream:
+        return self._answer(question, sources, deadline, history, stream=True)
+
+    def _answer(self, question: str, sources: Sequence[Source], deadline: float | None,
+                history: Sequence[Turn], stream: bool) -> TextStream:
         o = self.options
         messages, _ = build_messages(question, sources, o.context_window, o.max_answer_tokens,
                                      history)

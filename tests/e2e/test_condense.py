@@ -35,20 +35,22 @@ def ask(service_url: str, **body) -> dict:
     return r.json()
 
 
-def sent(fake_llm, url: str, since: int) -> tuple[list, list]:
-    """The condensing requests and the answer requests the LLM got since `since`."""
-    new = fake_llm.requests(url)[since:]
+def ask_with(llm_service, fake_llm, mode: str, **body) -> tuple[dict, list, list]:
+    """/ask with the fake LLM in `mode`: the answer, and the condensing requests and the
+    answer requests the LLM got for it."""
+    service_url, url = llm_service
+    fake_llm.set_mode(url, mode)
+    before = len(fake_llm.requests(url))
+    answer = ask(service_url, **body)
+    new = fake_llm.requests(url)[before:]
     condensing = [r for r in new if "standalone question" in r.body["messages"][0]["content"]]
-    return condensing, [r for r in new if r not in condensing]
+    return answer, condensing, [r for r in new if r not in condensing]
 
 
 def test_a_follow_up_is_condensed_and_searched_in_that_form(llm_service, fake_llm):
-    service_url, url = llm_service
-    fake_llm.set_mode(url, "rewrite")
-    before = len(fake_llm.requests(url))
-    body = ask(service_url, question=FOLLOW_UP, history=REFUND)
+    body, condensing, answering = ask_with(llm_service, fake_llm, "rewrite",
+                                           question=FOLLOW_UP, history=REFUND)
     assert body["retrieval_query"] == REWRITE
-    condensing, answering = sent(fake_llm, url, before)
     assert len(condensing) == 1 and len(answering) == 1
     prompt = condensing[0].body["messages"][1]["content"]
     assert "User: How long do I have to get a full refund" in prompt
@@ -68,25 +70,19 @@ def test_a_follow_up_is_condensed_and_searched_in_that_form(llm_service, fake_ll
 ])
 def test_no_condensing_call_when_the_question_stands_alone(llm_service, fake_llm, question,
                                                            history):
-    service_url, url = llm_service
-    fake_llm.set_mode(url, "rewrite")
-    before = len(fake_llm.requests(url))
-    body = ask(service_url, question=question, history=history)
+    body, condensing, answering = ask_with(llm_service, fake_llm, "rewrite",
+                                           question=question, history=history)
     assert body["retrieval_query"] == question
-    condensing, answering = sent(fake_llm, url, before)
     assert condensing == [] and len(answering) == 1
 
 
 @pytest.mark.parametrize("mode", ["slowrewrite", "badrewrite", "emptyrewrite"])
 def test_a_failed_condensing_call_falls_back_to_the_model_free_rewrite(llm_service, fake_llm,
                                                                        mode):
-    service_url, url = llm_service
-    fake_llm.set_mode(url, mode)
-    before = len(fake_llm.requests(url))
-    body = ask(service_url, question=FOLLOW_UP, history=REFUND)
+    body, condensing, answering = ask_with(llm_service, fake_llm, mode,
+                                           question=FOLLOW_UP, history=REFUND)
     assert body["retrieval_query"].startswith(FOLLOW_UP) and "refund" in body["retrieval_query"]
     assert "kestrelbook/refund-policy.md" in {c["path"] for c in body["citations"]}
-    condensing, answering = sent(fake_llm, url, before)
     assert len(condensing) == 1, "one condensing attempt, never retried"
     # and the answer was still asked for: had condensing (1 s) taken the request's 8 s, the
     # answer would be a 504, not the 200 `ask` checks

@@ -121,15 +121,14 @@ def _history(req: ChatRequest) -> tuple[Turn, ...]:
         if m.role not in ("user", "assistant"):
             continue
         text = _earlier_text(m.content)
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise OpenAIError(400, f"messages[{i}] is not valid Unicode text (it holds a lone "
-                                   "surrogate)", param=f"messages[{i}]") from None
         if m.role == "assistant":
             text = text.split(_SOURCES_HEADING, 1)[0]
-        if text.strip():
-            turns.append(Turn(m.role, text[:MAX_TURN_CHARS]))
+        try:
+            turns.append(Turn(m.role, check_text(text, f"messages[{i}]")[:MAX_TURN_CHARS]))
+        except ValueError as exc:
+            if str(exc).endswith("blank"):
+                continue  # an empty turn (a tool call's assistant message) says nothing
+            raise OpenAIError(400, str(exc), param=f"messages[{i}]") from None
     return tuple(turns[-MAX_HISTORY_TURNS:])
 
 

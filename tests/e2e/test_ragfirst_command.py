@@ -98,7 +98,10 @@ def test_bad_settings_are_one_error_line_not_a_traceback():
                             (["serve"], {"RAG_HTTP_HEADER_TIMEOUT_S": "soon"},
                              "RAG_HTTP_HEADER_TIMEOUT_S"),
                             (["serve"], {"RAG_HTTP_LIMIT_CONCURRENCY": "-3"},
-                             "RAG_HTTP_LIMIT_CONCURRENCY")):
+                             "RAG_HTTP_LIMIT_CONCURRENCY"),
+                            (["chat"], {"RAG_CONDENSE_TIMEOUT_S": "0"}, "RAG_CONDENSE_TIMEOUT_S"),
+                            (["ask", "anything"], {"RAG_EXTRACTIVE_EMBED": "sometimes"},
+                             "RAG_EXTRACTIVE_EMBED")):
         out = ragfirst(*args, **env)
         assert out.returncode == 2 and out.stderr.startswith("error: invalid settings: ")
         assert name in out.stderr and "Traceback" not in out.stderr

@@ -36,3 +36,8 @@ class IndexDamagedError(IngestError):
 class IndexStorageError(IngestError):
     """The index cannot be written: the disk is full, the folder is read-only or gone. The
     message says so without naming paths; the cause has the details (for the log)."""
+
+
+class IndexUnavailableError(IngestError):
+    """The index's database server cannot be reached (down, a wrong URL, a refused login): the
+    index itself is unchanged; requests get a 503 until it is back."""

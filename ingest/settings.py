@@ -50,6 +50,19 @@ class IngestSettings(BaseSettings):
 
     max_file_bytes: int = Field(50_000_000, ge=1)
 
+    # Where the index lives: "sqlite" (embedded: one database file + a FAISS file in
+    # RAG_INDEX_DIR) or "postgres" (PostgreSQL with pgvector at RAG_DATABASE_URL, for several
+    # API replicas on one database). Tables go in RAG_DATABASE_SCHEMA, created if missing.
+    store: Literal["sqlite", "postgres"] = "sqlite"
+    database_url: str | None = None  # a libpq URI: postgresql://user:pw@host:5432/db, ?host=/socket
+    database_schema: str = Field("ragfirst", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    database_pool_size: int = Field(8, ge=1, le=256)  # connections each process keeps at most
+    # pgvector's HNSW index: graph degree and build-time candidate list (read when the index is
+    # built), and the query-time candidate list (recall against speed, read per search).
+    hnsw_m: int = Field(16, ge=2, le=100)
+    hnsw_ef_construction: int = Field(64, ge=4, le=1000)
+    hnsw_ef_search: int = Field(100, ge=1, le=1000)
+
     @model_validator(mode="after")
     def _overlap_below_size(self) -> "IngestSettings":
         try:
@@ -57,6 +70,24 @@ class IngestSettings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"{exc}; lower RAG_CHUNK_OVERLAP or raise RAG_CHUNK_TOKENS") from None
         return self
+
+    @model_validator(mode="after")
+    def _database_for_postgres(self) -> "IngestSettings":
+        if self.store == "postgres" and not self.database_url:
+            raise ValueError("RAG_STORE=postgres needs RAG_DATABASE_URL (a libpq URI such as "
+                             "postgresql://user:password@host:5432/ragfirst)")
+        if self.database_url and not self.database_url.startswith(("postgresql://",
+                                                                   "postgres://")):
+            raise ValueError("RAG_DATABASE_URL must be a postgresql:// URI")
+        return self
+
+    @property
+    def index_name(self) -> str:
+        """The index as messages name it: its folder, or its database (no password)."""
+        if self.store == "postgres":
+            from ingest.store.postgres.connect import describe
+            return describe(self.database_url or "", self.database_schema)
+        return str(self.index_dir)
 
 
 def invalid_settings(exc: ValidationError) -> str:

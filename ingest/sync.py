@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import sqlite3
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,10 +23,8 @@ from ingest.errors import IngestError, LoadError
 from ingest.loaders import check_supported, load
 from ingest.scan import check_corpus, scan_corpus
 from ingest.settings import IngestSettings
+from ingest.store import IndexStore, open_store
 from ingest.store.records import IndexParams, NewDocument, vector_key
-from ingest.store.sqlite.faults import storage_error
-from ingest.store.sqlite.lock import ingest_lock
-from ingest.store.sqlite.store import SqliteStore
 
 
 @dataclass
@@ -83,33 +80,22 @@ def chunker_for(settings: IngestSettings, embedder: Embedder) -> Chunker:
 
 def run_ingest(settings: IngestSettings, embedder: Embedder | None = None, *,
                rebuild: bool = False, progress: bool | None = None) -> IngestReport:
-    """Bring the index in `settings.index_dir` in step with `settings.corpus_dir`. A full disk,
-    an unwritable folder or a damaged database raise IndexStorageError or IndexDamagedError
-    (the last commit still answers); a rebuild moves a damaged database aside first."""
+    """Bring the index the settings name (RAG_STORE) in step with `settings.corpus_dir`. A full
+    disk, an unwritable folder, a damaged database or an unreachable server raise
+    IndexStorageError, IndexDamagedError or IndexUnavailableError (the last commit still
+    answers); a rebuild moves a damaged SQLite database aside first."""
     started = time.perf_counter()
     check_corpus(settings.corpus_dir)  # fails early, before any model loads
     embedder = embedder or build_embedder(settings)  # the model loads when first needed
-    try:
-        with ingest_lock(settings.index_dir):
-            store = SqliteStore(settings.index_dir, params_for(settings, embedder),
-                                rebuild=rebuild)
-            try:
-                files = scan_corpus(settings.corpus_dir)  # inside the lock: no stale file list
-                report = _run(store, files, settings, embedder, rebuild, progress)
-                report.moved_aside = store.moved_aside.name if store.moved_aside else None
-            finally:
-                store.checkpoint()  # also after a failure: freed space is then enough
-                store.close()
-    except (sqlite3.Error, OSError) as exc:
-        fault = storage_error(exc)
-        if fault is None:
-            raise
-        raise fault from exc
+    with open_store(settings, params_for(settings, embedder), rebuild=rebuild) as store:
+        files = scan_corpus(settings.corpus_dir)  # inside the lock: no stale file list
+        report = _run(store, files, settings, embedder, rebuild, progress)
+        report.moved_aside = store.moved_aside.name if store.moved_aside else None
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _run(store: SqliteStore, files, settings: IngestSettings, embedder: Embedder, rebuild: bool,
+def _run(store: IndexStore, files, settings: IngestSettings, embedder: Embedder, rebuild: bool,
          progress: bool | None) -> IngestReport:
     indexed = store.documents()
     show = (sys.stderr.isatty() if progress is None else progress) or False
@@ -209,7 +195,7 @@ def _load_and_chunk(f, settings: IngestSettings, chunker: Callable[[], Chunker],
     return NewDocument(f.rel, sha, len(data), loaded.kind, loaded.text, chunks, keys)
 
 
-def _embed(store: SqliteStore, embedder: Embedder, upserts: list[NewDocument], everything: bool,
+def _embed(store: IndexStore, embedder: Embedder, upserts: list[NewDocument], everything: bool,
            checkpoint: int, show: bool) -> tuple[int, int]:
     """Embed the chunk texts that have no stored vector (or all of them, for a rebuild),
     longest first (less padding), committing vectors every `checkpoint` texts. Returns (texts

@@ -75,3 +75,4 @@ def settings(tmp_path: Path) -> IngestSettings:
 # Fixtures that live in their own modules, shared by several test files.
 from tests.fake_llm import fake_llm  # noqa: E402,F401
 from tests.llm_server import llama_server  # noqa: E402,F401
+from tests.postgres import pg_url  # noqa: E402,F401

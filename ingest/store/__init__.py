@@ -1,19 +1,45 @@
-"""The index store. `reader.py` is the seam the service reads through, `records.py` what crosses
-it; `sqlite/` is the embedded backend (the default). `open_reader` picks the backend."""
+"""The index store. `reader.py` is the seam the service reads through, `writer.py` the one an
+ingest run writes through, `records.py` what crosses them. Backends: `sqlite/` (embedded, the
+default) and `postgres/` (PostgreSQL + pgvector, for several replicas on one database), chosen by
+RAG_STORE. `open_reader` and `open_store` pick the backend."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
+from ingest.settings import IngestSettings
 from ingest.store.reader import IndexReader, Snapshot
 from ingest.store.records import (ChunkFilter, ChunkRecord, DocumentRow, IndexParams,
                                   NewDocument, RefusedFile)
-from ingest.settings import IngestSettings
+from ingest.store.writer import IndexStore
 
 __all__ = ["ChunkFilter", "ChunkRecord", "DocumentRow", "IndexParams", "IndexReader",
-           "NewDocument", "RefusedFile", "Snapshot", "open_reader"]
+           "IndexStore", "NewDocument", "RefusedFile", "Snapshot", "open_reader", "open_store"]
 
 
 def open_reader(settings: IngestSettings, expect: IndexParams | None = None) -> IndexReader:
     """A reader of the index the settings name. `expect`: the parameters the caller's embedder
     and chunking need (a snapshot of an index built otherwise is refused with the fix)."""
+    if settings.store == "postgres":
+        from ingest.store.postgres.reader import PostgresReader
+
+        return PostgresReader(settings.database_url or "", settings.database_schema, expect,
+                              pool_size=settings.database_pool_size,
+                              ef_search=settings.hnsw_ef_search)
     from ingest.store.sqlite.reader import SqliteReader
 
     return SqliteReader(settings.index_dir, expect)
+
+
+@contextmanager
+def open_store(settings: IngestSettings, params: IndexParams, *,
+               rebuild: bool = False) -> Iterator[IndexStore]:
+    """The writer of the index the settings name, holding its one-writer lock (a second run
+    waits, saying so) until the block ends. Storage faults come out as IndexStorageError,
+    IndexDamagedError or IndexUnavailableError, whose messages say what to do."""
+    if settings.store == "postgres":
+        from ingest.store.postgres.open import postgres_store as backend
+    else:
+        from ingest.store.sqlite.open import sqlite_store as backend
+    with backend(settings, params, rebuild=rebuild) as store:
+        yield store

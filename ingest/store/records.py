@@ -22,9 +22,10 @@ class IndexParams:
         return {k: str(v) for k, v in self.__dict__.items()}
 
 
-def check_params(meta: dict[str, str], params: IndexParams, where: str) -> None:
+def check_params(meta: dict[str, str], params: IndexParams, where: str,
+                 elsewhere: str = "or point RAG_INDEX_DIR at another folder") -> None:
     """Refuse an index built with other parameters, saying how to rebuild it. `where` names
-    the index in the message (its folder, or its database)."""
+    the index in the message (its folder, or its database); `elsewhere`, the other way out."""
     wanted = params.as_meta()
     diffs = [f"{k}: index has {meta.get(k)!r}, settings ask for {v!r}"
              for k, v in wanted.items() if meta.get(k) != v]
@@ -32,7 +33,7 @@ def check_params(meta: dict[str, str], params: IndexParams, where: str) -> None:
         raise IndexMismatchError(
             f"the index in {where} was built with other settings ({'; '.join(diffs)}). "
             "Rebuild it with `python -m ingest --rebuild` (or `make ingest ARGS=--rebuild`), "
-            "or point RAG_INDEX_DIR at another folder."
+            f"{elsewhere}."
         )
 
 

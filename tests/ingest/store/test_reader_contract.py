@@ -2,7 +2,8 @@
 on, whatever holds the index. Each backend is a fixture param; the index is written the way users
 write it, with run_ingest, and read only through open_reader.
 
-SQLite-only behaviour (the derived FAISS file) is in test_sqlite_snapshot.py."""
+SQLite-only behaviour (the derived FAISS file) is in test_sqlite_snapshot.py; PostgreSQL-only
+behaviour (the HNSW index, the advisory lock) in test_postgres_store.py."""
 from __future__ import annotations
 
 import shutil
@@ -17,21 +18,34 @@ from ingest.settings import IngestSettings
 from ingest.store import ChunkFilter, IndexParams, open_reader
 from ingest.sync import run_ingest
 from tests.helpers import write
+from tests.postgres import drop_schema, new_schema
 
 EMBEDDER = HashingEmbedder()
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def backend(request, tmp_path) -> IngestSettings:
     """Settings of an empty index on the backend under test, over an empty corpus."""
     (tmp_path / "corpus").mkdir()
-    return IngestSettings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index",
-                          embedder="hashing")
+    extra = {}
+    if request.param == "postgres":
+        extra = {"store": "postgres", "database_url": request.getfixturevalue("pg_url"),
+                 "database_schema": new_schema()}
+    settings = IngestSettings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index",
+                              embedder="hashing", **extra)
+    yield settings
+    if settings.store == "postgres":
+        drop_schema(settings.database_url, settings.database_schema)
+    assert not (tmp_path / "index").exists() or settings.store == "sqlite", \
+        "a PostgreSQL index wrote to RAG_INDEX_DIR"
 
 
 def wipe(settings: IngestSettings) -> None:
-    """The backend's whole index, gone (on SQLite: its folder)."""
-    shutil.rmtree(settings.index_dir)
+    """The backend's whole index, gone (on SQLite: its folder; on PostgreSQL: its schema)."""
+    if settings.store == "postgres":
+        drop_schema(settings.database_url, settings.database_schema)
+    else:
+        shutil.rmtree(settings.index_dir)
 
 
 def params(settings: IngestSettings, **changes) -> IndexParams:

@@ -1,0 +1,109 @@
+"""The index on PostgreSQL, read: `PostgresReader` (ingest.store.reader's IndexReader).
+
+Each `open()` takes a connection from a psycopg pool and starts a REPEATABLE READ, READ ONLY
+transaction whose first read is the meta row: that is the revision check. A replica therefore
+answers from the latest commit, whoever made it (`make ingest`, another replica's POST /ingest or
+watcher), from its next request on, with no notification to miss and nothing to restart; it costs
+one pooled round trip per request (measured in `make bench-ask`). Nothing is cached between
+snapshots but the meta of the last one.
+"""
+from __future__ import annotations
+
+import threading
+
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ingest.errors import IndexNotFoundError
+from ingest.store.postgres.connect import CONNECT_TIMEOUT_S, describe, qualified, translate, unavailable
+from ingest.store.postgres.snapshot import PostgresSnapshot
+from ingest.store.reader import Snapshot
+from ingest.store.records import IndexParams, check_params
+from ingest.store.postgres.store import RETRY_HINT
+
+POOL_WAIT_S = 5.0  # how long a request waits for a free (or new) connection
+
+
+class PostgresReader:
+    def __init__(self, url: str, schema: str, expect: IndexParams | None = None, *,
+                 pool_size: int = 8, ef_search: int = 100) -> None:
+        self.url, self.schema, self.expect = url, schema, expect
+        self.where = describe(url, schema)
+        self._ef_search = ef_search
+        self._lock = threading.Lock()
+        self._pool = ConnectionPool(url, min_size=0, max_size=pool_size, open=False,
+                                    kwargs={"autocommit": False,
+                                            "connect_timeout": CONNECT_TIMEOUT_S},
+                                    reconnect_timeout=0, name=f"ragfirst-{schema}")
+        self._opened = False
+
+    def _connection(self) -> psycopg.Connection:
+        with self._lock:
+            if not self._opened:
+                self._pool.open(wait=False)
+                self._opened = True
+        try:
+            return self._pool.getconn(timeout=POOL_WAIT_S)
+        except PoolTimeout as exc:
+            raise unavailable(self.url, exc, self.schema) from exc
+
+    def _release(self, conn: psycopg.Connection) -> None:
+        try:
+            conn.rollback()  # end the read transaction
+        except psycopg.Error:
+            pass  # a broken connection: the pool checks and discards it
+        self._pool.putconn(conn)
+
+    def open(self, previous: Snapshot | None = None) -> PostgresSnapshot:
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            meta = dict(conn.execute(qualified(self.schema, "SELECT key, value FROM {s}.meta"))
+                        .fetchall())
+            if "dim" not in meta:
+                raise IndexNotFoundError(f"the index in {self.where} is not initialised: run "
+                                         "`make ingest` first")
+            if self.expect is not None:
+                check_params(meta, self.expect, self.where, RETRY_HINT)
+            if conn.adapters.types.get("vector") is None:  # it exists once meta does
+                register_vector(conn)
+        except BaseException as exc:
+            self._release(conn)
+            mapped = translate(exc, self.url, self.schema) if isinstance(exc, psycopg.Error) \
+                else None
+            if mapped is not None:
+                raise mapped from exc
+            raise
+        return PostgresSnapshot(conn, self.schema, meta, self._release, self._ef_search)
+
+    def storage(self) -> dict[str, int]:
+        """Bytes the index's tables and indexes take on the server, by part."""
+        parts = {"documents": ("documents", "chunks", "vectors", "failures", "meta"),
+                 "lexical": ("postings", "term_stats")}
+        sizes: dict[str, int] = {}
+        try:
+            with self._pool.connection(timeout=POOL_WAIT_S) as conn:
+                for part, tables in parts.items():
+                    sizes[part] = sum(conn.execute(
+                        "SELECT coalesce(pg_total_relation_size(to_regclass(%s)), 0)",
+                        (f'"{self.schema}"."{t}"',)).fetchone()[0] for t in tables)
+                sizes["dense"] = conn.execute(
+                    "SELECT coalesce(pg_relation_size(to_regclass(%s)), 0)",
+                    (f'"{self.schema}"."chunks_hnsw"',)).fetchone()[0]
+                conn.rollback()
+        except (psycopg.Error, PoolTimeout):
+            return {}
+        return sizes
+
+    def close(self) -> None:
+        with self._lock:
+            opened, self._opened = self._opened, False
+        if opened:
+            self._pool.close()
+
+    def __enter__(self) -> "PostgresReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,31 @@
+"""The SQLite store opened for one run: the file lock held, the store's errors as ours, the log
+checkpointed after the run (also a failed one: freed disk space is then enough to recover)."""
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from typing import Iterator
+
+from ingest.settings import IngestSettings
+from ingest.store.records import IndexParams
+from ingest.store.sqlite.faults import storage_error
+from ingest.store.sqlite.lock import ingest_lock
+from ingest.store.sqlite.store import SqliteStore
+
+
+@contextmanager
+def sqlite_store(settings: IngestSettings, params: IndexParams, *,
+                 rebuild: bool = False) -> Iterator[SqliteStore]:
+    try:
+        with ingest_lock(settings.index_dir):
+            store = SqliteStore(settings.index_dir, params, rebuild=rebuild)
+            try:
+                yield store
+            finally:
+                store.checkpoint()
+                store.close()
+    except (sqlite3.Error, OSError) as exc:
+        fault = storage_error(exc)
+        if fault is None:
+            raise
+        raise fault from exc

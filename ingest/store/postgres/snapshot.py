@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 import numpy as np
 import psycopg
 
-from ingest.store.postgres.connect import qualified
+from ingest.store.postgres.connect import qualified, unavailable
 from ingest.store.postgres.lexical import K1, B, glob_regex, idf, query_terms, rarest, terms
 from ingest.store.postgres.schema import DOCUMENTS_SQL, hnsw_expr
 from ingest.store.records import ChunkFilter, ChunkRecord, DocumentRow, RefusedFile
@@ -70,7 +70,10 @@ class PostgresSnapshot:
         with self._lock:
             if self._conn is None:
                 raise SnapshotClosed("this snapshot is closed: open (or lease) a new one")
-            return self._conn.execute(qualified(self._schema, text), args).fetchall()
+            try:
+                return self._conn.execute(qualified(self._schema, text), args).fetchall()
+            except psycopg.OperationalError as exc:  # the server went away mid-request
+                raise unavailable("", exc) from exc
 
     def _tune(self) -> None:
         """The HNSW search's candidate list, and iterative scans so that a filtered search

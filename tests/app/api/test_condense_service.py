@@ -78,11 +78,12 @@ def test_a_failed_or_unusable_condensing_falls_back(service, reply, caplog):
     assert "model-free rewrite" in caplog.text
 
 
-def test_no_index_is_a_503_before_any_condensing(service, tmp_path):
+def test_no_index_is_a_503_before_any_condensing(service, no_index):
     from app.errors import IndexNotReady
 
     condenser = FakeCondenser()
-    svc = service(condenser, index_dir=tmp_path / "none")
+    svc = service(condenser, index_dir=no_index.index_dir,
+                  database_schema=no_index.database_schema)
     with pytest.raises(IndexNotReady):
         svc.ask(Question("And for gift cards?", 3, history=HISTORY))
     assert condenser.calls == []

@@ -116,13 +116,20 @@ def test_probes_and_errors_name_no_folder(no_index, tmp_path):
 
 
 def test_an_ingest_that_cannot_write_is_a_503_naming_no_path(small_index, tmp_path):
+    """SQLite: a file where the index folder should be. PostgreSQL: a server that is not
+    there (the message names neither the socket's folder nor the password)."""
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the index folder should be")
-    broken = small_index.model_copy(update={"index_dir": blocker / "index"})
+    broken = small_index.model_copy(update={
+        "index_dir": blocker / "index",
+        "database_url": f"postgresql://ragfirst:s3cret@/ragfirst?host={tmp_path}/nothing"})
     with serving(broken) as client:
         r = client.post("/ingest")
-    assert r.status_code == 503 and str(tmp_path) not in r.text
-    assert "cannot be written" in r.json()["detail"]
+        ask = client.post("/ask", json={"question": "refunds?"})
+    assert r.status_code == 503 and str(tmp_path) not in r.text and "s3cret" not in r.text
+    assert ask.status_code == 503 and str(tmp_path) not in ask.text
+    expected = "cannot be written" if broken.store == "sqlite" else "cannot be reached"
+    assert expected in r.json()["detail"], r.json()
 
 
 def test_many_problems_are_counted_not_listed(client):

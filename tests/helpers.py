@@ -65,6 +65,20 @@ def state(index_dir: Path, save_dense: bool = True) -> dict:
                 "dense": snap.dense.ntotal}
 
 
+def store_state(settings) -> dict:
+    """`state` for an index on any store, read through the reader seam (writes nothing)."""
+    from contextlib import closing
+
+    from ingest.store import open_reader
+
+    with closing(open_reader(settings)) as reader, closing(reader.open()) as snap:
+        docs = {d.path: d.sha256 for d in snap.documents()}
+        chunks = sorted((c.path, c.ordinal, c.start, c.end, c.text)
+                        for c in snap.chunks(snap.chunk_ids()))
+        return {"docs": docs, "chunks": chunks, "failures": [f[:2] for f in snap.failures()],
+                "dense": snap.chunk_count}
+
+
 def assert_citations_are_exact(corpus: Path, citations: list[dict]) -> None:
     """Every citation's text is exactly the document's extracted text between start and end."""
     from ingest.loaders import load

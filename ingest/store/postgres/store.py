@@ -101,9 +101,9 @@ class PostgresStore:
             if upserts or deletes or self.rebuild:
                 generation, commit = generation + 1, secrets.token_hex(8)
             counts = self._drop([*deletes, *(d.path for d in upserts)], meta)
-            new_dims = self._insert(upserts, generation, counts)
-            new_chunks = sum(len(d.chunks) for d in upserts)
-            dim = self._dimension(meta, new_dims, counts["chunks"] > new_chunks, model_dim)
+            kept_old = counts["chunks"] > 0
+            dim = self._insert(upserts, generation, counts, lambda new_dims: self._dimension(
+                meta, new_dims, kept_old, model_dim))
             self.conn.execute(self._sql("DELETE FROM {s}.vectors v WHERE NOT EXISTS "
                                         "(SELECT 1 FROM {s}.chunks c WHERE c.vec_key = v.key)"))
             failures_changed = self._replace_failures(failures)
@@ -144,12 +144,13 @@ class PostgresStore:
         return {"documents": counts["documents"] - docs, "chunks": counts["chunks"] - chunks,
                 "length": counts["length"] - int(length)}
 
-    def _insert(self, upserts: Sequence[NewDocument], generation: int,
-                counts: dict[str, int]) -> list[int]:
+    def _insert(self, upserts: Sequence[NewDocument], generation: int, counts: dict[str, int],
+                dimension: Callable[[list[int]], int]) -> int:
         """Insert the new versions (chunks get their vectors from `vectors`, server-side) and
-        their postings; updates `counts`; returns the distinct sizes of the new vectors."""
+        their postings; updates `counts`. `dimension` is given the distinct sizes of the new
+        vectors before any chunk is written (it refuses a mix); returns what it returns."""
         if not upserts:
-            return []
+            return dimension([])
         now, conn = time.time(), self.conn
         with conn.cursor() as cur:
             cur.executemany(self._sql(
@@ -170,6 +171,9 @@ class PostgresStore:
                      "start int, \"end\" int, heading text, page int, tokens int, text text, "
                      "vec_key text, length int) ON COMMIT DROP")
         terms, df, length = self._copy_chunks(upserts, doc_ids, ids)
+        dim = dimension([n for (n,) in conn.execute(
+            "SELECT DISTINCT vector_dims(v.embedding) FROM new_chunks n JOIN "
+            f"{self._ident('vectors')} v ON v.key = n.vec_key").fetchall()])
         inserted = conn.execute(self._sql(
             "INSERT INTO {s}.chunks SELECT n.*, v.embedding FROM new_chunks n JOIN {s}.vectors v "
             "ON v.key = n.vec_key")).rowcount
@@ -180,9 +184,7 @@ class PostgresStore:
         counts["documents"] += len(upserts)
         counts["chunks"] += total
         counts["length"] += length
-        return [n for (n,) in conn.execute(
-            "SELECT DISTINCT vector_dims(v.embedding) FROM new_chunks n JOIN "
-            f"{self._ident('vectors')} v ON v.key = n.vec_key").fetchall()]
+        return dim
 
     def _ident(self, table: str) -> str:
         return psycopg.sql.Identifier(self.schema, table).as_string(self.conn)

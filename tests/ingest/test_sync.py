@@ -1,4 +1,6 @@
-"""Incremental sync: added, changed, unchanged, deleted and failed files, in one commit each run."""
+"""Incremental sync: added, changed, unchanged, deleted and failed files, in one commit each run,
+on both stores (the `settings` here is an empty index on SQLite, then on PostgreSQL; the CLI's
+own behaviour is tested on SQLite only)."""
 from __future__ import annotations
 
 import json
@@ -7,11 +9,35 @@ import subprocess
 import pytest
 
 from ingest.errors import CorpusNotFoundError, IndexMismatchError
-from ingest.store.sqlite.snapshot import SqliteSnapshot
+from contextlib import closing
+
 from ingest.settings import IngestSettings
+from ingest.store import open_reader
 from ingest.store.records import IndexParams
 from ingest.sync import run_ingest
-from tests.helpers import PYTHON, ROOT, state, subprocess_env, write
+from tests.helpers import PYTHON, ROOT, store_state, subprocess_env, write
+from tests.postgres import drop_schema, new_schema
+
+SQLITE_ONLY = pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def settings(request, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    extra = {}
+    if request.param == "postgres":
+        extra = {"store": "postgres", "database_url": request.getfixturevalue("pg_url"),
+                 "database_schema": new_schema()}
+    made = IngestSettings(corpus_dir=corpus, index_dir=tmp_path / "index", embedder="hashing",
+                          **extra)
+    yield made
+    if made.store == "postgres":
+        drop_schema(made.database_url, made.database_schema)
+
+
+def state(settings: IngestSettings) -> dict:
+    return store_state(settings)
 
 
 def test_add_change_delete_unchanged(settings, hashing_embedder):
@@ -35,13 +61,13 @@ def test_add_change_delete_unchanged(settings, hashing_embedder):
     assert r3.unchanged == ["sub/c.md"]
     assert r3.chunks_removed == 2 and r3.chunks_added == 2 and r3.generation == 2
 
-    with SqliteSnapshot.open(settings.index_dir) as snap:
+    with closing(open_reader(settings)) as reader, closing(reader.open()) as snap:
         assert [d.path for d in snap.documents()] == ["a.md", "d.html", "sub/c.md"]
         hits = [c.path for c in snap.chunks([i for i, _ in snap.search_lexical("giraffes", 5)])]
         assert hits == ["a.md"]
         assert snap.search_lexical("zebras", 5) == []  # the old version is gone
         assert snap.search_lexical("yaks", 5) == []  # the deleted file is gone
-        assert snap.dense.ntotal == snap.chunk_count == 3
+        assert snap.chunk_count == len(snap.chunk_ids()) == 3
         vec = hashing_embedder.embed(["Delta is about otters."])[0]
         best = snap.chunks([snap.search_dense(vec, 1)[0][0]])[0]
         assert best.path == "d.html" and best.text.endswith("Delta is about otters.")
@@ -64,7 +90,7 @@ def test_failed_files_are_reported_and_the_rest_ingested(settings, hashing_embed
                            "huge.txt"}
     assert all("\n" not in reason and reason for reason in failed.values())
     assert "unsupported" in failed["notes.docx"] and "limit" in failed["huge.txt"]
-    assert state(settings.index_dir)["failures"] == sorted(failed.items())
+    assert state(settings)["failures"] == sorted(failed.items())
 
 
 def test_file_that_becomes_unreadable_leaves_the_index(settings, hashing_embedder):
@@ -75,7 +101,7 @@ def test_file_that_becomes_unreadable_leaves_the_index(settings, hashing_embedde
     report = run_ingest(settings, hashing_embedder)
     assert [p for p, _ in report.failed] == ["x.md"] and report.deleted == []
     assert report.chunks_removed == 1
-    assert state(settings.index_dir)["docs"] == {}
+    assert state(settings)["docs"] == {}
 
 
 def test_same_text_in_two_files_is_embedded_once(settings, hashing_embedder):
@@ -83,7 +109,7 @@ def test_same_text_in_two_files_is_embedded_once(settings, hashing_embedder):
     write(settings.corpus_dir, "two.txt", "Identical text about lemurs.")
     report = run_ingest(settings, hashing_embedder)
     assert report.chunks_added == 2 and report.embedded == 1
-    assert state(settings.index_dir)["dense"] == 2
+    assert state(settings)["dense"] == 2
 
 
 def test_rebuild_reindexes_everything(settings, hashing_embedder):
@@ -101,7 +127,8 @@ def test_model_mismatch_is_refused_with_the_fix(settings, hashing_embedder):
         run_ingest(other, hashing_embedder)
     expect = IndexParams("sentence-transformers/all-MiniLM-L6-v2", 200, 32)
     with pytest.raises(IndexMismatchError, match="model_id"):
-        SqliteSnapshot.open(settings.index_dir, expect=expect)
+        with closing(open_reader(settings, expect)) as reader:
+            reader.open()
     # the fix the message names works, and afterwards the new parameters are accepted
     assert run_ingest(other, hashing_embedder, rebuild=True).changed == ["a.md"]
     assert run_ingest(other, hashing_embedder).unchanged == ["a.md"]
@@ -118,6 +145,7 @@ def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300, env=subprocess_env(**env))
 
 
+@SQLITE_ONLY
 def test_cli_json_report(settings):
     c = settings.corpus_dir
     write(c, "a.md", "# A\n\nAardvarks dig burrows.\n")
@@ -135,6 +163,7 @@ def test_cli_json_report(settings):
     assert second["files"]["unchanged"] == ["a.md"] and second["chunks"]["embedded"] == 0
 
 
+@SQLITE_ONLY
 def test_cli_table_and_errors(settings):
     write(settings.corpus_dir, "a.md", "# A\n\nAardvarks.\n")
     args = ("--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir))
@@ -156,6 +185,7 @@ def test_cli_table_and_errors(settings):
     assert mismatch.returncode == 2 and "--rebuild" in mismatch.stderr
 
 
+@SQLITE_ONLY
 def test_a_second_ingest_waits_for_the_first(settings):
     """Two ingests never run on one index at once: the second waits for the lock."""
     from ingest.store.sqlite.lock import ingest_lock
@@ -173,6 +203,7 @@ def test_a_second_ingest_waits_for_the_first(settings):
     assert json.loads(out)["files"]["added"] == ["a.md"]
 
 
+@SQLITE_ONLY
 @pytest.mark.slow
 def test_changing_embedder_needs_a_rebuild(settings):
     """hashing -> sentence-transformers through the CLI: refused, then rebuilt on request."""
@@ -224,7 +255,7 @@ def test_a_file_written_while_the_run_reads_it_keeps_its_indexed_version(
     write(c, "a.md", "# A\n\nThe first version mentions otters.\n")
     write(c, "steady.md", "# Steady\n\nNothing changes here.\n")
     run_ingest(settings, hashing_embedder)
-    before = state(settings.index_dir)
+    before = state(settings)
     write(c, "a.md", "# A\n\nThe second version mentions herons")  # a writer is midway
     write(c, "new.md", "# New\n\nHalf of a new")
     monkeypatch.setattr(sync, "scan_corpus", _scan_then(lambda: [
@@ -232,7 +263,7 @@ def test_a_file_written_while_the_run_reads_it_keeps_its_indexed_version(
     report = run_ingest(settings, hashing_embedder)
     assert sorted(report.deferred) == ["a.md", "new.md"]
     assert not (report.added or report.changed or report.deleted or report.failed)
-    assert state(settings.index_dir) == before  # nothing half-written was indexed
+    assert state(settings) == before  # nothing half-written was indexed
     monkeypatch.undo()
     again = run_ingest(settings, hashing_embedder)  # the writer is done: the next run takes it
     assert again.changed == ["a.md"] and again.added == ["new.md"] and not again.deferred
@@ -248,17 +279,17 @@ def test_a_file_gone_between_scan_and_read_is_kept_until_the_next_run(settings, 
     write(c, "a.md", "# A\n\nAardvarks.\n")
     write(c, "b.md", "# B\n\nBadgers.\n")
     run_ingest(settings, hashing_embedder)
-    before = state(settings.index_dir)
+    before = state(settings)
     write(c, "b.md", "# B\n\nBadgers, edited.\n")
     write(c, "new.md", "# New\n\nNewts.\n")
     monkeypatch.setattr(sync, "scan_corpus", _scan_then(
         lambda: [(c / n).unlink() for n in ("b.md", "new.md")]))
     report = run_ingest(settings, hashing_embedder)
     assert report.deferred == ["b.md"] and not (report.deleted or report.failed or report.added)
-    assert state(settings.index_dir) == before
+    assert state(settings) == before
     monkeypatch.undo()
     assert run_ingest(settings, hashing_embedder).deleted == ["b.md"]  # it did not come back
-    assert list(state(settings.index_dir)["docs"]) == ["a.md"]
+    assert list(state(settings)["docs"]) == ["a.md"]
 
 
 def test_a_rebuild_refuses_a_file_that_changes_while_read(settings, hashing_embedder,
@@ -274,4 +305,4 @@ def test_a_rebuild_refuses_a_file_that_changes_while_read(settings, hashing_embe
     report = run_ingest(settings, hashing_embedder, rebuild=True)
     assert [p for p, _ in report.failed] == ["b.md"] and "changed while" in report.failed[0][1]
     assert not report.deferred
-    assert list(state(settings.index_dir)["docs"]) == ["a.md"]
+    assert list(state(settings)["docs"]) == ["a.md"]

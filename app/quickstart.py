@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     except IngestError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(format_report(report, settings.corpus_dir, settings.index_dir), "\n")
+    print(format_report(report, settings.corpus_dir, settings.index_name), "\n")
 
     # Quiet while the sample question is answered; then one JSON line per request (below).
     configure_logging(logging.WARNING)

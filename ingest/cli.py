@@ -27,7 +27,7 @@ def parse_args(argv: list[str] | None, prog: str = "python -m ingest") -> argpar
     return p.parse_args(argv)
 
 
-def format_report(report: IngestReport, corpus: Path, index: Path) -> str:
+def format_report(report: IngestReport, corpus: Path, index: Path | str) -> str:
     f = report
     lines = [f"Ingested {corpus} into {index} in {f.seconds:.1f} s "
              f"(index generation {f.generation})", ""]
@@ -45,7 +45,7 @@ def format_report(report: IngestReport, corpus: Path, index: Path) -> str:
         lines += ["", "refused (the rest of the corpus was ingested):"]
         lines += [f"  {p:<{width}}  {r}" for p, r in f.failed]
     if f.moved_aside:
-        lines += ["", f"The damaged database was moved aside to {index / f.moved_aside}; the "
+        lines += ["", f"The damaged database was moved aside to {Path(index) / f.moved_aside}; the "
                   "index was built anew."]
     if f.deferred:
         lines += ["", "changed while being read (kept as they were indexed; run again once "
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m ingest") -> int:
         report = run_ingest(settings, rebuild=args.rebuild,
                             progress=False if (args.quiet or args.json) else None)
     except (IndexStorageError, IndexDamagedError) as exc:  # the message names no path
-        print(f"error: {exc} (index folder: {settings.index_dir})", file=sys.stderr)
+        print(f"error: {exc} (index: {settings.index_name})", file=sys.stderr)
         return 2
     except IngestError as exc:  # a bad setting, corpus or index: one line that says why
         print(f"error: {exc}", file=sys.stderr)
@@ -78,5 +78,5 @@ def main(argv: list[str] | None = None, prog: str = "python -m ingest") -> int:
     if args.json:
         print(json.dumps(report.as_json()))
     else:
-        print(format_report(report, settings.corpus_dir, settings.index_dir))
+        print(format_report(report, settings.corpus_dir, settings.index_name))
     return 0

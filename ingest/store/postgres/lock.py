@@ -23,10 +23,3 @@ def take_ingest_lock(conn: psycopg.Connection, schema: str, where: str) -> None:
         print(f"waiting for another ingest of {where} to finish...", file=sys.stderr)
         conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
 
-
-def ingest_running(conn: psycopg.Connection, schema: str) -> bool:
-    """Whether any session holds the index's ingest lock now."""
-    return conn.execute(
-        "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
-        "((classid::bigint << 32) | objid::bigint) = hashtextextended(%s, 0)",
-        (lock_key(schema),)).fetchone()[0]

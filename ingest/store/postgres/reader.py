@@ -91,6 +91,7 @@ class PostgresReader:
                 sizes["dense"] = conn.execute(
                     "SELECT coalesce(pg_relation_size(to_regclass(%s)), 0)",
                     (f'"{self.schema}"."chunks_hnsw"',)).fetchone()[0]
+                sizes["documents"] -= sizes["dense"]  # counted once, as its own part
                 conn.rollback()
         except (psycopg.Error, PoolTimeout):
             return {}

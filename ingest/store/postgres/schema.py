@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS {s}.chunks (
     heading text NOT NULL, page integer, tokens integer NOT NULL, text text NOT NULL,
     vec_key text NOT NULL, length integer NOT NULL, embedding vector NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_doc ON {s}.chunks (doc_id);
+CREATE INDEX IF NOT EXISTS chunks_vec ON {s}.chunks (vec_key);
 CREATE TABLE IF NOT EXISTS {s}.vectors (key text PRIMARY KEY, embedding vector NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.postings (
     term text NOT NULL, chunk_id bigint NOT NULL REFERENCES {s}.chunks(id) ON DELETE CASCADE,

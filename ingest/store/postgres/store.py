@@ -36,6 +36,7 @@ class PostgresStore:
         self.conn, self.schema, self.params, self.rebuild = conn, schema, params, rebuild
         self.where, self.hnsw = where or schema, hnsw
         self.moved_aside = None  # nothing to move aside: the server keeps its own files whole
+        self._maybe_orphans: set[str] = set()  # vectors this run stored or unreferenced
         with conn.transaction():
             conn.execute(self._sql(DDL))
         register_vector(conn)
@@ -83,6 +84,7 @@ class PostgresStore:
         if vectors.ndim != 2 or vectors.shape[0] != len(keys):
             raise ValueError(f"expected {len(keys)} vectors, got an array of {vectors.shape}")
         action = "UPDATE SET embedding = excluded.embedding" if replace else "NOTHING"
+        self._maybe_orphans.update(keys)
         with self.conn.transaction(), self.conn.cursor() as cur:
             cur.executemany(self._sql(
                 "INSERT INTO {s}.vectors (key, embedding) VALUES (%s, %s) "
@@ -104,8 +106,7 @@ class PostgresStore:
             kept_old = counts["chunks"] > 0
             dim = self._insert(upserts, generation, counts, lambda new_dims: self._dimension(
                 meta, new_dims, kept_old, model_dim))
-            self.conn.execute(self._sql("DELETE FROM {s}.vectors v WHERE NOT EXISTS "
-                                        "(SELECT 1 FROM {s}.chunks c WHERE c.vec_key = v.key)"))
+            self._collect_vectors()
             failures_changed = self._replace_failures(failures)
             values = {"generation": str(generation), "commit": commit, "dim": str(dim),
                       **{k: str(v) for k, v in counts.items()}}
@@ -118,6 +119,17 @@ class PostgresStore:
                 ensure_hnsw(self.conn, self.schema, dim, *self.hnsw)
             before_commit()
         return generation, commit
+
+    def _collect_vectors(self) -> None:
+        """Drop the vectors no chunk refers to any more. Only the candidates are looked at
+        (those this run stored and those of the chunks it removed), not every vector: a
+        one-file commit must not read the whole table. A rebuild looks at all of them."""
+        cond = "" if self.rebuild else "v.key = ANY(%s) AND "
+        args = () if self.rebuild else (sorted(self._maybe_orphans),)
+        self.conn.execute(self._sql(
+            f"DELETE FROM {{s}}.vectors v WHERE {cond}NOT EXISTS "
+            "(SELECT 1 FROM {s}.chunks c WHERE c.vec_key = v.key)"), args)
+        self._maybe_orphans.clear()
 
     def _drop(self, paths: Sequence[str], meta: dict[str, str]) -> dict[str, int]:
         """Remove the paths' old versions (everything, on a rebuild) with their postings and
@@ -139,6 +151,9 @@ class PostgresStore:
             "ON d.id = c.doc_id WHERE d.path = ANY(%s) GROUP BY p.term) x WHERE t.term = x.term"),
             (list(paths),))
         self.conn.execute(self._sql("DELETE FROM {s}.term_stats WHERE df <= 0"))
+        self._maybe_orphans.update(k for (k,) in self._rows(
+            "SELECT c.vec_key FROM {s}.chunks c JOIN {s}.documents d ON d.id = c.doc_id "
+            "WHERE d.path = ANY(%s)", (list(paths),)))
         self.conn.execute(self._sql("DELETE FROM {s}.documents WHERE path = ANY(%s)"),
                           (list(paths),))
         return {"documents": counts["documents"] - docs, "chunks": counts["chunks"] - chunks,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from contextlib import closing
 
 import psycopg
@@ -31,6 +32,17 @@ def pg(pg_url, tmp_path):
     drop_schema(pg_url, settings.database_schema)
 
 
+def waiting_for_lock(conn: psycopg.Connection, proc: subprocess.Popen) -> None:
+    """Until another session waits for an advisory lock (the child blocked on ours)."""
+    deadline = time.monotonic() + 120  # the child's start-up on a busy machine
+    while not conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+                           "NOT granted").fetchone()[0]:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the second ingest never waited for the lock"
+        time.sleep(0.05)
+    assert proc.poll() is None  # still waiting
+
+
 def test_a_second_ingest_waits_for_the_advisory_lock(pg):
     write(pg.corpus_dir, "a.md", "# A\n\nAardvarks.\n")
     env = pg_env(pg.database_url, pg.database_schema)
@@ -40,8 +52,7 @@ def test_a_second_ingest_waits_for_the_advisory_lock(pg):
                                 cwd=ROOT, text=True, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE,
                                 env=subprocess_env(RAG_EMBEDDER="hashing", **env))
-        with pytest.raises(subprocess.TimeoutExpired):
-            proc.wait(timeout=3)
+        waiting_for_lock(holder, proc)
     out, err = proc.communicate(timeout=120)  # the holder's connection closed: it goes on
     assert proc.returncode == 0 and "waiting for another ingest" in err
     assert "schema" in err and "s3cret" not in err
@@ -99,3 +110,23 @@ def test_vectors_of_another_size_are_refused_with_the_rebuild_message(pg):
         run_ingest(pg, HashingEmbedder(dim=256))  # the same model id, another size
     assert store_state(pg) == before
     assert not pg.index_dir.exists()  # nothing of a PostgreSQL index in RAG_INDEX_DIR
+
+
+def test_vectors_no_chunk_refers_to_are_dropped_at_the_commit(pg):
+    def orphans() -> int:
+        with psycopg.connect(pg.database_url) as conn:
+            return conn.execute(
+                f'SELECT count(*) FROM "{pg.database_schema}".vectors v WHERE NOT EXISTS '
+                f'(SELECT 1 FROM "{pg.database_schema}".chunks c WHERE c.vec_key = v.key)'
+            ).fetchone()[0]
+
+    write(pg.corpus_dir, "a.md", "# A\n\nAardvarks dig.\n")
+    write(pg.corpus_dir, "b.md", "# B\n\nBadgers dig too.\n")
+    run_ingest(pg, HashingEmbedder())
+    write(pg.corpus_dir, "a.md", "# A\n\nAardvarks dig deeper now.\n")  # changed
+    (pg.corpus_dir / "b.md").unlink()  # deleted
+    report = run_ingest(pg, HashingEmbedder())
+    assert report.changed == ["a.md"] and report.deleted == ["b.md"]
+    assert orphans() == 0
+    run_ingest(pg, HashingEmbedder(), rebuild=True)
+    assert orphans() == 0 and store_state(pg)["dense"] == 1

@@ -1,4 +1,5 @@
-"""`python -m ingest`: bring the index in step with the corpus and print what changed."""
+"""`python -m ingest`: bring the index in step with the corpus and print what changed; with
+`--copy-to URL`, copy the index to another store instead (ingest/copy.py)."""
 from __future__ import annotations
 
 import argparse
@@ -7,8 +8,10 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from ingest.copy import CopyReport, copy_index
 from ingest.errors import IndexDamagedError, IndexStorageError, IngestError
 from ingest.settings import IngestSettings
+from ingest.store.urls import settings_for_url, shown_url
 from ingest.sync import IngestReport, run_ingest
 
 
@@ -24,7 +27,22 @@ def parse_args(argv: list[str] | None, prog: str = "python -m ingest") -> argpar
                         "chunking settings)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p.parse_args(argv)
+    copy = p.add_argument_group(
+        "copying to another store (nothing is embedded: the stored vectors are copied)")
+    copy.add_argument("--copy-to", metavar="URL",
+                      help="copy the index (RAG_STORE, --index) to postgresql://... or "
+                           "sqlite:///absolute/index-folder (sqlite:relative/folder) instead of "
+                           "ingesting")
+    copy.add_argument("--copy-to-schema", metavar="NAME",
+                      help="the schema of a postgresql:// target (default RAG_DATABASE_SCHEMA)")
+    copy.add_argument("--replace", action="store_true",
+                      help="let the copy overwrite a target that already holds an index")
+    args = p.parse_args(argv)
+    if args.copy_to and args.rebuild:
+        p.error("--copy-to copies the index as it is: it cannot be combined with --rebuild")
+    if (args.replace or args.copy_to_schema) and not args.copy_to:
+        p.error("--replace and --copy-to-schema go with --copy-to")
+    return args
 
 
 def format_report(report: IngestReport, corpus: Path, index: Path | str) -> str:
@@ -57,15 +75,43 @@ def format_report(report: IngestReport, corpus: Path, index: Path | str) -> str:
     return "\n".join(lines)
 
 
+def format_copy(report: CopyReport, target: IngestSettings) -> str:
+    f = report
+    lines = [f"Copied {f.source} to {f.target} in {f.seconds:.1f} s (index generation "
+             f"{f.generation}, id {f.index_id}); nothing was embedded", ""]
+    rows = [("documents", f.documents), ("chunks", f.chunks), ("vectors", f.vectors),
+            ("refused", f.refused)]
+    lines += [f"  {a:<10} {b:>9,}" for a, b in rows]
+    if f.replaced:
+        lines += ["", f"It replaced the {f.replaced:,} documents the target held."]
+    if f.moved_aside:
+        lines += ["", f"The target's damaged database was moved aside to {f.moved_aside}."]
+    use = (f"RAG_STORE=postgres, RAG_DATABASE_URL=<the URL>, RAG_DATABASE_SCHEMA="
+           f"{target.database_schema}" if target.store == "postgres" else
+           f"RAG_STORE=sqlite, RAG_INDEX_DIR={target.index_dir}")
+    return "\n".join(lines + ["", f"To serve or ingest it: {use}"])
+
+
+def _copy(args: argparse.Namespace, settings: IngestSettings) -> str:
+    target = settings_for_url(settings, args.copy_to, args.copy_to_schema)
+    report = copy_index(settings, target, replace=args.replace)
+    return json.dumps(report.as_json()) if args.json else format_copy(report, target)
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m ingest") -> int:
     args = parse_args(argv, prog)
     overrides = {k: v for k, v in (("corpus_dir", args.corpus), ("index_dir", args.index)) if v}
     try:
         settings = IngestSettings.load(**overrides)
+        if args.copy_to:
+            print(_copy(args, settings))
+            return 0
         report = run_ingest(settings, rebuild=args.rebuild,
                             progress=False if (args.quiet or args.json) else None)
     except (IndexStorageError, IndexDamagedError) as exc:  # the message names no path
-        print(f"error: {exc} (index: {settings.index_name})", file=sys.stderr)
+        where = (f"copying {settings.index_name} to {shown_url(args.copy_to)}" if args.copy_to else
+                 f"index: {settings.index_name}")
+        print(f"error: {exc} ({where})", file=sys.stderr)
         return 2
     except IngestError as exc:  # a bad setting, corpus or index: one line that says why
         print(f"error: {exc}", file=sys.stderr)

@@ -41,3 +41,8 @@ class IndexStorageError(IngestError):
 class IndexUnavailableError(IngestError):
     """The index's database server cannot be reached (down, a wrong URL, a refused login): the
     index itself is unchanged; requests get a 503 until it is back."""
+
+
+class CopyRefusedError(IngestError):
+    """A copy to another store cannot go ahead: its target is not a store URL, is the source
+    itself, or holds another index (without --replace). Nothing was written."""

@@ -10,11 +10,12 @@ from typing import Iterator
 from ingest.settings import IngestSettings
 from ingest.store.reader import IndexReader, Snapshot
 from ingest.store.records import (ChunkFilter, ChunkRecord, DocumentRow, IndexParams,
-                                  NewDocument, RefusedFile)
+                                  NewDocument, RefusedFile, StoredBatch, StoredIndex)
 from ingest.store.writer import IndexStore
 
 __all__ = ["ChunkFilter", "ChunkRecord", "DocumentRow", "IndexParams", "IndexReader",
-           "IndexStore", "NewDocument", "RefusedFile", "Snapshot", "open_reader", "open_store"]
+           "IndexStore", "NewDocument", "RefusedFile", "Snapshot", "StoredBatch", "StoredIndex",
+           "open_reader", "open_store"]
 
 
 def open_reader(settings: IngestSettings, expect: IndexParams | None = None) -> IndexReader:
@@ -32,11 +33,13 @@ def open_reader(settings: IngestSettings, expect: IndexParams | None = None) -> 
 
 
 @contextmanager
-def open_store(settings: IngestSettings, params: IndexParams, *,
+def open_store(settings: IngestSettings, params: IndexParams | None, *,
                rebuild: bool = False) -> Iterator[IndexStore]:
     """The writer of the index the settings name, holding its one-writer lock (a second run
     waits, saying so) until the block ends. Storage faults come out as IndexStorageError,
-    IndexDamagedError or IndexUnavailableError, whose messages say what to do."""
+    IndexDamagedError or IndexUnavailableError, whose messages say what to do. `params` None
+    opens the index as it is, with its own parameters (a copy's source): IndexNotFoundError
+    when there is none, and nothing is created."""
     if settings.store == "postgres":
         from ingest.store.postgres.open import postgres_store as backend
     else:

@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
+import numpy as np
+
 from ingest.chunking import Chunk
 from ingest.errors import IndexMismatchError
 
@@ -20,6 +22,11 @@ class IndexParams:
 
     def as_meta(self) -> dict[str, str]:
         return {k: str(v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, str]) -> "IndexParams":
+        """The parameters an index records (as_meta's inverse)."""
+        return cls(meta["model_id"], int(meta["chunk_tokens"]), int(meta["chunk_overlap"]))
 
 
 def check_params(meta: dict[str, str], params: IndexParams, where: str,
@@ -53,6 +60,7 @@ class NewDocument:
     text: str
     chunks: Sequence[Chunk]
     vec_keys: Sequence[str]
+    ingested_at: float | None = None  # seconds since the epoch; None: the commit's time
 
 
 @dataclass(frozen=True)
@@ -95,3 +103,25 @@ class ChunkFilter:
 
     path_glob: str | None = None
     kinds: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class StoredIndex:
+    """What a committed index is, besides its documents: what a copy to another store keeps
+    (the same parameters, generation and id: the same index, somewhere else)."""
+
+    params: IndexParams
+    generation: int
+    index_id: str
+    dim: int
+    failures: tuple[RefusedFile, ...]
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    """Some whole documents of an index, as stored, with the vectors their chunks use:
+    `vectors[i]` is stored under `keys[i]` (distinct keys, float32)."""
+
+    documents: Sequence[NewDocument]
+    keys: Sequence[str]
+    vectors: np.ndarray

@@ -16,7 +16,7 @@ from ingest.store.records import IndexParams
 
 
 @contextmanager
-def postgres_store(settings: IngestSettings, params: IndexParams, *,
+def postgres_store(settings: IngestSettings, params: IndexParams | None, *,
                    rebuild: bool = False) -> Iterator[PostgresStore]:
     url, schema = settings.database_url or "", settings.database_schema
     conn = connect(url)

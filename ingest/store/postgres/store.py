@@ -14,31 +14,41 @@ import json
 import secrets
 import time
 from collections import Counter
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
 from ingest.errors import IndexMismatchError
+from ingest.store.export import no_index
 from ingest.store.postgres.connect import qualified
 from ingest.store.postgres.dense import ensure_hnsw
+from ingest.store.postgres.export import read_batches, read_stored
 from ingest.store.postgres.lexical import postings
 from ingest.store.postgres.schema import DDL, DOCUMENTS_SQL, SCHEMA_VERSION
-from ingest.store.records import DocumentRow, IndexParams, NewDocument, check_params
+from ingest.store.records import (DocumentRow, IndexParams, NewDocument, StoredBatch, StoredIndex,
+                                  check_params)
 
 RETRY_HINT = "or set RAG_DATABASE_SCHEMA to another schema"
 
 
 class PostgresStore:
-    def __init__(self, conn: psycopg.Connection, schema: str, params: IndexParams, *,
+    """`params` None opens the index as it is, with its own parameters (a copy's source),
+    creating nothing."""
+
+    def __init__(self, conn: psycopg.Connection, schema: str, params: IndexParams | None, *,
                  rebuild: bool = False, where: str = "", hnsw: tuple[int, int] = (16, 64)) -> None:
-        self.conn, self.schema, self.params, self.rebuild = conn, schema, params, rebuild
+        self.conn, self.schema, self.rebuild = conn, schema, rebuild
         self.where, self.hnsw = where or schema, hnsw
         self.moved_aside = None  # nothing to move aside: the server keeps its own files whole
         self._maybe_orphans: set[str] = set()  # vectors this run stored or unreferenced
-        with conn.transaction():
-            conn.execute(self._sql(DDL))
+        if params is None:
+            params = self._existing_params()
+        else:
+            with conn.transaction():
+                conn.execute(self._sql(DDL))
+        self.params = params
         register_vector(conn)
         meta = self.meta
         if "model_id" not in meta:  # a new index: what it is built with, and its name
@@ -48,6 +58,14 @@ class PostgresStore:
                               **params.as_meta()})
         elif not rebuild:  # a rebuild rewrites the parameters in its own commit
             check_params(meta, params, self.where, RETRY_HINT)
+
+    def _existing_params(self) -> IndexParams:
+        found = self.conn.execute("SELECT to_regclass(%s)", (
+            psycopg.sql.Identifier(self.schema, "meta").as_string(self.conn),)).fetchone()[0]
+        meta = dict(self._rows("SELECT key, value FROM {s}.meta")) if found else {}
+        if "model_id" not in meta:
+            raise no_index(self.where)
+        return IndexParams.from_meta(meta)
 
     def _sql(self, text: str):
         return qualified(self.schema, text)
@@ -91,17 +109,26 @@ class PostgresStore:
                 f"ON CONFLICT (key) DO {action}"),
                 [(k, np.asarray(v, dtype=np.float32)) for k, v in zip(keys, vectors)])
 
+    def stored(self) -> StoredIndex:
+        return read_stored(self.conn, self.schema, self.where)
+
+    def stored_batches(self, chunks_per_batch: int = 1000) -> Iterator[StoredBatch]:
+        return read_batches(self.conn, self.schema, self.where, chunks_per_batch)
+
     def commit_run(self, upserts: Sequence[NewDocument], deletes: Sequence[str],
                    failures: Sequence[tuple[str, str, int | None]],
                    model_dim: Callable[[], int],
-                   before_commit: Callable[[], None] = lambda: None) -> tuple[int, str]:
+                   before_commit: Callable[[], None] = lambda: None, *,
+                   copy_of: StoredIndex | None = None) -> tuple[int, str]:
         """Apply one run atomically; returns the (generation, commit id) readers now see.
-        Same meaning as the SQLite store's commit_run."""
+        Same meaning as the SQLite store's commit_run (`copy_of` included)."""
         with self.conn.transaction():
             meta = self.meta
             generation, commit = int(meta["generation"]), meta["commit"]
-            if upserts or deletes or self.rebuild:
+            if upserts or deletes or self.rebuild or copy_of:
                 generation, commit = generation + 1, secrets.token_hex(8)
+            if copy_of:
+                generation = copy_of.generation
             counts = self._drop([*deletes, *(d.path for d in upserts)], meta)
             kept_old = counts["chunks"] > 0
             dim = self._insert(upserts, generation, counts, lambda new_dims: self._dimension(
@@ -112,6 +139,8 @@ class PostgresStore:
                       **{k: str(v) for k, v in counts.items()}}
             if self.rebuild:
                 values.update(self.params.as_meta())
+            if copy_of:
+                values["index_id"] = copy_of.index_id
             if commit != meta["commit"] or failures_changed:
                 values["revision"] = secrets.token_hex(8)  # what readers see has changed
             self._write_meta(values)
@@ -171,7 +200,8 @@ class PostgresStore:
             cur.executemany(self._sql(
                 "INSERT INTO {s}.documents (path, sha256, size, kind, text, ingested_at, "
                 "generation) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id"),
-                [(d.path, d.sha256, d.size, d.kind, d.text, now, generation) for d in upserts],
+                [(d.path, d.sha256, d.size, d.kind, d.text,
+                  now if d.ingested_at is None else d.ingested_at, generation) for d in upserts],
                 returning=True)
             doc_ids = []
             while True:

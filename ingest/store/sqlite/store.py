@@ -21,13 +21,16 @@ import secrets
 import sqlite3
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from ingest.errors import IndexMismatchError
-from ingest.store.records import DocumentRow, IndexParams, NewDocument, check_params
+from ingest.store.export import no_index
+from ingest.store.records import (DocumentRow, IndexParams, NewDocument, StoredBatch, StoredIndex,
+                                  check_params)
 from ingest.store.sqlite.dense import build_dense, dense_path, remove_stale, write_dense
+from ingest.store.sqlite.export import read_batches, read_stored
 from ingest.store.sqlite.faults import damaged, is_damage
 
 log = logging.getLogger("ragfirst.ingest")
@@ -105,9 +108,11 @@ def _write_meta(conn: sqlite3.Connection, values: dict[str, str]) -> None:
 
 
 class SqliteStore:
-    """Writer side of the index. One writer at a time (the sync module holds a file lock)."""
+    """Writer side of the index. One writer at a time (the sync module holds a file lock).
+    `params` None opens the index as it is, with its own parameters (a copy's source)."""
 
-    def __init__(self, index_dir: Path, params: IndexParams, *, rebuild: bool = False) -> None:
+    def __init__(self, index_dir: Path, params: IndexParams | None, *,
+                 rebuild: bool = False) -> None:
         index_dir.mkdir(parents=True, exist_ok=True)
         self.index_dir = index_dir
         self.params = params
@@ -143,6 +148,10 @@ class SqliteStore:
         try:
             conn.executescript(_SCHEMA)
             meta = read_meta(conn)
+            if self.params is None:  # the index as it is
+                if "model_id" not in meta:
+                    raise no_index(str(self.index_dir))
+                self.params = IndexParams.from_meta(meta)
             if "model_id" not in meta:  # a new index: what it is built with, and its name
                 with conn:
                     conn.execute("BEGIN IMMEDIATE")
@@ -217,30 +226,42 @@ class SqliteStore:
             self.conn.executemany(f"{verb} INTO vectors(key, vector) VALUES (?, ?)",
                                   zip(keys, blobs))
 
+    def stored(self) -> StoredIndex:
+        return read_stored(self.conn, str(self.index_dir))
+
+    def stored_batches(self, chunks_per_batch: int = 1000) -> Iterator[StoredBatch]:
+        return read_batches(self.conn, str(self.index_dir), chunks_per_batch)
+
     def commit_run(self, upserts: Sequence[NewDocument], deletes: Sequence[str],
                    failures: Sequence[tuple[str, str, int | None]],
                    model_dim: Callable[[], int],
-                   before_commit: Callable[[], None] = lambda: None) -> tuple[int, str]:
+                   before_commit: Callable[[], None] = lambda: None, *,
+                   copy_of: StoredIndex | None = None) -> tuple[int, str]:
         """Apply one run atomically. Returns the (generation, commit id) readers now see.
 
         `deletes` are paths to drop; `upserts` replace a path's previous version.
         `failures` replaces the list of refused files. The generation moves only when the
         indexed content changed (or on a rebuild). The vector dimension recorded in meta is
         read off the stored vectors, which must all have one size; `model_dim` is asked only
-        when there are none (an empty index).
+        when there are none (an empty index). `copy_of`: the commit makes this index a copy
+        of that one, with its generation and index_id.
         """
         conn = self.conn
         with conn:
             conn.execute("BEGIN IMMEDIATE")
             meta = read_meta(conn)
             generation, commit = int(meta["generation"]), meta["commit"]
-            if upserts or deletes or self.rebuild:
+            if upserts or deletes or self.rebuild or copy_of:
                 generation, commit = generation + 1, secrets.token_hex(8)
+            if copy_of:
+                generation = copy_of.generation
             self._write_documents(upserts, [*deletes, *(d.path for d in upserts)], generation)
             dim = self._vector_dim() or int(meta.get("dim") or model_dim())
             conn.execute("DELETE FROM vectors WHERE key NOT IN (SELECT vec_key FROM chunks)")
             failures_changed = self._replace_failures(failures)
             values = {"generation": str(generation), "commit": commit, "dim": str(dim)}
+            if copy_of:
+                values["index_id"] = copy_of.index_id
             if commit != meta["commit"] or failures_changed:
                 values["revision"] = secrets.token_hex(8)  # what readers see has changed
             self._write_meta(values)
@@ -264,7 +285,8 @@ class SqliteStore:
             doc_id = conn.execute(
                 "INSERT INTO documents(path, sha256, size, kind, text, ingested_at, generation)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (doc.path, doc.sha256, doc.size, doc.kind, doc.text, now, generation),
+                (doc.path, doc.sha256, doc.size, doc.kind, doc.text,
+                 now if doc.ingested_at is None else doc.ingested_at, generation),
             ).lastrowid
             conn.executemany(
                 'INSERT INTO chunks(doc_id, ordinal, start, "end", heading, page, tokens, text,'

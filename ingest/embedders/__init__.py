@@ -1,0 +1,51 @@
+"""The Embedder seam: text -> normalized float32 vectors, plus the tokenizer chunking counts with.
+
+Backends (RAG_EMBEDDER):
+- `SentenceTransformerEmbedder` ("sentence-transformers", local.py): the real model, in-process.
+- `HashingEmbedder` ("hashing", hashing.py): deterministic and model-free, for fast tests and
+  benchmark stand-ins.
+
+Models load in `warm_up()` (called lazily on first use), never at import time.
+"""
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from ingest.embedders.hashing import HashingEmbedder
+from ingest.embedders.local import EncodeQueue, SentenceTransformerEmbedder, resolve_model_path
+from ingest.settings import IngestSettings
+
+__all__ = ["Embedder", "EncodeQueue", "HashingEmbedder", "SentenceTransformerEmbedder",
+           "build_embedder", "resolve_model_path"]
+
+
+class Embedder(Protocol):
+    model_id: str  # what the index records; opening it with another id is refused
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """Tokens of text (special tokens excluded) the model reads before it truncates."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text, special tokens excluded, as the model would see them."""
+        ...
+
+    def embed(self, texts: Sequence[str], *, urgent: bool = False) -> np.ndarray:
+        """A (len(texts), dim) float32 matrix of L2-normalized rows. `urgent`: a user waits
+        for it (a question, an answer's check), so a backend may serve it ahead of bulk work
+        (an ingest)."""
+        ...
+
+
+def build_embedder(settings: IngestSettings) -> Embedder:
+    if settings.embedder == "hashing":
+        return HashingEmbedder()
+    return SentenceTransformerEmbedder(settings.embedding_model,
+                                       batch_size=settings.embed_batch_size,
+                                       allow_download=settings.allow_model_download)

@@ -2,6 +2,8 @@
 
 Backends (RAG_EMBEDDER):
 - `SentenceTransformerEmbedder` ("sentence-transformers", local.py): the real model, in-process.
+- `OpenAIEmbedder` ("openai", openai.py): any OpenAI-compatible /v1/embeddings server, with
+  the model's tokenizer on this side (tokenizers.py) to count and keep within its window.
 - `HashingEmbedder` ("hashing", hashing.py): deterministic and model-free, for fast tests and
   benchmark stand-ins.
 
@@ -15,10 +17,11 @@ import numpy as np
 
 from ingest.embedders.hashing import HashingEmbedder
 from ingest.embedders.local import EncodeQueue, SentenceTransformerEmbedder, resolve_model_path
-from ingest.settings import IngestSettings
+from ingest.embedders.openai import OpenAIEmbedder
+from ingest.settings import IngestSettings, known_tokenizer
 
-__all__ = ["Embedder", "EncodeQueue", "HashingEmbedder", "SentenceTransformerEmbedder",
-           "build_embedder", "resolve_model_path"]
+__all__ = ["Embedder", "EncodeQueue", "HashingEmbedder", "OpenAIEmbedder",
+           "SentenceTransformerEmbedder", "build_embedder", "resolve_model_path"]
 
 
 class Embedder(Protocol):
@@ -46,6 +49,15 @@ class Embedder(Protocol):
 def build_embedder(settings: IngestSettings) -> Embedder:
     if settings.embedder == "hashing":
         return HashingEmbedder()
+    if settings.embedder == "openai":
+        assert settings.embed_base_url and settings.embed_model  # the settings check them
+        key = settings.embed_api_key.get_secret_value() if settings.embed_api_key else None
+        return OpenAIEmbedder(
+            settings.embed_base_url, settings.embed_model,
+            tokenizer=settings.embed_tokenizer or known_tokenizer(settings.embed_model) or "",
+            api_key=key or None, max_tokens=settings.embed_max_tokens,
+            batch_size=settings.embed_batch_size, timeout_s=settings.embed_timeout_s,
+            retries=settings.embed_retries, allow_download=settings.allow_model_download)
     return SentenceTransformerEmbedder(settings.embedding_model,
                                        batch_size=settings.embed_batch_size,
                                        allow_download=settings.allow_model_download)

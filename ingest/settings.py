@@ -50,7 +50,7 @@ class IngestSettings(BaseSettings):
     embed_base_url: str | None = None  # e.g. http://gpu-box:8080/v1 (POSTs go to .../embeddings)
     embed_model: str | None = None  # the model name the server knows
     embed_api_key: SecretStr | None = None
-    embed_timeout_s: float = Field(60.0, gt=0)  # one embed call: all its batches and retries
+    embed_timeout_s: float = Field(60.0, gt=0)  # one batch: its request, retries and backoff
     embed_retries: int = Field(3, ge=0, le=10)  # extra attempts on connection errors, 429, 5xx
     # What counts the model's tokens (chunk sizes, the window): a local tokenizer folder, a hub
     # id in the local cache, or "cl100k_base". Default: the bundled MiniLM's for all-MiniLM-L6-v2,

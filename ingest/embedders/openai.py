@@ -3,8 +3,10 @@ TEI, Infinity, llama.cpp's server), so the model can run on a GPU server while i
 service run anywhere.
 
 - Batches of `batch_size` texts per request, sent one after another.
-- One deadline (`timeout_s`) bounds a whole `embed()` call: every batch, retry and backoff.
-  Retries (at most `retries` per request) on connection errors, 429 and 5xx, with jittered
+- One deadline (`timeout_s`) per batch bounds its request, every retry and backoff: a
+  question (one batch) waits at most that long, and an ingest's checkpoint of 512 texts is not
+  failed for being many batches (llama.cpp's server on a busy 2-core machine here embedded 3-5
+  chunks a second: 512 take minutes). Retries (at most `retries` per batch) on connection errors, 429 and 5xx, with jittered
   exponential backoff; a Retry-After is honoured, unless it ends past the deadline (then the
   call fails at once, saying so). Nothing else is retried: 4xx and unusable answers fail.
 - Answers are checked: JSON, one embedding per text (placed by its `index` field), all of one
@@ -132,9 +134,8 @@ class OpenAIEmbedder:
     def embed(self, texts: Sequence[str], *, urgent: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        deadline = time.monotonic() + self._timeout_s
         texts = self._within_window(list(texts))
-        parts = [self._request(texts[i:i + self._batch_size], deadline)
+        parts = [self._request(texts[i:i + self._batch_size], time.monotonic() + self._timeout_s)
                  for i in range(0, len(texts), self._batch_size)]
         return np.ascontiguousarray(np.vstack(parts), dtype=np.float32)
 
@@ -163,7 +164,7 @@ class OpenAIEmbedder:
                     raise self._error(f"{exc} ({tries})") from None
                 delay = backoff_s(attempt, exc.retry_after)
                 if time.monotonic() + delay >= deadline:
-                    raise self._error(f"{exc} ({tries}; retrying in {delay:.3g} s would pass "
+                    raise self._error(f"{exc} ({tries}; retrying in {delay:.1f} s would pass "
                                       f"the {self._timeout_s:g} s deadline)") from None
                 log.warning("embedding at %s failed (%s); retrying in %.2f s", self.url, exc,
                             delay)

@@ -91,8 +91,8 @@ class IngestSettings(BaseSettings):
             raise ValueError(f"RAG_EMBED_TOKENIZER must name the tokenizer of "
                              f"{self.embed_model!r} (a local folder, a hub id in the local cache, "
                              "or cl100k_base): chunks are counted in the model's own tokens")
-        if self.embed_api_key is None and urlsplit(self.embed_base_url).hostname == "api.openai.com" \
-                and os.environ.get("OPENAI_API_KEY"):
+        at_openai = urlsplit(self.embed_base_url).hostname == "api.openai.com"
+        if self.embed_api_key is None and at_openai and os.environ.get("OPENAI_API_KEY"):
             self.embed_api_key = SecretStr(os.environ["OPENAI_API_KEY"])
         return self
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.embedders import HashingEmbedder, OpenAIEmbedder, SentenceTransformerEmbedder
+from ingest.embedders import (HashingEmbedder, OpenAIEmbedder, RemoteOptions,
+                              SentenceTransformerEmbedder)
 from ingest.settings import DEFAULT_MODEL, IngestSettings
 from tests.helpers import STARTER_CORPUS
 
@@ -63,8 +64,8 @@ def starter_service(starter_index):
 @pytest.fixture(scope="session")
 def remote_embedder(embedding_server) -> OpenAIEmbedder:
     """The remote embedder against llama.cpp's server embedding with all-MiniLM-L6-v2."""
-    return OpenAIEmbedder(embedding_server.base_url, embedding_server.model,
-                          tokenizer=DEFAULT_MODEL)
+    return OpenAIEmbedder(RemoteOptions(embedding_server.base_url, embedding_server.model,
+                                        tokenizer=DEFAULT_MODEL))
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ import numpy as np
 
 from ingest.embedders.hashing import HashingEmbedder
 from ingest.embedders.local import EncodeQueue, SentenceTransformerEmbedder, resolve_model_path
-from ingest.embedders.openai import OpenAIEmbedder
+from ingest.embedders.openai import OpenAIEmbedder, RemoteOptions
 from ingest.settings import IngestSettings, known_tokenizer
 
-__all__ = ["Embedder", "EncodeQueue", "HashingEmbedder", "OpenAIEmbedder",
+__all__ = ["Embedder", "EncodeQueue", "HashingEmbedder", "OpenAIEmbedder", "RemoteOptions",
            "SentenceTransformerEmbedder", "build_embedder", "resolve_model_path"]
 
 
@@ -52,12 +52,12 @@ def build_embedder(settings: IngestSettings) -> Embedder:
     if settings.embedder == "openai":
         assert settings.embed_base_url and settings.embed_model  # the settings check them
         key = settings.embed_api_key.get_secret_value() if settings.embed_api_key else None
-        return OpenAIEmbedder(
+        return OpenAIEmbedder(RemoteOptions(
             settings.embed_base_url, settings.embed_model,
             tokenizer=settings.embed_tokenizer or known_tokenizer(settings.embed_model) or "",
             api_key=key or None, max_tokens=settings.embed_max_tokens,
             batch_size=settings.embed_batch_size, timeout_s=settings.embed_timeout_s,
-            retries=settings.embed_retries, allow_download=settings.allow_model_download)
+            retries=settings.embed_retries, allow_download=settings.allow_model_download))
     return SentenceTransformerEmbedder(settings.embedding_model,
                                        batch_size=settings.embed_batch_size,
                                        allow_download=settings.allow_model_download)

@@ -5,10 +5,10 @@ service run anywhere.
 - Batches of `batch_size` texts per request, sent one after another.
 - One deadline (`timeout_s`) per batch bounds its request, every retry and backoff: a
   question (one batch) waits at most that long, and an ingest's checkpoint of 512 texts is not
-  failed for being many batches (llama.cpp's server on a busy 2-core machine here embedded 3-5
-  chunks a second: 512 take minutes). Retries (at most `retries` per batch) on connection errors, 429 and 5xx, with jittered
-  exponential backoff; a Retry-After is honoured, unless it ends past the deadline (then the
-  call fails at once, saying so). Nothing else is retried: 4xx and unusable answers fail.
+  failed for being many batches (llama.cpp's server on this 2-core machine embedded 29 chunks a
+  second when it was quiet, 2.4 when it was busy: 512 then take 3.5 minutes). Retries (at most `retries` per batch) on connection
+  errors, 429 and 5xx, with jittered exponential backoff; a Retry-After is honoured, unless it
+  ends past the deadline (then the call fails at once, saying so). Nothing else is retried: 4xx and unusable answers fail.
 - Answers are checked: JSON, one embedding per text (placed by its `index` field), all of one
   size (the size of the first answer this embedder got), finite and non-zero. Rows are
   L2-normalized here: servers differ (llama.cpp's returns raw mean-pooled vectors).
@@ -28,6 +28,7 @@ import json
 import logging
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import httpx
@@ -67,24 +68,31 @@ def model_id_for(base_url: str, model: str) -> str:
     return f"openai:{model}@{url.host}{port}"
 
 
-class OpenAIEmbedder:
-    def __init__(self, base_url: str, model: str, *, tokenizer: str,
-                 api_key: str | None = None, max_tokens: int | None = None,
-                 batch_size: int = 32, timeout_s: float = 60.0, retries: int = 3,
-                 allow_download: bool = False) -> None:
-        if timeout_s <= 0 or retries < 0 or batch_size < 1:
+@dataclass(frozen=True)
+class RemoteOptions:
+    """What the remote embedder needs (the settings RAG_EMBED_*), checked when built."""
+
+    base_url: str
+    model: str
+    tokenizer: str  # what load_tokenizer loads: a folder, a hub id, or cl100k_base
+    api_key: str | None = field(default=None, repr=False)  # sent as a Bearer token
+    max_tokens: int | None = None  # None: the tokenizer's
+    batch_size: int = 32
+    timeout_s: float = 60.0  # per batch, retries included
+    retries: int = 3  # extra attempts per batch
+    allow_download: bool = False  # the tokenizer from the hub, if not cached
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0 or self.retries < 0 or self.batch_size < 1:
             raise ValueError("timeout_s and batch_size must be positive, retries at least 0")
-        self.url = embeddings_url(base_url)  # as messages name it
-        self._post_url = base_url.rstrip("/") + "/embeddings"  # with credentials, if any
-        self.model_id = model_id_for(base_url, model)
-        self._model = model
-        self._api_key = api_key
-        self._tokenizer_name = tokenizer
-        self._max_tokens = max_tokens
-        self._batch_size = batch_size
-        self._timeout_s = timeout_s
-        self._retries = retries
-        self._allow_download = allow_download
+
+
+class OpenAIEmbedder:
+    def __init__(self, options: RemoteOptions) -> None:
+        self.options = options
+        self.url = embeddings_url(options.base_url)  # as messages name it
+        self._post_url = options.base_url.rstrip("/") + "/embeddings"  # with credentials
+        self.model_id = model_id_for(options.base_url, options.model)
         self._tokenizer: Tokenizer | None = None
         self._client: httpx.Client | None = None
         self._dim: int | None = None  # learnt from the first answer
@@ -95,15 +103,15 @@ class OpenAIEmbedder:
         later)."""
         with self._lock:
             if self._tokenizer is None:
-                tokenizer = load_tokenizer(self._tokenizer_name,
-                                           allow_download=self._allow_download)
-                if self._max_tokens is None and tokenizer.default_max_tokens is None:
+                tokenizer = load_tokenizer(self.options.tokenizer,
+                                           allow_download=self.options.allow_download)
+                if self.options.max_tokens is None and tokenizer.default_max_tokens is None:
                     raise EmbedderUnavailableError(
-                        f"the tokenizer {self._tokenizer_name!r} does not say how many tokens "
-                        f"{self._model!r} reads: set RAG_EMBED_MAX_TOKENS")
+                        f"the tokenizer {self.options.tokenizer!r} does not say how many tokens "
+                        f"{self.options.model!r} reads: set RAG_EMBED_MAX_TOKENS")
                 headers = {"User-Agent": "ragfirst"}
-                if self._api_key:
-                    headers["Authorization"] = f"Bearer {self._api_key}"
+                if self.options.api_key:
+                    headers["Authorization"] = f"Bearer {self.options.api_key}"
                 self._client = httpx.Client(headers=headers)
                 self._tokenizer = tokenizer
 
@@ -119,7 +127,9 @@ class OpenAIEmbedder:
 
     @property
     def max_tokens(self) -> int:
-        return self._max_tokens or self.tokenizer.default_max_tokens  # type: ignore[return-value]
+        window = self.options.max_tokens or self.tokenizer.default_max_tokens
+        assert window is not None  # warm_up refuses a tokenizer that does not say
+        return window
 
     @property
     def dim(self) -> int:
@@ -135,8 +145,9 @@ class OpenAIEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         texts = self._within_window(list(texts))
-        parts = [self._request(texts[i:i + self._batch_size], time.monotonic() + self._timeout_s)
-                 for i in range(0, len(texts), self._batch_size)]
+        size, timeout_s = self.options.batch_size, self.options.timeout_s
+        parts = [self._request(texts[i:i + size], time.monotonic() + timeout_s)
+                 for i in range(0, len(texts), size)]
         return np.ascontiguousarray(np.vstack(parts), dtype=np.float32)
 
     def _within_window(self, texts: list[str]) -> list[str]:
@@ -160,12 +171,12 @@ class OpenAIEmbedder:
                 if time.monotonic() >= deadline:  # e.g. the watchdog cut the connection
                     raise self._timeout() from None
                 tries = f"after {attempt + 1} attempt{'s' if attempt else ''}"
-                if attempt >= self._retries:
+                if attempt >= self.options.retries:
                     raise self._error(f"{exc} ({tries})") from None
                 delay = backoff_s(attempt, exc.retry_after)
                 if time.monotonic() + delay >= deadline:
                     raise self._error(f"{exc} ({tries}; retrying in {delay:.1f} s would pass "
-                                      f"the {self._timeout_s:g} s deadline)") from None
+                                      f"the {self.options.timeout_s:g} s deadline)") from None
                 log.warning("embedding at %s failed (%s); retrying in %.2f s", self.url, exc,
                             delay)
                 time.sleep(delay)
@@ -174,7 +185,7 @@ class OpenAIEmbedder:
                 raise self._timeout() from None
 
     def _timeout(self) -> EmbedderUnavailableError:
-        return self._error(f"no answer within the {self._timeout_s:g} s deadline "
+        return self._error(f"no answer within the {self.options.timeout_s:g} s deadline "
                            "(RAG_EMBED_TIMEOUT_S)")
 
     def _error(self, what: str) -> EmbedderUnavailableError:
@@ -188,7 +199,7 @@ class OpenAIEmbedder:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise DeadlinePassed
-        payload = {"model": self._model, "input": batch}
+        payload = {"model": self.options.model, "input": batch}
         try:
             with self._client.stream("POST", self._post_url, json=payload,
                                      timeout=httpx.Timeout(remaining)) as response:
@@ -234,9 +245,9 @@ class OpenAIEmbedder:
         if sizes[0] != self._dim:
             raise IndexMismatchError(
                 f"embedding server {self.url} now answers vectors of {sizes[0]} numbers where "
-                f"it answered {self._dim}: the model {self._model!r} changed under its name. "
-                "Restart with the model the index was built with, or rebuild the index with "
-                "`python -m ingest --rebuild`.")
+                f"it answered {self._dim}: the model {self.options.model!r} changed under its "
+                "name. Restart with the model the index was built with, or rebuild the index "
+                "with `python -m ingest --rebuild`.")
         vectors = np.asarray(rows, dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         if not np.all(np.isfinite(norms)) or np.any(norms == 0):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.embedders import OpenAIEmbedder, SentenceTransformerEmbedder
+from ingest.embedders import OpenAIEmbedder, RemoteOptions, SentenceTransformerEmbedder
 from ingest.settings import DEFAULT_MODEL, IngestSettings
 from ingest.sync import run_ingest
 from tests.embed_server import ALIAS, N_CTX, minilm_gguf, sample_texts
@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     with run_llama_server(minilm_gguf(cache), n_ctx=N_CTX, alias=ALIAS,
                           extra=("--embedding", "true")) as server, \
             tempfile.TemporaryDirectory(prefix="bench-remote-") as tmp:
-        remote = OpenAIEmbedder(server.base_url, server.model, tokenizer=DEFAULT_MODEL)
+        remote = OpenAIEmbedder(RemoteOptions(server.base_url, server.model,
+                                              tokenizer=DEFAULT_MODEL))
         texts = sample_texts(local.count_tokens)
         cosines = np.sum(remote.embed(texts) * local.embed(texts), axis=1)
         rows = {}

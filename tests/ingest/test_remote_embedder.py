@@ -7,7 +7,7 @@ import httpx
 import numpy as np
 import pytest
 
-from ingest.embedders import OpenAIEmbedder, build_embedder
+from ingest.embedders import OpenAIEmbedder, RemoteOptions, build_embedder
 from ingest.errors import EmbedderUnavailableError, IndexMismatchError, SettingsError
 from ingest.settings import DEFAULT_MODEL, IngestSettings
 from ingest.store.sqlite.snapshot import SqliteSnapshot
@@ -23,7 +23,7 @@ TEXTS = ["The refund window is thirty days.", "Glaciers carve valleys over mille
 
 def remote(base_url: str, **options) -> OpenAIEmbedder:
     options = {"tokenizer": DEFAULT_MODEL, "retries": 2, "timeout_s": 10.0, **options}
-    return OpenAIEmbedder(base_url, "fake-model", **options)
+    return OpenAIEmbedder(RemoteOptions(base_url, "fake-model", **options))
 
 
 # -- settings --------------------------------------------------------------------------------
@@ -53,7 +53,7 @@ def test_the_tokenizer_and_the_window_are_known_for_the_bundled_minilm_and_opena
                                 embed_model=model)
         embedder = build_embedder(s)
         assert embedder.model_id == f"openai:{model}@h:1"
-        assert embedder._tokenizer_name == tokenizer and embedder.max_tokens == window
+        assert embedder.options.tokenizer == tokenizer and embedder.max_tokens == window
     capped = build_embedder(s.model_copy(update={"embed_max_tokens": 500}))
     assert capped.max_tokens == 500
 

@@ -5,8 +5,9 @@ true` serving the bundled all-MiniLM-L6-v2, converted to GGUF by llama.cpp's own
 The converter comes from the sdist of the llama-cpp-python that is installed (it vendors
 llama.cpp with the script, its `conversion` package and the matching `gguf-py`), fetched from
 PyPI with pip; it needs only torch, transformers, safetensors and numpy, which the project has.
-The GGUF (f32) is cached in pytest's cache folder, named by the llama-cpp-python version and
-the bundled weights' hash, so it is made once per machine (~45 s: the download and 4 s of
+The GGUF (f32) is cached in CACHE (~/.cache/ragfirst-tests, or under $XDG_CACHE_HOME; not
+pytest's cache, which a run may turn off), named by the llama-cpp-python version and the
+bundled weights' hash, so it is made once per machine (~45 s: the download and 4 s of
 conversion). Measured on the starter corpus: within cosine 0.99999 of the local embedder
 (tests/ingest/test_remote_embedder.py).
 
@@ -31,6 +32,7 @@ import pytest
 from tests.llm_server import LlamaServer, require_llama_cpp, run_llama_server
 
 ALIAS = "all-MiniLM-L6-v2"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ragfirst-tests"
 N_CTX = 512  # the model's trained window; the client keeps texts to 254 tokens
 
 
@@ -77,8 +79,9 @@ def _converter(cache: Path, version: str) -> Path:
     return script
 
 
-def minilm_gguf(cache: Path) -> Path:
+def minilm_gguf(cache: Path = CACHE / "minilm-gguf") -> Path:
     """The bundled all-MiniLM-L6-v2 as an f32 GGUF, converted once per machine."""
+    cache.mkdir(parents=True, exist_ok=True)
     version = importlib.metadata.version("llama_cpp_python")
     model = _bundled_model()
     digest = hashlib.sha256((model / "model.safetensors").read_bytes()).hexdigest()[:12]
@@ -111,10 +114,10 @@ def sample_texts(count_tokens, n: int = 50) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def embedding_server(request) -> Iterator[LlamaServer]:
+def embedding_server() -> Iterator[LlamaServer]:
     """llama.cpp's OpenAI-compatible server embedding with all-MiniLM-L6-v2, for the session."""
     require_llama_cpp()
-    gguf = minilm_gguf(request.config.cache.mkdir("minilm-gguf"))
+    gguf = minilm_gguf()
     with run_llama_server(gguf, n_ctx=N_CTX, alias=ALIAS,
                           extra=("--embedding", "true")) as server:
         yield server

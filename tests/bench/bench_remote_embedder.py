@@ -46,9 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     local = SentenceTransformerEmbedder()
     local.warm_up()
-    cache = ROOT / ".pytest_cache" / "d" / "minilm-gguf"  # the test fixture's cache
-    cache.mkdir(parents=True, exist_ok=True)
-    with run_llama_server(minilm_gguf(cache), n_ctx=N_CTX, alias=ALIAS,
+    with run_llama_server(minilm_gguf(), n_ctx=N_CTX, alias=ALIAS,
                           extra=("--embedding", "true")) as server, \
             tempfile.TemporaryDirectory(prefix="bench-remote-") as tmp:
         remote = OpenAIEmbedder(RemoteOptions(server.base_url, server.model,

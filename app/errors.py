@@ -44,8 +44,9 @@ def error_body(path: str, status: int, message: str, code: str | None = None,
 class Redactor:
     """Takes the service's own locations out of what it tells clients: a folder's absolute
     path becomes its last name (`/srv/ragfirst/index` becomes `index`), the LLM backend's
-    address "the LLM backend". Health and error bodies say what state the service is in,
-    never where its files are; the log keeps the full text."""
+    address "the LLM backend", the remote embedder's "the embedding server". Health and error
+    bodies say what state the service is in, never where its files are; the log keeps the full
+    text."""
 
     def __init__(self, places: dict[str, str]) -> None:
         # longest first, so a folder inside another is replaced as itself
@@ -53,7 +54,8 @@ class Redactor:
                               key=lambda kv: -len(kv[0]))
 
     @classmethod
-    def for_service(cls, corpus_dir, index_dir, llm_url: str | None = None) -> "Redactor":
+    def for_service(cls, corpus_dir, index_dir, llm_url: str | None = None,
+                    embed_url: str | None = None) -> "Redactor":
         places: dict[str, str] = {}
         for folder in (index_dir, corpus_dir):
             name = f"`{folder.resolve().name}`"
@@ -62,6 +64,8 @@ class Redactor:
                 places[str(folder)] = name
         if llm_url:
             places[llm_url.rstrip("/")] = "the LLM backend"
+        if embed_url:  # the remote embedder's messages open with "embedding server URL:"
+            places[f"embedding server {embed_url}"] = "the embedding server"
         return cls(places)
 
     def __call__(self, text: str) -> str:

@@ -19,6 +19,7 @@ from app.metrics import Metrics
 from app.service import RagService
 from app.settings import Settings
 from app.telemetry import RequestTelemetry
+from ingest.embedders.openai import embeddings_url
 
 
 def create_app(settings: Settings | None = None, service: RagService | None = None) -> FastAPI:
@@ -45,7 +46,8 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
     app.state.settings = settings
     app.state.redact = Redactor.for_service(
         settings.corpus_dir, settings.index_dir,
-        settings.openai_base_url if settings.generator == "openai" else None)
+        settings.openai_base_url if settings.generator == "openai" else None,
+        embeddings_url(settings.embed_base_url or "") if settings.embedder == "openai" else None)
     app.state.metrics = metrics = Metrics()
     metrics.watch(lambda: getattr(app.state, "service", None),
                   lambda: getattr(app.state, "ingester", None))

@@ -28,6 +28,7 @@ from app.retrieval import Mode, Retriever, make_filter, term_coverage, term_weig
 from app.settings import Settings
 from app.sources import Source
 from ingest.embedders import Embedder, build_embedder
+from ingest.errors import EmbedderUnavailableError
 from ingest.store import IndexParams, open_reader
 
 log = logging.getLogger(__name__)
@@ -112,8 +113,13 @@ class RagService:
         self.generator.close()
 
     def warm_up(self) -> None:
-        """Load the models now rather than on the first question."""
-        self.embedder.embed(["warm-up"])
+        """Load the models now rather than on the first question. A remote embedder that does
+        not answer yet is no reason not to start (like a remote LLM): questions get its error
+        (503) until it does."""
+        try:
+            self.embedder.embed(["warm-up"])
+        except EmbedderUnavailableError as exc:
+            log.warning("the embedding server does not answer yet: %s", exc)
         self.generator.warm_up()
         try:
             self.index.current()

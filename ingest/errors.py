@@ -25,6 +25,11 @@ class ModelUnavailableError(IngestError):
     """The embedding model cannot be loaded offline."""
 
 
+class EmbedderUnavailableError(ModelUnavailableError):
+    """The remote embedding server did not give usable vectors: refused, timed out, an error
+    status, or an answer that cannot be used. The message names its URL and what happened."""
+
+
 class SettingsError(IngestError):
     """A RAG_* setting has a value that cannot be used; the message names the variable."""
 

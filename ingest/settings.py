@@ -4,10 +4,12 @@ The app's Settings extends this class, so a setting means the same thing on both
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest.chunking import check_overlap
@@ -34,14 +36,28 @@ class IngestSettings(BaseSettings):
     corpus_dir: Path = Path("corpus")
     index_dir: Path = Path("index")
 
-    # Embedding. "sentence-transformers" is the real model; "hashing" is a deterministic,
+    # Embedding. "sentence-transformers" is the real model, in-process; "openai" any
+    # OpenAI-compatible /v1/embeddings server (RAG_EMBED_* below); "hashing" a deterministic,
     # model-free stand-in for fast tests and for building large benchmark indexes.
-    embedder: Literal["sentence-transformers", "hashing"] = "sentence-transformers"
-    embedding_model: str = DEFAULT_MODEL  # a hub id or a local folder
+    embedder: Literal["sentence-transformers", "openai", "hashing"] = "sentence-transformers"
+    embedding_model: str = DEFAULT_MODEL  # the local model: a hub id or a local folder
     allow_model_download: bool = False  # never reach a model hub unless asked to
-    embed_batch_size: int = Field(32, ge=1, le=4096)
+    embed_batch_size: int = Field(32, ge=1, le=4096)  # texts per encode, or per request
     # Texts embedded between two commits of their vectors: what a killed run can lose at most.
     embed_checkpoint: int = Field(512, ge=1)
+    # The remote embedder (RAG_EMBEDDER=openai; README, "A remote embedder"). The key is sent
+    # as a Bearer token; OPENAI_API_KEY stands in for it only when the URL is OpenAI's own.
+    embed_base_url: str | None = None  # e.g. http://gpu-box:8080/v1 (POSTs go to .../embeddings)
+    embed_model: str | None = None  # the model name the server knows
+    embed_api_key: SecretStr | None = None
+    embed_timeout_s: float = Field(60.0, gt=0)  # one batch: its request, retries and backoff
+    embed_retries: int = Field(3, ge=0, le=10)  # extra attempts on connection errors, 429, 5xx
+    # What counts the model's tokens (chunk sizes, the window): a local tokenizer folder, a hub
+    # id in the local cache, or "cl100k_base". Default: the bundled MiniLM's for all-MiniLM-L6-v2,
+    # cl100k_base for OpenAI's text-embedding models; other models must name one.
+    embed_tokenizer: str | None = None
+    # Tokens (special ones excluded) the model reads; default: what the tokenizer says.
+    embed_max_tokens: int | None = Field(None, ge=16)
 
     # Chunking, counted in the embedding model's own tokens (special tokens excluded).
     # The effective size is capped by the model's window, so the model never truncates a chunk.
@@ -72,6 +88,29 @@ class IngestSettings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _remote_embedder(self) -> "IngestSettings":
+        if self.embedder != "openai":
+            return self
+        if not self.embed_base_url:
+            raise ValueError("RAG_EMBEDDER=openai needs RAG_EMBED_BASE_URL (an OpenAI-compatible "
+                             "API such as http://gpu-box:8080/v1)")
+        if not self.embed_base_url.startswith(("http://", "https://")):
+            raise ValueError(f"RAG_EMBED_BASE_URL must be an http:// or https:// URL, not "
+                             f"{self.embed_base_url!r}")
+        if not self.embed_model:
+            raise ValueError("RAG_EMBEDDER=openai needs RAG_EMBED_MODEL (the model name the "
+                             "server knows, e.g. text-embedding-3-small)")
+        if not (self.embed_tokenizer or known_tokenizer(self.embed_model)):
+            raise ValueError(f"RAG_EMBED_TOKENIZER must name the tokenizer of "
+                             f"{self.embed_model!r} (a local folder, a hub id in the local cache, "
+                             "or cl100k_base): chunks are counted in the model's own tokens")
+        at_openai = urlsplit(self.embed_base_url).hostname == "api.openai.com"
+        if self.embed_api_key is None and at_openai and os.environ.get("OPENAI_API_KEY"):
+            self.embed_api_key = SecretStr(os.environ["OPENAI_API_KEY"])
+        return self
+
+
+    @model_validator(mode="after")
     def _database_for_postgres(self) -> "IngestSettings":
         if self.store == "postgres" and not self.database_url:
             raise ValueError("RAG_STORE=postgres needs RAG_DATABASE_URL (a libpq URI such as "
@@ -88,6 +127,21 @@ class IngestSettings(BaseSettings):
             from ingest.store.postgres.connect import describe
             return describe(self.database_url or "", self.database_schema)
         return str(self.index_dir)
+
+
+# Models served remotely whose tokenizer is known without a setting: the bundled MiniLM (under
+# its hub id, its short name, or Ollama's), and OpenAI's text-embedding models (cl100k_base).
+_MINILM_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2", "all-minilm",
+                 "all-minilm:l6-v2", "all-minilm:latest", "all-minilm:22m"}
+
+
+def known_tokenizer(model: str) -> str | None:
+    """RAG_EMBED_TOKENIZER's default for a model served remotely, None when it is unknown."""
+    if model.lower() in _MINILM_NAMES:
+        return DEFAULT_MODEL
+    if model.startswith(("text-embedding-3-", "text-embedding-ada-002")):
+        return "cl100k_base"
+    return None
 
 
 def invalid_settings(exc: ValidationError) -> str:

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ingest import failpoints
 from ingest.chunking import Chunker, check_overlap
 from ingest.embedders import Embedder, build_embedder
-from ingest.errors import IngestError, LoadError
+from ingest.errors import IndexMismatchError, IngestError, LoadError
 from ingest.loaders import check_supported, load
 from ingest.scan import check_corpus, scan_corpus
 from ingest.settings import IngestSettings
@@ -204,13 +204,27 @@ def _embed(store: IndexStore, embedder: Embedder, upserts: list[NewDocument], ev
     missing = list(text_of) if everything else store.missing_vectors(text_of)
     missing.sort(key=lambda k: len(text_of[k]), reverse=True)
     truncated = 0
+    dim = None if everything else int(store.meta.get("dim") or 0)  # 0: nothing committed
     with tqdm(total=len(missing), desc="chunks", unit="chunk", disable=not show,
               leave=False) as bar:
         for i in range(0, len(missing), checkpoint):
             texts = [text_of[k] for k in missing[i:i + checkpoint]]
             truncated += sum(n > embedder.max_tokens for n in embedder.count_tokens(texts))
-            store.put_vectors(missing[i:i + checkpoint], embedder.embed(texts),
-                              replace=everything)
+            vectors = embedder.embed(texts)
+            _check_size(vectors, dim, embedder.model_id)
+            store.put_vectors(missing[i:i + checkpoint], vectors, replace=everything)
             bar.update(len(texts))
             failpoints.hit("mid-embed")
     return len(missing), truncated
+
+
+def _check_size(vectors, dim: int | None, model_id: str) -> None:
+    """Vectors of another size than the index holds are refused before they are stored: a
+    remote model swapped under the same name must not reach the index (nor a checkpoint a
+    rerun would reuse)."""
+    if dim and vectors.shape[1] != dim:
+        raise IndexMismatchError(
+            f"the model {model_id!r} now gives vectors of {vectors.shape[1]} numbers; the "
+            f"index holds vectors of {dim}: the model changed under the same name. Rebuild "
+            "with `python -m ingest --rebuild` (or `make ingest ARGS=--rebuild`), or serve "
+            "the model the index was built with.")

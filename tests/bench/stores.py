@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 import warnings
@@ -83,7 +84,8 @@ class BenchStore:
 
     def fresh(self) -> "BenchStore":
         """Nothing of an earlier index left: its folder made empty, its schema dropped."""
-        self.index_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.index_dir, ignore_errors=True)
+        self.index_dir.mkdir(parents=True)
         if self.name == "postgres":
             drop_schema(self.url or "", self.schema)
         return self

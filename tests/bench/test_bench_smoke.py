@@ -38,7 +38,7 @@ def test_bench_ingest_runs_on_both_stores(pg_url, monkeypatch, capsys):
     from tests.bench import bench_ingest
 
     monkeypatch.setenv("RAG_DATABASE_URL", pg_url)
-    rows = bench_ingest.main(["--docs", "3", "--repeat", "1", "--embedder", "hashing",
+    rows = bench_ingest.main(["--docs", "3", "--repeat", "2", "--embedder", "hashing",
                               "--store", "sqlite,postgres"])
     assert {(r["corpus"], r["store"]) for r in rows} == {
         (c, s) for c in ("starter", "generated") for s in ("sqlite", "postgres")}

@@ -1,92 +1,51 @@
 """`make bench-ask`: /ask latency over HTTP with the extractive generator, at 1 and 8 concurrent
-clients, on the starter corpus and on a generated 100,000-chunk index.
+clients, on the starter corpus and on a generated 100,000-chunk index, on each store
+(`--store sqlite,postgres`; both by default when a PostgreSQL can be had: RAG_DATABASE_URL, or
+an embedded one started for the run), side by side in one run: every store's service runs at
+once and the load levels alternate between them in rounds, so a noisy minute on this shared
+machine does not land on one store only.
 
-The big index is built directly through the Store (so it takes minutes, not hours): realistic
-chunk texts made of the starter corpus' sentences, with vectors from a fast stand-in: each
-chunk's vector is the normalized mean of its sentences' real MiniLM vectors (each distinct
-sentence is embedded once), so questions find relevant chunks as they would in a real index.
-Its meta records all-MiniLM-L6-v2, so the service opens it and embeds each question with the
-real model. On the starter corpus it also times the labelled follow-ups (app/eval/data):
-with their history, as their rewritten form without history, and alone. Reports p50/p95/p99 of the end-to-end time seen by the
-client, and of the server's embed, retrieve and generate times, and of everything else
-(HTTP, JSON, citation checks, prompt budget) = end-to-end minus those three; and the part of
-that spent inside the server's pipeline (its total minus the three), the rest being HTTP on
-both sides, uvicorn and the client itself, which shares the machine's two cores.
+The big index is generated (tests/bench/big_index.py: the starter corpus' sentences, stand-in
+vectors) and written through the writer seam, the same documents and vectors into each store.
+On the starter corpus it also times the labelled follow-ups (app/eval/data), on the first
+store: with their history, as their rewritten form without history, and alone. Reports
+p50/p95/p99 of the end-to-end time seen by the client, and of the server's embed, retrieve and
+generate times, and of everything else (HTTP, JSON, citation checks, prompt budget) =
+end-to-end minus those three; and the part of that spent inside the server's pipeline (its
+total minus the three), the rest being HTTP on both sides, uvicorn and the client itself, which
+shares the machine's two cores. Then the memory of each service (and of the PostgreSQL
+server), the index's build time and size per store, and on PostgreSQL the HNSW index's
+recall@10 against exact search (tests/bench/bench_hnsw.py).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import random
-import re
 import statistics
 import tempfile
 import threading
 import time
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import httpx
-import numpy as np
 
-from ingest.chunking import Chunk
 from ingest.embedders import SentenceTransformerEmbedder
-from ingest.settings import DEFAULT_MODEL, IngestSettings
-from ingest.store.records import IndexParams, NewDocument, vector_key
-from ingest.store.sqlite.store import SqliteStore
+from ingest.store import open_reader
 from ingest.sync import run_ingest
 from app.conversation import retrieval_query
 from app.eval.conversations import CONVERSATIONS, history_of
 from app.eval.starter import load_questions
+from tests.bench import bench_hnsw
+from tests.bench.big_index import build_big_index, corpus_sentences
+from tests.bench.stores import (BenchStore, parse_stores, postgres_url, process_memory,
+                                server_memory, service_pids, table_sizes)
+from tests.bench.report import print_table, write_json
 from tests.service_process import running_service
 from tests.helpers import ROOT
 
 QUESTIONS = ROOT / "tests" / "data" / "abstention_questions.jsonl"
-
-
-def corpus_sentences() -> list[str]:
-    text = " ".join(p.read_text(encoding="utf-8-sig", errors="replace")
-                    for p in sorted((ROOT / "corpus").rglob("*")) if p.suffix in (".md", ".txt"))
-    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text)
-            if 40 <= len(s.strip()) <= 300 and "#" not in s and "|" not in s]
-
-
-def build_big_index(index_dir: Path, chunks: int, per_doc: int = 10, seed: int = 1) -> None:
-    rng = random.Random(seed)
-    sentences = corpus_sentences()
-    embedder = SentenceTransformerEmbedder()
-    sentence_vecs = embedder.embed(sentences)
-    store = SqliteStore(index_dir, IndexParams(DEFAULT_MODEL, 200, 32))
-    docs, picks = [], []
-    for d in range(chunks // per_doc):
-        chosen = [[rng.randrange(len(sentences)) for _ in range(rng.randint(3, 7))]
-                  for _ in range(per_doc)]
-        picks += chosen
-        texts = [" ".join(sentences[j] for j in c) + f" (record {d}-{i})"
-                 for i, c in enumerate(chosen)]
-        text = "\n\n".join(texts)
-        pos, doc_chunks = 0, []
-        for i, t in enumerate(texts):
-            doc_chunks.append(Chunk(i, pos, pos + len(t), t, (f"Generated {d}",), None, 150))
-            pos += len(t) + 2
-        keys = [vector_key(DEFAULT_MODEL, c.text) for c in doc_chunks]
-        docs.append(NewDocument(f"generated/doc-{d:05d}.md", f"{d:064x}", len(text), "markdown",
-                                text, doc_chunks, keys))
-        if len(docs) == 1000:
-            _flush(store, docs, picks, sentence_vecs)
-            docs, picks = [], []
-    if docs:
-        _flush(store, docs, picks, sentence_vecs)
-    store.publish(store.meta["commit"])
-    store.close()
-
-
-def _flush(store: SqliteStore, docs: list[NewDocument], picks: list[list[int]],
-           sentence_vecs: np.ndarray) -> None:
-    keys = [k for d in docs for k in d.vec_keys]
-    vecs = np.vstack([sentence_vecs[c].mean(axis=0) for c in picks]).astype(np.float32)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    store.put_vectors(keys, vecs)
-    store.commit_run(docs, [], [], model_dim=lambda: 384)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -94,9 +53,10 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": round(qs[49], 1), "p95": round(qs[94], 1), "p99": round(qs[98], 1)}
 
 
-def load(url: str, questions: list[str] | list[dict], clients: int, requests: int) -> dict:
+def load_rows(url: str, questions: list[str] | list[dict], clients: int,
+              requests: int) -> tuple[list[dict], float]:
     """`requests` questions (texts, or /ask bodies) in total, spread over `clients` threads,
-    each with its own connection. Returns percentiles per component (ms)."""
+    each with its own connection: the timings (ms) of each request, and the wall seconds."""
     rows: list[dict] = []
     lock = threading.Lock()
 
@@ -122,10 +82,32 @@ def load(url: str, questions: list[str] | list[dict], clients: int, requests: in
         th.start()
     for th in threads:
         th.join()
-    wall = time.perf_counter() - started
+    return rows, time.perf_counter() - started
+
+
+def summary(rows: list[dict], wall: float) -> dict:
+    """Percentiles per component (ms), and questions answered per second."""
     out = {key: percentiles([r[key] for r in rows]) for key in rows[0]}
     out["qps"] = round(len(rows) / wall, 1)
     return out
+
+
+def load(url: str, questions: list[str] | list[dict], clients: int, requests: int) -> dict:
+    return summary(*load_rows(url, questions, clients, requests))
+
+
+def side_by_side(urls: dict[str, str], questions: list[str], clients: int, requests: int,
+                 rounds: int = 2) -> dict[str, dict]:
+    """The same load on each service, alternating in `rounds`: one summary per store over all
+    of its rounds' requests."""
+    rows: dict[str, list[dict]] = {name: [] for name in urls}
+    walls = dict.fromkeys(urls, 0.0)
+    for _ in range(rounds):
+        for name, url in urls.items():
+            got, wall = load_rows(url, questions, clients, requests // rounds)
+            rows[name] += got
+            walls[name] += wall
+    return {name: summary(rows[name], walls[name]) for name in urls}
 
 
 def follow_ups() -> dict[str, list[dict]]:
@@ -140,85 +122,161 @@ def follow_ups() -> dict[str, list[dict]]:
             "follow-up alone": [{"question": r["q"]} for r in rows]}
 
 
-def run(name: str, index: Path, corpus: Path, questions: list[str], requests: int,
-        conversations: bool = False) -> list:
-    results = []
-    # No watcher: the 100k index has no corpus folder behind it (a catch-up ingest over the
-    # empty folder would delete it), and a watcher would only add noise to the timings.
-    with running_service(index, corpus, timeout=600, RAG_WATCH="false") as url:
-        load(url, questions, 1, 20)  # warm-up: models, caches, FAISS pages
-        for clients in (1, 8):
-            r = load(url, questions, clients, requests)
-            results.append({"index": name, "clients": clients, **r})
-            print(f"  {name}, {clients} client(s): done", flush=True)
-        # interleaved rounds, so a noisy minute does not land on one of them only
-        if conversations:
-            bodies, rounds = follow_ups(), 4
-            for _ in range(rounds):
-                for kind, asked in bodies.items():
-                    r = load(url, asked, 1, requests // rounds)
-                    results.append({"index": f"{name}: {kind}", "clients": 1, **r})
-            results = _merged(results, rounds)
-    return results
-
-
-def _merged(results: list[dict], rounds: int) -> list[dict]:
-    """One row per follow-up kind: the median over the rounds of each percentile."""
-    plain = [r for r in results if ": " not in r["index"]]
+def conversation_rows(name: str, url: str, requests: int, rounds: int = 4) -> list[dict]:
+    """The follow-ups' three kinds in interleaved rounds, so a noisy minute does not land on
+    one of them only: one row per kind, the median over the rounds of each percentile."""
     by_kind: dict[str, list[dict]] = {}
-    for r in results:
-        if ": " in r["index"]:
-            by_kind.setdefault(r["index"], []).append(r)
+    bodies = follow_ups()
+    for _ in range(rounds):
+        for kind, asked in bodies.items():
+            by_kind.setdefault(kind, []).append(load(url, asked, 1, requests // rounds))
+    out = []
     for kind, rs in by_kind.items():
-        row = {"index": kind, "clients": 1,
+        row = {"index": f"{name}: {kind}", "clients": 1,
                "qps": round(statistics.median(r["qps"] for r in rs), 1)}
         for key in ("total", "embed", "retrieve", "generate", "rest", "server_rest"):
             row[key] = {p: round(statistics.median(r[key][p] for r in rs), 1)
                         for p in ("p50", "p95", "p99")}
-        plain.append(row)
-    return plain
+        out.append(row)
+    return out
 
 
-def main() -> None:
+@contextmanager
+def services(stores: list[BenchStore], corpus: Path) -> Iterator[dict[str, str]]:
+    """One service per store, all running at once: {store: base URL}. No watcher: the big
+    index has no corpus folder behind it (a catch-up ingest over the empty folder would delete
+    it), and a watcher would only add noise to the timings."""
+    with ExitStack() as stack:
+        yield {s.name: stack.enter_context(running_service(s.index_dir, corpus, timeout=600,
+                                                           RAG_WATCH="false", **s.env()))
+               for s in stores}
+
+
+def memory(urls: dict[str, str], pg: str | None) -> dict[str, dict]:
+    """Each service's memory after its load; the PostgreSQL server's (its connections to the
+    services still open)."""
+    out = {f"service ({name})": process_memory(service_pids(int(url.rsplit(":", 1)[1])))
+           for name, url in urls.items()}
+    if pg is not None:
+        out["PostgreSQL server"] = server_memory(pg)
+    return out
+
+
+def run(label: str, stores: list[BenchStore], corpus: Path, questions: list[str],
+        args: argparse.Namespace, conversations: bool = False) -> tuple[list[dict], dict]:
+    results = []
+    with services(stores, corpus) as urls:
+        for url in urls.values():
+            load(url, questions, 1, 20)  # warm-up: models, caches, index pages
+        for clients in args.clients:
+            for name, r in side_by_side(urls, questions, clients, args.requests).items():
+                results.append({"index": f"{label}, {name}", "clients": clients, **r})
+            print(f"  {label}, {clients} client(s): done", flush=True)
+        if conversations:
+            first = stores[0].name
+            results += conversation_rows(f"{label}, {first}", urls[first], args.requests)
+        mem = memory(urls, next((s.url for s in stores if s.name == "postgres"), None))
+    return results, mem
+
+
+def storage(store: BenchStore, corpus: Path) -> dict[str, int]:
+    reader = open_reader(store.settings(corpus))
+    try:
+        return {k: round(v / 2**20) for k, v in reader.storage().items()}
+    finally:
+        reader.close()
+
+
+def big_index(stores: list[BenchStore], tmp: Path, chunks: int,
+              embedder: SentenceTransformerEmbedder) -> dict[str, dict]:
+    """The generated index in each store; seconds per step and MB per part."""
+    sentences = corpus_sentences()
+    sentence_vecs = embedder.embed(sentences)
+    (tmp / "empty").mkdir(exist_ok=True)
+    built = {}
+    for store in stores:
+        times = build_big_index(store.fresh().settings(tmp / "empty"), chunks, sentences,
+                                sentence_vecs)
+        built[store.name] = {**times, "mb": storage(store, tmp / "empty")}
+        if store.name == "postgres":
+            built[store.name]["tables_mb"] = table_sizes(store.url or "", store.schema)
+        print(f"built the {chunks:,}-chunk index on {store.name}: {times}", flush=True)
+    return built
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--chunks", type=int, default=100_000, help="0: the starter corpus only")
-    p.add_argument("--requests", type=int, default=200, help="per load level")
+    p.add_argument("--requests", type=int, default=200, help="per load level and store")
+    p.add_argument("--clients", type=lambda t: [int(x) for x in t.split(",")], default=[1, 8],
+                   help="load levels, e.g. 1,8")
+    p.add_argument("--store", help="sqlite,postgres (default: both when PostgreSQL can be had)")
+    p.add_argument("--starter", action=argparse.BooleanOptionalAction, default=True,
+                   help="also the starter corpus (and its follow-ups)")
+    p.add_argument("--recall", action=argparse.BooleanOptionalAction, default=True,
+                   help="HNSW recall@10 and build time on the big index (PostgreSQL)")
     p.add_argument("--json", type=Path)
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    args.store = parse_stores(args.store)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
     # Answerable questions only: an abstention skips generation and the citation check, and
     # would flatter the percentiles.
     rows = [json.loads(x) for x in QUESTIONS.read_text().splitlines() if x.strip()]
     questions = [r["q"] for r in rows if r["answerable"]]
-    results = []
-    with tempfile.TemporaryDirectory(prefix="bench-ask-") as tmp:
+    report: dict = {"stores": args.store, "latency": [], "memory": {}}
+    embedder = SentenceTransformerEmbedder()
+    with tempfile.TemporaryDirectory(prefix="bench-ask-") as tmp, \
+            postgres_url(args.store) as pg:
         tmp = Path(tmp)
-        starter = IngestSettings(corpus_dir=ROOT / "corpus", index_dir=tmp / "starter")
-        run_ingest(starter, progress=False)
-        results += run("starter", starter.index_dir, starter.corpus_dir, questions,
-                       args.requests, conversations=True)
-        if args.chunks == 0:
-            return _print(results, args.json)
-        t0 = time.perf_counter()
-        build_big_index(tmp / "big", args.chunks)
-        print(f"built the {args.chunks:,}-chunk index in {time.perf_counter() - t0:.0f} s")
-        (tmp / "empty").mkdir()
-        results += run(f"{args.chunks // 1000}k", tmp / "big", tmp / "empty", questions,
-                       args.requests)
-    _print(results, args.json)
+        if args.starter:
+            stores = [BenchStore(n, tmp / f"starter-{n}", pg, "bench_ask_starter").fresh()
+                      for n in args.store]
+            for store in stores:
+                run_ingest(store.settings(ROOT / "corpus"), embedder, progress=False)
+            lat, report["memory"]["starter"] = run("starter", stores, ROOT / "corpus",
+                                                   questions, args, conversations=True)
+            report["latency"] += lat
+        if args.chunks:
+            stores = [BenchStore(n, tmp / f"big-{n}", pg, "bench_ask_big") for n in args.store]
+            report["build"] = big_index(stores, tmp, args.chunks, embedder)
+            label = f"{args.chunks // 1000:,}k"
+            lat, report["memory"][label] = run(label, stores, tmp / "empty", questions, args)
+            report["latency"] += lat
+            if args.recall and pg is not None:
+                sqlite_dir = tmp / "big-sqlite" if "sqlite" in args.store else None
+                report["hnsw"] = bench_hnsw.measure(pg, "bench_ask_big", sqlite_dir,
+                                                    embedder.embed(bench_hnsw.query_texts()))
+    print_report(report)
+    write_json(args.json, report)
+    return report
 
 
-def _print(results: list[dict], json_path: Path | None) -> None:
-    print("\n| index | clients | qps | end-to-end p50/p95/p99 ms | embed p50/p95/p99 | "
-          "retrieve p50/p95/p99 | generate p50/p95/p99 | rest p50/p95/p99 | "
-          "of which in the server |")
-    print("|---|---|---|---|---|---|---|---|---|")
+def print_report(report: dict) -> None:
     fmt = lambda d: f"{d['p50']} / {d['p95']} / {d['p99']}"  # noqa: E731
-    for r in results:
-        print(f"| {r['index']} | {r['clients']} | {r['qps']} | {fmt(r['total'])} | "
-              f"{fmt(r['embed'])} | {fmt(r['retrieve'])} | {fmt(r['generate'])} | "
-              f"{fmt(r['rest'])} | {fmt(r['server_rest'])} |")
-    if json_path:
-        json_path.write_text(json.dumps(results, indent=2))
+    print_table(["index", "clients", "qps", "end-to-end p50/p95/p99 ms", "embed p50/p95/p99",
+                 "retrieve p50/p95/p99", "generate p50/p95/p99", "rest p50/p95/p99",
+                 "of which in the server"],
+                [[r["index"], r["clients"], r["qps"], fmt(r["total"]), fmt(r["embed"]),
+                  fmt(r["retrieve"]), fmt(r["generate"]), fmt(r["rest"]), fmt(r["server_rest"])]
+                 for r in report["latency"]])
+    print_table(["index", "process", "RSS MB", "PSS MB", "peak RSS MB (largest process)"],
+                [[index, proc, m["rss_mb"], m["pss_mb"], m["peak_rss_mb"]]
+                 for index, procs in report["memory"].items() for proc, m in procs.items()])
+    if "build" in report:
+        print_table(["store", "vectors s", "commit s", "publish s", "total s", "MB by part"],
+                    [[name, b["vectors_s"], b["commit_s"], b["publish_s"], b["total_s"],
+                      ", ".join(f"{k} {v}" for k, v in b["mb"].items())]
+                     for name, b in report["build"].items()])
+    for name, b in report.get("build", {}).items():
+        if "tables_mb" in b:
+            print(f"\n{name} tables (with their indexes) and indexes, MB: " +
+                  ", ".join(f"{k} {v}" for k, v in b["tables_mb"].items()))
+    if "hnsw" in report:
+        bench_hnsw.print_report(report["hnsw"])
 
 
 if __name__ == "__main__":

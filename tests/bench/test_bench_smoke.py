@@ -32,3 +32,43 @@ def test_bench_extractive_runs(capsys):
     bench_extractive.main(["--questions", "3"])
     table = capsys.readouterr().out
     assert "| added (cold - words alone) |" in table
+
+
+def test_bench_ingest_runs_on_both_stores(pg_url, monkeypatch, capsys):
+    from tests.bench import bench_ingest
+
+    monkeypatch.setenv("RAG_DATABASE_URL", pg_url)
+    rows = bench_ingest.main(["--docs", "3", "--repeat", "2", "--embedder", "hashing",
+                              "--store", "sqlite,postgres"])
+    assert {(r["corpus"], r["store"]) for r in rows} == {
+        (c, s) for c in ("starter", "generated") for s in ("sqlite", "postgres")}
+    assert "| starter | hashing-v1 |" in capsys.readouterr().out  # the ratio table
+
+
+def test_the_big_index_lands_in_both_stores_and_hnsw_recall_is_measured(pg_url, tmp_path):
+    """The generated index through the writer seam, the same in each store; the HNSW bench on
+    it (random stand-in vectors: seconds, not minutes); the memory of the server."""
+    import numpy as np
+
+    from tests.bench import bench_hnsw
+    from tests.bench.big_index import build_big_index, corpus_sentences
+    from tests.bench.stores import BenchStore, drop_schema, server_memory
+
+    sentences = corpus_sentences()
+    rng = np.random.default_rng(0)
+    vecs = rng.standard_normal((len(sentences), 384)).astype(np.float32)
+    stores = [BenchStore(n, tmp_path / n, pg_url, "bench_smoke").fresh()
+              for n in ("sqlite", "postgres")]
+    try:
+        for store in stores:
+            times = build_big_index(store.settings(tmp_path), 300, sentences, vecs)
+            assert times["commit_s"] >= 0
+        found = bench_hnsw.measure(pg_url, "bench_smoke", tmp_path / "sqlite",
+                                   rng.standard_normal((30, 384)).astype(np.float32))
+    finally:
+        drop_schema(pg_url, "bench_smoke")
+    assert found["chunks"] == 300 and found["build"]["build_s"] >= 0
+    by_search = {(r["store"], r["ef_search"]): r for r in found["rows"]}
+    assert by_search[("postgres", 200)]["recall_at_10"] >= 0.9  # 300 chunks: nearly exact
+    assert by_search[("sqlite", "-")]["recall_at_10"] >= 0.99  # flat: exact but for float16
+    assert server_memory(pg_url)["rss_mb"] > 0

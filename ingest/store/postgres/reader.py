@@ -15,7 +15,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ingest.errors import IndexNotFoundError
+from ingest.errors import IndexNotFoundError, IndexUnavailableError
 from ingest.store.postgres.connect import CONNECT_TIMEOUT_S, describe, qualified, translate, unavailable
 from ingest.store.postgres.snapshot import PostgresSnapshot
 from ingest.store.reader import Snapshot
@@ -23,6 +23,15 @@ from ingest.store.records import IndexParams, check_params
 from ingest.store.postgres.store import RETRY_HINT
 
 POOL_WAIT_S = 3.0  # how long a request waits for a free (or new) connection
+
+
+def _read_only_snapshots(conn: psycopg.Connection) -> None:
+    """A pooled connection's transactions are snapshots: psycopg starts each one itself with
+    BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY before its first statement. (A BEGIN of our
+    own after that implicit one costs a round trip and logs a WARNING on the server per
+    request: "there is already a transaction in progress".)"""
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
 
 
 class PostgresReader:
@@ -35,6 +44,7 @@ class PostgresReader:
         self._pool = ConnectionPool(url, min_size=0, max_size=pool_size, open=False,
                                     kwargs={"autocommit": False,
                                             "connect_timeout": CONNECT_TIMEOUT_S},
+                                    configure=_read_only_snapshots,
                                     reconnect_timeout=0, name=f"ragfirst-{schema}")
         self._opened = False
 
@@ -58,7 +68,7 @@ class PostgresReader:
     def open(self, previous: Snapshot | None = None) -> PostgresSnapshot:
         conn = self._connection()
         try:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            # the first statement: psycopg begins the transaction (_read_only_snapshots)
             meta = dict(conn.execute(qualified(self.schema, "SELECT key, value FROM {s}.meta"))
                         .fetchall())
             if "dim" not in meta:
@@ -83,18 +93,22 @@ class PostgresReader:
                  "lexical": ("postings", "term_stats")}
         sizes: dict[str, int] = {}
         try:
-            with self._pool.connection(timeout=POOL_WAIT_S) as conn:
-                for part, tables in parts.items():
-                    sizes[part] = sum(conn.execute(
-                        "SELECT coalesce(pg_total_relation_size(to_regclass(%s)), 0)",
-                        (f'"{self.schema}"."{t}"',)).fetchone()[0] for t in tables)
-                sizes["dense"] = conn.execute(
-                    "SELECT coalesce(pg_relation_size(to_regclass(%s)), 0)",
-                    (f'"{self.schema}"."chunks_hnsw"',)).fetchone()[0]
-                sizes["documents"] -= sizes["dense"]  # counted once, as its own part
-                conn.rollback()
-        except (psycopg.Error, PoolTimeout):
+            conn = self._connection()  # opens the pool if no snapshot has yet
+        except IndexUnavailableError:
             return {}
+        try:
+            for part, tables in parts.items():
+                sizes[part] = sum(conn.execute(
+                    "SELECT coalesce(pg_total_relation_size(to_regclass(%s)), 0)",
+                    (f'"{self.schema}"."{t}"',)).fetchone()[0] for t in tables)
+            sizes["dense"] = conn.execute(
+                "SELECT coalesce(pg_relation_size(to_regclass(%s)), 0)",
+                (f'"{self.schema}"."chunks_hnsw"',)).fetchone()[0]
+            sizes["documents"] -= sizes["dense"]  # counted once, as its own part
+        except psycopg.Error:
+            return {}
+        finally:
+            self._release(conn)
         return sizes
 
     def close(self) -> None:

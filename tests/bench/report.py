@@ -1,0 +1,19 @@
+"""How the benchmarks print what they measured: markdown tables, and the figures as JSON."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    print("\n| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in rows:
+        print("| " + " | ".join(str(v) for v in row) + " |")
+
+
+def write_json(path: Path | None, figures: object) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(figures, indent=2, default=str))

@@ -10,7 +10,8 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from ingest.errors import IndexNotFoundError, IndexStorageError, IndexUnavailableError
+from ingest.errors import IndexStorageError, IndexUnavailableError
+from ingest.store.export import no_index
 
 CONNECT_TIMEOUT_S = 10
 
@@ -57,8 +58,7 @@ def translate(exc: BaseException, url: str, schema: str) -> Exception | None:
         return IndexStorageError(f"the database user may not write the index ({exc}); grant it "
                                  "CREATE on the database (and the vector extension)")
     if isinstance(exc, (pg_errors.UndefinedTable, pg_errors.InvalidSchemaName)):
-        return IndexNotFoundError(f"no index in {describe(url, schema)}: run `make ingest` (or "
-                                  "`python -m ingest`) first")
+        return no_index(describe(url, schema))
     if isinstance(exc, psycopg.OperationalError):
         return unavailable(url, exc, schema)
     return None

@@ -25,13 +25,21 @@ from ingest.store.postgres.store import RETRY_HINT
 POOL_WAIT_S = 3.0  # how long a request waits for a free (or new) connection
 
 
-def _read_only_snapshots(conn: psycopg.Connection) -> None:
-    """A pooled connection's transactions are snapshots: psycopg starts each one itself with
-    BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY before its first statement. (A BEGIN of our
-    own after that implicit one costs a round trip and logs a WARNING on the server per
-    request: "there is already a transaction in progress".)"""
-    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-    conn.read_only = True
+def _snapshot_connection(ef_search: int):
+    """How a pooled connection is set up, once: its transactions are snapshots (psycopg starts
+    each one itself with BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY before its first
+    statement; a BEGIN of our own after that implicit one would cost a round trip and log a
+    WARNING per request), and its HNSW searches use `ef_search` candidates with iterative
+    scans, so a filtered search still finds k chunks (pgvector 0.8). Session settings, so no
+    search pays a round trip to make them (they are kept as placeholders until pgvector loads)."""
+    def configure(conn: psycopg.Connection) -> None:
+        conn.execute("SELECT set_config('hnsw.ef_search', %s, false), "
+                     "set_config('hnsw.iterative_scan', 'relaxed_order', false)",
+                     (str(ef_search),))
+        conn.commit()
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+    return configure
 
 
 class PostgresReader:
@@ -39,12 +47,11 @@ class PostgresReader:
                  pool_size: int = 8, ef_search: int = 100) -> None:
         self.url, self.schema, self.expect = url, schema, expect
         self.where = describe(url, schema)
-        self._ef_search = ef_search
         self._lock = threading.Lock()
         self._pool = ConnectionPool(url, min_size=0, max_size=pool_size, open=False,
                                     kwargs={"autocommit": False,
                                             "connect_timeout": CONNECT_TIMEOUT_S},
-                                    configure=_read_only_snapshots,
+                                    configure=_snapshot_connection(ef_search),
                                     reconnect_timeout=0, name=f"ragfirst-{schema}")
         self._opened = False
 
@@ -68,7 +75,7 @@ class PostgresReader:
     def open(self, previous: Snapshot | None = None) -> PostgresSnapshot:
         conn = self._connection()
         try:
-            # the first statement: psycopg begins the transaction (_read_only_snapshots)
+            # the first statement: psycopg begins the transaction (_snapshot_connection)
             meta = dict(conn.execute(qualified(self.schema, "SELECT key, value FROM {s}.meta"))
                         .fetchall())
             if "dim" not in meta:
@@ -85,7 +92,7 @@ class PostgresReader:
             if mapped is not None:
                 raise mapped from exc
             raise
-        return PostgresSnapshot(conn, self.schema, meta, self._release, self._ef_search)
+        return PostgresSnapshot(conn, self.schema, meta, self._release)
 
     def storage(self) -> dict[str, int]:
         """Bytes the index's tables and indexes take on the server, by part."""

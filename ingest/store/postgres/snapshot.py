@@ -37,13 +37,11 @@ class SnapshotClosed(RuntimeError):
 
 class PostgresSnapshot:
     def __init__(self, conn: psycopg.Connection, schema: str, meta: dict[str, str],
-                 release: Callable[[psycopg.Connection], None], ef_search: int) -> None:
+                 release: Callable[[psycopg.Connection], None]) -> None:
         self._conn: psycopg.Connection | None = conn
         self._release = release
         self._lock = threading.Lock()
         self._schema = schema
-        self._ef_search = ef_search
-        self._tuned = False
         self.meta = meta
         self.generation = int(meta["generation"])
         self.revision = meta.get("revision") or meta["commit"]
@@ -75,27 +73,17 @@ class PostgresSnapshot:
             except psycopg.OperationalError as exc:  # the server went away mid-request
                 raise unavailable("", exc) from exc
 
-    def _tune(self) -> None:
-        """The HNSW search's candidate list, and iterative scans so that a filtered search
-        still finds k chunks (pgvector 0.8), for this transaction only."""
-        if not self._tuned:
-            self._query("SELECT set_config('hnsw.ef_search', %s, true), "
-                        "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-                        (str(self._ef_search),))
-            self._tuned = True
-
     def search_dense(self, vector: np.ndarray, k: int,
                      where: ChunkFilter | None = None) -> list[tuple[int, float]]:
         if self.chunk_count == 0 or k <= 0:
             return []
-        self._tune()
         cond, args = where_sql(where)
         query = np.asarray(vector, dtype=np.float32).ravel()
         join = "JOIN {s}.documents d ON d.id = c.doc_id " if where is not None else ""
         rows = self._query(
             # scored with the full vectors; found through the half-precision HNSW index
             f"SELECT c.id, 1 - (c.embedding <=> %s) FROM {{s}}.chunks c {join}"
-            f"WHERE {cond if where is not None else 'true'} "
+            f"WHERE {cond} "
             f"ORDER BY {hnsw_expr(self.dim, 'c.embedding')} <=> %s::halfvec({self.dim}) LIMIT %s",
             (query, *args, query, k))
         # relaxed_order may hand back a few out of order: sort by the exact score
@@ -162,10 +150,6 @@ class PostgresSnapshot:
         rows = self._query("SELECT substr(text, %s, %s) FROM {s}.documents WHERE path = %s",
                            (start + 1, max(0, end - start), path))
         return rows[0][0] if rows else ""
-
-    def document_text(self, path: str) -> str | None:
-        rows = self._query("SELECT text FROM {s}.documents WHERE path = %s", (path,))
-        return rows[0][0] if rows else None
 
     def documents(self) -> list[DocumentRow]:
         return [DocumentRow(*r) for r in self._query(DOCUMENTS_SQL)]

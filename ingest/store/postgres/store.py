@@ -89,10 +89,6 @@ class PostgresStore:
                 "INSERT INTO {s}.meta (key, value) VALUES (%s, %s) ON CONFLICT (key) "
                 "DO UPDATE SET value = excluded.value"), list(values.items()))
 
-    @property
-    def generation(self) -> int:
-        return int(self.meta["generation"])
-
     def documents(self) -> dict[str, DocumentRow]:
         return {r[0]: DocumentRow(*r) for r in self._rows(DOCUMENTS_SQL)}
 
@@ -225,8 +221,8 @@ class PostgresStore:
                      "vec_key text, length int) ON COMMIT DROP")
         terms, df, length = self._copy_chunks(upserts, doc_ids, ids)
         dim = dimension([n for (n,) in conn.execute(
-            "SELECT DISTINCT vector_dims(v.embedding) FROM new_chunks n JOIN "
-            f"{self._ident('vectors')} v ON v.key = n.vec_key").fetchall()])
+            self._sql("SELECT DISTINCT vector_dims(v.embedding) FROM new_chunks n JOIN "
+                      "{s}.vectors v ON v.key = n.vec_key")).fetchall()])
         inserted = conn.execute(self._sql(
             "INSERT INTO {s}.chunks SELECT n.*, v.embedding FROM new_chunks n JOIN {s}.vectors v "
             "ON v.key = n.vec_key")).rowcount
@@ -238,9 +234,6 @@ class PostgresStore:
         counts["chunks"] += total
         counts["length"] += length
         return dim
-
-    def _ident(self, table: str) -> str:
-        return psycopg.sql.Identifier(self.schema, table).as_string(self.conn)
 
     def _copy_chunks(self, upserts, doc_ids, ids) -> tuple[list[Counter], Counter, int]:
         """COPY the new chunks into the transaction's staging table; returns each new chunk's

@@ -72,6 +72,7 @@ def test_dense_search_goes_through_the_hnsw_index(pg):
             f"(embedding::halfvec({snap.dim})) <=> %s::halfvec({snap.dim}) LIMIT 5",
             (vector,)).fetchall())
         assert "chunks_hnsw" in plan, plan
+        assert conn.execute("SHOW hnsw.ef_search").fetchone()[0] == str(pg.hnsw_ef_search)
         assert len(snap.search_dense(vector, 5)) == 5
 
 

@@ -62,7 +62,9 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
     labels += [(r.path, r.path) for router in routers for r in router.routes]
     labels.append((web.STATIC, web.STATIC + "/{path:path}"))
     app.add_middleware(BodyLimits, max_bytes=settings.max_request_bytes,
-                       timeout=settings.http_body_timeout_s)
+                       timeout=settings.http_body_timeout_s,
+                       upload_bytes=settings.max_upload_bytes,
+                       upload_timeout=settings.http_upload_timeout_s)
     # Added last = outermost: the telemetry sees (and counts) requests the key check refuses.
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())

@@ -173,12 +173,16 @@ def _copy(source: BinaryIO, tmp: Path, max_bytes: int) -> None:
         written = 0
         while chunk := source.read(_CHUNK):
             written += len(chunk)
-            if written > max_bytes:
-                raise TooLarge(f"the file is over the {max_bytes:,}-byte limit "
-                               "(RAG_MAX_FILE_BYTES)")
+            check_size(written, max_bytes)
             out.write(chunk)
         out.flush()
         os.fsync(out.fileno())
+
+
+def check_size(size: int, max_bytes: int) -> None:
+    """TooLarge when `size` bytes are over the per-file limit."""
+    if size > max_bytes:
+        raise TooLarge(f"the file is over the {max_bytes:,}-byte limit (RAG_MAX_FILE_BYTES)")
 
 
 def remove(root: Path, rel: PurePosixPath) -> None:

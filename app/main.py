@@ -11,7 +11,8 @@ from starlette.routing import Route
 
 from app.access import AccessMiddleware, KeyRing
 from app.api.errors import add_error_handlers
-from app.api.routes import ask, collections, documents, health, openai, web
+from app.api.routes import (ask, collection_documents, collections, documents, health, openai,
+                            web)
 from app.collections import Collections
 from app.errors import Redactor
 from app.http_limits import BodyLimits
@@ -59,8 +60,8 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
     metrics.watch(lambda: getattr(app.state, "service", None),
                   lambda: getattr(app.state, "ingester", None))
     add_error_handlers(app)
-    routers = (health.router, ask.router, documents.router, collections.router, openai.router,
-               web.router)
+    routers = (health.router, ask.router, documents.router, collections.router,
+               collection_documents.router, openai.router, web.router)
     for router in routers:
         app.include_router(router)
     web.mount_static(app)

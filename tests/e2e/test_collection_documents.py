@@ -374,3 +374,15 @@ def test_a_wrong_method_names_every_method_of_the_path(service):
     assert status == 405 and {"DELETE", "GET"} <= set(headers["allow"].split(", "))
     status, headers, _ = raw(service, "GET", DOCS)
     assert status == 405 and headers["allow"] == "POST"
+
+
+def test_a_collection_with_no_index_yet_takes_its_first_files(tmp_path):
+    (tmp_path / "corpus").mkdir()
+    with running_service(tmp_path / "index", tmp_path / "corpus", RAG_EMBEDDER="hashing") as url:
+        svc = Service(url, tmp_path / "corpus", tmp_path / "index")
+        r = upload(svc, [("../x.md", b"# X\n")])  # nothing written, nothing to ingest
+        assert r.status_code == 422 and r.json()["generation"] == 0
+        assert httpx.get(f"{url}/documents", timeout=30).status_code == 503  # still no index
+        r = upload(svc, [("first.md", QUILL)])
+        assert r.status_code == 201 and r.json()["generation"] == 1
+        assert "first.md" in cited(svc, QUILL_Q)

@@ -29,6 +29,7 @@ from app import corpus_files, uploads
 from app.access import Action, grant
 from app.api.schemas import errors
 from app.collections import Collection
+from app.errors import IndexNotReady
 
 log = logging.getLogger("ragfirst.uploads")
 
@@ -133,10 +134,18 @@ def _parts(form: FormData) -> tuple[list[uploads.Part], bool]:
     return [uploads.Part(f.filename or "", f.file, f.size) for f in files], flag == "true"
 
 
-def _indexed(collection: Collection) -> tuple[int, dict[str, tuple[str, int]]]:
-    """The collection's generation and its documents: path -> (sha256, chunks)."""
-    with collection.service.index.lease() as snap:
-        return snap.generation, {d.path: (d.sha256, d.chunks) for d in snap.documents()}
+def _indexed(collection: Collection, *, missing_ok: bool = True
+             ) -> tuple[int, dict[str, tuple[str, int]]]:
+    """The collection's generation and its documents: path -> (sha256, chunks). With
+    `missing_ok`, a collection with no index yet (or one being rebuilt) is generation 0 with
+    nothing in it: its first upload is what builds it."""
+    try:
+        with collection.service.index.lease() as snap:
+            return snap.generation, {d.path: (d.sha256, d.chunks) for d in snap.documents()}
+    except IndexNotReady:
+        if not missing_ok:
+            raise
+        return 0, {}
 
 
 def _write(collection: Collection, parts: list[uploads.Part], overwrite: bool):
@@ -148,7 +157,7 @@ def _write(collection: Collection, parts: list[uploads.Part], overwrite: bool):
 
 
 def _settle(collection: Collection, results, before, report) -> int:
-    generation, after = _indexed(collection)
+    generation, after = _indexed(collection, missing_ok=report is None)  # after a run: one
     uploads.settle(results, before, after, dict(report.failed) if report else {})
     return generation
 
@@ -160,7 +169,7 @@ async def delete(request: Request, name: str, path: str) -> dict:
     collection = grant(request, Action.WRITE, name)
     chunks = await run_in_threadpool(_remove, collection, path)
     await run_in_threadpool(collection.runner.run, "delete")
-    generation, after = await run_in_threadpool(_indexed, collection)
+    generation, after = await run_in_threadpool(lambda: _indexed(collection, missing_ok=False))
     return {"collection": collection.name, "path": path, "deleted": True,
             "generation": generation, "chunks_removed": 0 if path in after else chunks}
 

@@ -224,3 +224,37 @@ def test_remove_deletes_a_file_and_says_when_there_is_none(tmp_path):
     (tmp_path / "dir.md").mkdir()
     with pytest.raises(Missing):
         remove(tmp_path, check_name("dir.md"))
+
+
+def test_the_file_being_written_is_invisible_to_the_scan_and_the_watcher(tmp_path):
+    """Mid-copy, the temporary is on disk under a name the corpus scan and the watcher skip:
+    an ingest running meanwhile sees the old state, never half a file."""
+    import watchfiles
+
+    from ingest.scan import scan_corpus
+    from ingest.watch import corpus_filter
+
+    (tmp_path / "notes").mkdir()
+    seen: dict[str, object] = {}
+
+    class Watching(io.RawIOBase):
+        calls = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            Watching.calls += 1
+            if Watching.calls == 2:  # the first chunk is in the temporary by now
+                [tmp] = (tmp_path / "notes").iterdir()
+                seen["tmp"] = tmp.name
+                seen["scan"] = [f.rel for f in scan_corpus(tmp_path)]
+                seen["watch"] = corpus_filter(tmp_path, tmp_path / "index")(
+                    watchfiles.Change.added, str(tmp))
+            return b"half " * 100 if Watching.calls <= 2 else b""
+
+    write_atomically(tmp_path, check_name("notes/new.md"), Watching(), overwrite=False,
+                     max_bytes=10_000)
+    assert seen["tmp"].startswith(".upload-") and seen["tmp"].endswith(".part")
+    assert seen["scan"] == [] and seen["watch"] is False
+    assert [f.rel for f in scan_corpus(tmp_path)] == ["notes/new.md"]

@@ -125,7 +125,7 @@ def resolve_inside(root: Path, rel: PurePosixPath, *, for_write: bool) -> Path:
         if not last and not stat.S_ISDIR(st.st_mode):
             raise BadName(f"{'/'.join(parts[:i + 1])} is a file, not a folder")
         if last and for_write and not stat.S_ISREG(st.st_mode):
-            raise BadName("the path is a folder, not a file")
+            raise BadName("the path is a folder or a special file, not a document")
     full = base.joinpath(*parts)
     if os.path.commonpath([os.path.realpath(full), str(base)]) != str(base):
         raise BadName("the path leaves the collection's folder")

@@ -127,7 +127,7 @@ def test_a_file_where_a_folder_is_needed_is_refused(tmp_path):
     with pytest.raises(BadName, match="not a folder"):
         resolve_inside(tmp_path, check_name("notes.md/x.md"), for_write=True)
     (tmp_path / "folder.md").mkdir()
-    with pytest.raises(BadName, match="folder, not a file"):
+    with pytest.raises(BadName, match="a folder or a special file, not a document"):
         write_atomically(tmp_path, check_name("folder.md"), io.BytesIO(b"x"), overwrite=True,
                          max_bytes=10)
 

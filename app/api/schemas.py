@@ -221,7 +221,8 @@ ERRORS = {
     404: "no such collection, document or model, or one this key cannot read (the same answer)",
     409: "no corpus folder, an index built with other settings, or a file that exists",
     408: "a request body not all in within RAG_HTTP_BODY_TIMEOUT_S (the connection is closed)",
-    413: "a request body over RAG_MAX_REQUEST_BYTES (the connection is closed)",
+    413: "a request body over RAG_MAX_REQUEST_BYTES, or an upload over RAG_MAX_UPLOAD_BYTES "
+         "(the connection is closed)",
     503: "no index yet (run `make ingest`), an index being rebuilt, or the disk or folder "
          "cannot be written",
     502: "the LLM backend failed (the retrieved sources in the body)",

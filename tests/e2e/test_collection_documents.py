@@ -324,7 +324,11 @@ def test_download_gives_the_original_bytes_with_safe_headers(service):
         r = httpx.get(f"{service.url}{DOCS}/{rel}", timeout=30)
         assert r.status_code == 200 and r.content == (service.corpus / rel).read_bytes()
         assert r.headers["content-type"] == content_type
-        assert {k: r.headers[k] for k in SAFE} == SAFE
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        if content_type.startswith("text/"):  # a PDF viewer refuses a sandboxed document
+            assert {k: r.headers[k] for k in SAFE} == SAFE
+        else:
+            assert "Content-Security-Policy" not in r.headers
         name = rel.rsplit("/", 1)[1]
         assert r.headers["content-disposition"] == f'inline; filename="{name}"'
 

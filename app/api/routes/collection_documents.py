@@ -194,8 +194,11 @@ TEXT = "text/plain; charset=utf-8"
 CONTENT_TYPES = {".pdf": "application/pdf", ".md": TEXT, ".markdown": TEXT, ".txt": TEXT,
                  ".text": TEXT, ".html": TEXT, ".htm": TEXT}
 SAFE_HEADERS = {"x-content-type-options": "nosniff",
-                "content-security-policy": "sandbox; default-src 'none'",
                 "cache-control": "private, no-cache"}  # behind a key: no shared caches
+# Text gets the CSP sandbox too. A PDF does not: Chrome's and Safari's viewers refuse to show a
+# sandboxed document ("This page has been blocked by Chrome", a blank tab), and their viewers
+# run a PDF's own scripts, if at all, outside our origin.
+TEXT_HEADERS = {**SAFE_HEADERS, "content-security-policy": "sandbox; default-src 'none'"}
 
 
 @router.get("/collections/{name}/documents/{path:path}", response_class=FileResponse,
@@ -206,8 +209,9 @@ async def download(request: Request, name: str, path: str) -> FileResponse:
     """The original file, so a citation can open its source (a PDF at its page: `#page=N`)."""
     collection = grant(request, Action.READ, name)
     target, st = await run_in_threadpool(_readable, collection.settings.corpus_dir, path)
-    return FileResponse(target, stat_result=st, media_type=CONTENT_TYPES[target.suffix.lower()],
-                        headers={**SAFE_HEADERS,
+    media_type = CONTENT_TYPES[target.suffix.lower()]
+    return FileResponse(target, stat_result=st, media_type=media_type,
+                        headers={**(TEXT_HEADERS if media_type == TEXT else SAFE_HEADERS),
                                  "content-disposition": content_disposition(target.name)})
 
 

@@ -54,12 +54,7 @@ def collection_configs(settings: IngestSettings) -> list[CollectionConfig]:
         return [CollectionConfig(DEFAULT, settings.corpus_dir, settings.index_dir,
                                  settings.database_schema)]
     path = settings.collections_file
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SettingsError(f"RAG_COLLECTIONS_FILE: {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise SettingsError(f"RAG_COLLECTIONS_FILE: {path} cannot be read: {exc}") from None
+    table = read_toml(path, "RAG_COLLECTIONS_FILE")
     entries = table.get("collections")
     unknown = sorted(set(table) - {"collections"})
     if unknown:
@@ -71,6 +66,16 @@ def collection_configs(settings: IngestSettings) -> list[CollectionConfig]:
     configs = [_entry(path, name, entry, settings) for name, entry in entries.items()]
     _refuse_shared(path, configs)
     return configs
+
+
+def read_toml(path: Path, setting: str) -> dict:
+    """The TOML file a setting names; SettingsError (one line) when it is missing or bad."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"{setting}: {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"{setting}: {path} cannot be read: {exc}") from None
 
 
 def _entry(path: Path, name: str, entry: object, settings: IngestSettings) -> CollectionConfig:

@@ -23,12 +23,11 @@ import logging
 import os
 import re
 import threading
-import tomllib
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from ingest.collections import NAME_RULE, valid_name
+from ingest.collections import NAME_RULE, read_toml, valid_name
 from ingest.errors import SettingsError
 
 log = logging.getLogger("ragfirst.access")
@@ -132,12 +131,7 @@ def _stamp(path: Path) -> tuple | None:
 def load_keys(path: Path) -> list[tuple[Principal, bytes]]:
     """The keys in the file, as (principal, SHA-256 digest); SettingsError (one line naming
     the file and the entry) for anything that cannot be used."""
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SettingsError(f"RAG_KEYS_FILE: {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise SettingsError(f"RAG_KEYS_FILE: {path} cannot be read: {exc}") from None
+    table = read_toml(path, "RAG_KEYS_FILE")
     entries = table.get("keys", [])
     if set(table) - {"keys"} or not isinstance(entries, list):
         raise SettingsError(f"{path}: keys are defined as [[keys]] tables, nothing else")

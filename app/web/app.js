@@ -3,6 +3,8 @@
 // deltas arrive, then re-rendered from the `done` event's checked answer (turn.js, answer.js).
 // The thread is kept in sessionStorage (thread.js): a reload of the tab keeps it, "New chat"
 // starts over. The server keeps nothing between questions.
+import {detailText, readJson} from "./http.js";
+import {sseEvents} from "./sse.js";
 import {Thread} from "./thread.js";
 import {TurnView} from "./turn.js";
 
@@ -108,50 +110,9 @@ async function answer(body, view, signal) {
   }
 }
 
-// Server-Sent Events from a fetch response (EventSource cannot POST): events are blocks of
-// "field: value" lines separated by a blank line; lines starting with ":" are comments.
-async function* sseEvents(response) {
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  try {
-    for (;;) {
-      const {value, done} = await reader.read();
-      if (done) return;
-      buffer += value;
-      let end;
-      while ((end = /\r?\n\r?\n/.exec(buffer))) {
-        const block = buffer.slice(0, end.index);
-        buffer = buffer.slice(end.index + end[0].length);
-        let event = "message";
-        const data = [];
-        for (const line of block.split(/\r?\n/)) {
-          const colon = line.indexOf(":");
-          if (colon === 0) continue;
-          const field = colon < 0 ? line : line.slice(0, colon);
-          const val = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-          if (field === "event") event = val;
-          else if (field === "data") data.push(val);
-        }
-        if (data.length) yield [event, JSON.parse(data.join("\n"))];
-      }
-    }
-  } finally {
-    reader.cancel().catch(() => {});  // the caller stopped reading (after `done`): let go
-  }
-}
-
-async function readJson(response) {
-  try {
-    return await response.json();
-  } catch {
-    return {detail: response.statusText || "no details"};
-  }
-}
-
 function httpError(status, body) {
   const problems = Array.isArray(body.detail) ? body.detail : null;  // 422: pydantic's list
-  const detail = problems ? problems.map((e) => e.msg).join("; ")
-                          : String(body.detail ?? "no details");
+  const detail = detailText(body);
   let what = {
     401: "The service wants its API key: reload the page and give the key as the password.",
     422: "The question was not accepted.",

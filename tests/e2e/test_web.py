@@ -37,7 +37,7 @@ BUSINESS_QUESTION = "What does the Business plan cost?"
 OFF_TOPIC_QUESTION = "Who won the 1998 football world cup?"
 REFUND_QUESTION = "How long do I have to get a full refund on an annual plan?"
 FOLLOW_UP = "And for monthly plans?"
-MODULES = ["app.js", "thread.js", "turn.js", "answer.js"]  # the page's scripts, in app/web/
+MODULES = ["app.js", "thread.js", "turn.js", "answer.js", "sse.js", "http.js"]  # the page's scripts, in app/web/
 MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 
 

@@ -2,7 +2,9 @@
 // with "stream": true and the thread's earlier turns as `history`; its answer is shown as its
 // deltas arrive, then re-rendered from the `done` event's checked answer (turn.js, answer.js).
 // The thread is kept in sessionStorage (thread.js): a reload of the tab keeps it, "New chat"
-// starts over. The server keeps nothing between questions.
+// starts over. The server keeps nothing between questions. A thread belongs to one collection
+// (collections.js): picking another starts a new chat.
+import {Collections} from "./collections.js";
 import {detailText, readJson} from "./http.js";
 import {sseEvents} from "./sse.js";
 import {Thread} from "./thread.js";
@@ -10,15 +12,29 @@ import {TurnView} from "./turn.js";
 
 const $ = (id) => document.getElementById(id);
 const thread = new Thread();
+const collections = new Collections($("collection"), $("collection-picker"));
 let controller = null;  // AbortController of the request in flight, null when idle
-
-for (const turn of thread.turns) {  // the thread as it was before a reload
-  const view = new TurnView(turn.question);
-  view.show(turn);
-  $("thread").append(view.root);
-}
-updateNewChat();
+const started = start();
 keepComposerClear();
+
+// The collections listed, then the thread as it was before a reload (if it is this one's).
+async function start() {
+  const problem = await collections.load();
+  if (problem) showError(problem);
+  const name = collections.current?.name;
+  if (thread.turns.some((turn) => (turn.collection ?? "default") !== name)) thread.clear();
+  for (const turn of thread.turns) {
+    const view = new TurnView(turn.question);
+    view.show(turn);
+    $("thread").append(view.root);
+  }
+  updateNewChat();
+}
+
+collections.onChange((picked) => {
+  newChat(false);  // the thread was another collection's
+  setStatus(`Asking “${picked.name}” now.`);
+});
 
 $("ask-form").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -32,9 +48,10 @@ $("question").addEventListener("keydown", (event) => {
   }
 });
 $("stop").addEventListener("click", () => controller && controller.abort());
-$("new-chat").addEventListener("click", newChat);
+$("new-chat").addEventListener("click", () => newChat());
 
 async function ask() {
+  await started;
   const question = $("question").value.trim();
   if (controller) return;  // one question at a time; Stop cancels
   if (!question) {
@@ -43,7 +60,7 @@ async function ask() {
     return;
   }
   const body = requestBody(question, thread.history());  // the turns before this one
-  const turn = thread.add(question);
+  const turn = thread.add(question, collections.current?.name);
   const view = new TurnView(question);
   const mine = controller = new AbortController();
   $("error").hidden = true;
@@ -66,6 +83,7 @@ async function ask() {
 
 function requestBody(question, history) {
   const body = {question, stream: true, mode: $("mode").value};
+  if (collections.requested) body.collection = collections.requested;
   if ($("top-k").value) body.top_k = Number($("top-k").value);
   const filters = {};
   const path = $("path-filter").value.trim();
@@ -127,7 +145,7 @@ function httpError(status, body) {
           sources: body.sources, sourcesTitle: "Passages found (no answer was generated)"};
 }
 
-function newChat() {
+function newChat(focus = true) {
   if (controller) controller.abort();  // its answer goes nowhere now
   controller = null;
   setBusy(false);
@@ -136,7 +154,7 @@ function newChat() {
   $("error").hidden = true;
   setStatus("");
   updateNewChat();
-  $("question").focus();
+  if (focus) $("question").focus();
 }
 
 function updateNewChat() {

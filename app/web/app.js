@@ -3,8 +3,10 @@
 // deltas arrive, then re-rendered from the `done` event's checked answer (turn.js, answer.js).
 // The thread is kept in sessionStorage (thread.js): a reload of the tab keeps it, "New chat"
 // starts over. The server keeps nothing between questions. A thread belongs to one collection
-// (collections.js): picking another starts a new chat.
+// (collections.js): picking another starts a new chat. The documents panel (documents.js)
+// lists and deletes the collection's files.
 import {Collections} from "./collections.js";
+import {DocumentsPanel} from "./documents.js";
 import {detailText, readJson} from "./http.js";
 import {sseEvents} from "./sse.js";
 import {Thread} from "./thread.js";
@@ -13,6 +15,7 @@ import {TurnView} from "./turn.js";
 const $ = (id) => document.getElementById(id);
 const thread = new Thread();
 const collections = new Collections($("collection"), $("collection-picker"));
+const documents = new DocumentsPanel(collections);
 let controller = null;  // AbortController of the request in flight, null when idle
 const started = start();
 keepComposerClear();
@@ -21,6 +24,7 @@ keepComposerClear();
 async function start() {
   const problem = await collections.load();
   if (problem) showError(problem);
+  documents.show();
   const name = collections.current?.name;
   if (thread.turns.some((turn) => (turn.collection ?? "default") !== name)) thread.clear();
   for (const turn of thread.turns) {
@@ -33,6 +37,7 @@ async function start() {
 
 collections.onChange((picked) => {
   newChat(false);  // the thread was another collection's
+  documents.show();
   setStatus(`Asking “${picked.name}” now.`);
 });
 

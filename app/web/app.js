@@ -4,7 +4,7 @@
 // The thread is kept in sessionStorage (thread.js): a reload of the tab keeps it, "New chat"
 // starts over. The server keeps nothing between questions. A thread belongs to one collection
 // (collections.js): picking another starts a new chat. The documents panel (documents.js)
-// lists and deletes the collection's files.
+// lists, adds and deletes the collection's files.
 import {Collections} from "./collections.js";
 import {DocumentsPanel} from "./documents.js";
 import {detailText, readJson} from "./http.js";

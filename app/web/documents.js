@@ -1,8 +1,10 @@
 // The documents panel: what the current collection holds (GET /documents?collection=), what
-// its last ingest refused and why, and a Delete for each file when the key may write.
-// Refreshed when it is opened, after a delete, and when the collection changes. Server text enters the page through textContent only.
+// its last ingest refused and why, a Delete for each file when the key may write, and the
+// upload controls (upload.js). Refreshed when it is opened, after an upload or a delete, and
+// when the collection changes. Server text enters the page through textContent only.
 import {el} from "./answer.js";
 import {detailText, documentUrl, readJson, STATUS_WORDS} from "./http.js";
+import {Uploader} from "./upload.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -11,6 +13,12 @@ export class DocumentsPanel {
     this.collections = collections;
     this.root = $("documents");  // a <details>, closed at first: the chat comes first
     this.asked = 0;              // listings asked for: an answer to an older one is dropped
+    this.listingFailed = false;  // the status says the last listing failed
+    this.uploader = new Uploader(collections, {
+      uploaded: () => this.refresh(),
+      reveal: () => this.reveal(),
+      refuse: (message) => { this.reveal(); this.setStatus(message); },
+    });
     this.root.addEventListener("toggle", () => this.root.open && this.refresh());
     $("document-list").addEventListener("click", (event) => {
       const button = event.target.closest("button[data-path]");
@@ -21,6 +29,8 @@ export class DocumentsPanel {
   // The page is on a (new) collection: its counts as /collections gave them until listed.
   show() {
     const c = this.collections.current;
+    this.uploader.reset();
+    $("upload").hidden = !this.collections.writable;
     $("document-table").hidden = $("refused").hidden = $("documents-empty").hidden = true;
     this.setStatus("");
     this.summarise(c?.documents, c?.chunks, 0, c?.ready === false);
@@ -42,10 +52,12 @@ export class DocumentsPanel {
     if (mine !== this.asked) return;  // the collection changed, or a newer listing is coming
     if (!response?.ok) {
       const what = STATUS_WORDS[response?.status] || "The documents could not be listed.";
-      return this.setStatus(`${what} (${response ? `HTTP ${response.status}: ` : ""}` +
-                            `${detailText(body)})`);
+      this.setStatus(`${what} (${response ? `HTTP ${response.status}: ` : ""}` +
+                     `${detailText(body)})`);
+      this.listingFailed = true;
+      return;
     }
-    this.setStatus("");
+    if (this.listingFailed) this.setStatus("");  // what a delete or a drop said stays
     this.render(body);
   }
 
@@ -76,7 +88,7 @@ export class DocumentsPanel {
     $("document-actions-head").hidden = !writable;
     $("document-table").hidden = !rows.length;
     $("documents-empty").textContent = writable
-      ? "No documents yet."
+      ? "No documents yet: add files, or drop them on the page."
       : "No documents in this collection yet.";
     $("documents-empty").hidden = rows.length > 0;
     const refused = body.refused.map((f) => {
@@ -105,9 +117,12 @@ export class DocumentsPanel {
     else if (response.status === 404) this.setStatus(`${path} was already gone.`);
     else this.setStatus(`${STATUS_WORDS[response.status] || "Could not delete it."} ` +
                         `(HTTP ${response.status}: ${detailText(body)})`);
-    const status = $("documents-status").textContent;
     await this.refresh();
-    this.setStatus(status);  // the outcome stays shown over the refreshed listing
+  }
+
+  reveal() {
+    this.root.open = true;
+    this.root.scrollIntoView({block: "nearest"});
   }
 
   summarise(documents, chunks, refused, notReady) {
@@ -122,6 +137,7 @@ export class DocumentsPanel {
 
   setStatus(message) {
     $("documents-status").textContent = message;
+    this.listingFailed = false;
   }
 }
 

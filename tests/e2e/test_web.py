@@ -38,7 +38,7 @@ OFF_TOPIC_QUESTION = "Who won the 1998 football world cup?"
 REFUND_QUESTION = "How long do I have to get a full refund on an annual plan?"
 FOLLOW_UP = "And for monthly plans?"
 MODULES = ["app.js", "thread.js", "turn.js", "answer.js", "sse.js", "http.js",
-           "collections.js", "documents.js"]  # the page's scripts, in app/web/
+           "collections.js", "documents.js", "upload.js"]  # the page's scripts, in app/web/
 MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 
 

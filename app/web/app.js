@@ -28,7 +28,7 @@ async function start() {
   const name = collections.current?.name;
   if (thread.turns.some((turn) => (turn.collection ?? "default") !== name)) thread.clear();
   for (const turn of thread.turns) {
-    const view = new TurnView(turn.question);
+    const view = new TurnView(turn.question, collections.requested);
     view.show(turn);
     $("thread").append(view.root);
   }
@@ -66,7 +66,7 @@ async function ask() {
   }
   const body = requestBody(question, thread.history());  // the turns before this one
   const turn = thread.add(question, collections.current?.name);
-  const view = new TurnView(question);
+  const view = new TurnView(question, collections.requested);
   const mine = controller = new AbortController();
   $("error").hidden = true;
   $("question").value = "";  // it is in the thread now

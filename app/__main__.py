@@ -24,11 +24,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m app") -> int:
     overrides = {"host": args.host, "port": args.port, "watch": False if args.no_watch else None}
     try:
         settings = Settings.load(**{k: v for k, v in overrides.items() if v is not None})
+        app = create_app(settings)  # reads the collections and keys files
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging()  # JSON lines: one per request, and ours (ingests, the watcher)
-    uvicorn.Server(server_config(create_app(settings), settings)).run()
+    uvicorn.Server(server_config(app, settings)).run()
     return 0
 
 

@@ -54,10 +54,11 @@ class Redactor:
                               key=lambda kv: -len(kv[0]))
 
     @classmethod
-    def for_service(cls, corpus_dir, index_dir, llm_url: str | None = None,
+    def for_service(cls, corpus_dirs, index_dirs, llm_url: str | None = None,
                     embed_url: str | None = None) -> "Redactor":
+        """`corpus_dirs`, `index_dirs`: every collection's folders."""
         places: dict[str, str] = {}
-        for folder in (index_dir, corpus_dir):
+        for folder in (*index_dirs, *corpus_dirs):
             name = f"`{folder.resolve().name}`"
             places[str(folder.resolve())] = name
             if folder.is_absolute():

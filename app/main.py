@@ -9,16 +9,17 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
+from app.access import AccessMiddleware, KeyRing
 from app.api.errors import add_error_handlers
-from app.api.routes import ask, documents, health, openai, web
-from app.auth import ApiKeyMiddleware
+from app.api.routes import ask, collections, documents, health, openai, web
+from app.collections import Collections
 from app.errors import Redactor
-from app.freshness import IngestRunner
 from app.http_limits import BodyLimits
 from app.metrics import Metrics
 from app.service import RagService
 from app.settings import Settings
 from app.telemetry import RequestTelemetry
+from ingest.collections import collection_configs
 from ingest.embedders.openai import embeddings_url
 
 
@@ -27,32 +28,39 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
     with a fake part), used instead of building it in the lifespan; the settings still decide
     the rest (the key, the watcher, the default top_k)."""
     settings = settings or Settings.load()
+    # A bad collections or keys file is refused here, at start, with one line that names it.
+    configs = collection_configs(settings)
+    keys = KeyRing(settings.api_key.get_secret_value() if settings.api_key else None,
+                   settings.keys_file)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        svc = app.state.service = service or RagService.from_settings(settings)
-        # The runner first: it rebuilds an index that warm_up finds damaged.
-        app.state.ingester = IngestRunner(settings, svc.embedder, svc.index,
-                                          quiet_ms=settings.watch_quiet_ms)
-        await run_in_threadpool(svc.warm_up)
+        # The runners are built with the collections: one rebuilds an index warm_up finds
+        # damaged.
+        cols = app.state.collections = await run_in_threadpool(
+            Collections.build, settings, service, configs)
+        app.state.service = cols.primary.service  # the probes' and the metrics' collection
+        app.state.ingester = cols.primary.runner
+        await run_in_threadpool(cols.warm_up)
         if settings.watch:
-            app.state.ingester.start_watching()
+            cols.start_watching()
         yield
-        await run_in_threadpool(app.state.ingester.stop)
-        await run_in_threadpool(svc.close)  # may wait for a generator's stream to finish
+        await run_in_threadpool(cols.stop)
+        await run_in_threadpool(cols.close)  # may wait for a generator's stream to finish
 
     app = FastAPI(title="ragfirst", version="0.1.0", lifespan=lifespan,
                   description="Answers questions about your documents, with checked citations.")
     app.state.settings = settings
     app.state.redact = Redactor.for_service(
-        settings.corpus_dir, settings.index_dir,
+        [c.corpus_dir for c in configs], [c.index_dir for c in configs],
         settings.openai_base_url if settings.generator == "openai" else None,
         embeddings_url(settings.embed_base_url or "") if settings.embedder == "openai" else None)
     app.state.metrics = metrics = Metrics()
     metrics.watch(lambda: getattr(app.state, "service", None),
                   lambda: getattr(app.state, "ingester", None))
     add_error_handlers(app)
-    routers = (health.router, ask.router, documents.router, openai.router, web.router)
+    routers = (health.router, ask.router, documents.router, collections.router, openai.router,
+               web.router)
     for router in routers:
         app.include_router(router)
     web.mount_static(app)
@@ -64,8 +72,8 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
     app.add_middleware(BodyLimits, max_bytes=settings.max_request_bytes,
                        timeout=settings.http_body_timeout_s)
     # Added last = outermost: the telemetry sees (and counts) requests the key check refuses.
-    if settings.api_key is not None:
-        app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value())
+    # Always there: with no key configured it marks every request as open (an admin).
+    app.add_middleware(AccessMiddleware, keys=keys)
     app.add_middleware(RequestTelemetry, metrics=metrics, routes=labels,
                        log_content=settings.log_content)
     return app

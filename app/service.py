@@ -8,6 +8,7 @@ generations.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -106,6 +107,13 @@ class RagService:
         return cls(embedder, generator or build_generator(settings, embedder),
                    IndexHolder(open_reader(settings, params)),
                    PipelineOptions.from_settings(settings))
+
+    def with_index(self, index: IndexHolder) -> "RagService":
+        """The same pipeline (embedder, generator, options, threads) over another index: a
+        collection's. Closing the original closes the shared parts; close the index itself."""
+        other = copy.copy(self)
+        other.index = index
+        return other
 
     def close(self) -> None:
         self.index.close()

@@ -69,14 +69,18 @@ class Settings(IngestSettings):
     # When set, every endpoint but /healthz and /readyz wants it: `Authorization: Bearer KEY`,
     # `X-API-Key: KEY`, or HTTP Basic with KEY as the password (how the web page logs in).
     api_key: SecretStr | None = None
+    # Keys with a role (read, write, admin) over named collections, stored as SHA-256 hashes
+    # (app/access/keys.py says the TOML format); picked up again when the file changes.
+    keys_file: Path | None = None
     # One JSON line per request never holds questions, answers or passages; this debug
     # setting adds the question and the answer to it.
     log_content: bool = False
 
-    @field_validator("api_key", mode="before")
+    @field_validator("api_key", "keys_file", mode="before")
     @classmethod
     def _empty_key_is_none(cls, v):
-        # `RAG_API_KEY=` (as docker-compose passes an unset variable) means no key, not "".
+        # `RAG_API_KEY=` (as docker-compose passes an unset variable) means no key, not "";
+        # `RAG_KEYS_FILE=` no file, not the current folder.
         if v is None or (isinstance(v, str) and not v.strip()):
             return None
         return v

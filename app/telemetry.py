@@ -32,7 +32,12 @@ _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 def request_info(request: Request) -> dict:
     """The dict the request's log line is built from (a handler adds what it knows)."""
-    return request.scope.setdefault(_INFO, {})
+    return scope_info(request.scope)
+
+
+def scope_info(scope) -> dict:
+    """request_info, from the ASGI scope (for a middleware)."""
+    return scope.setdefault(_INFO, {})
 
 
 def note_answer(request: Request, answer: Answer, question: str, *, log_content: bool) -> None:

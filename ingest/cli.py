@@ -8,8 +8,10 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from ingest.collections import CollectionConfig, collection_configs, settings_for
 from ingest.copy import CopyReport, copy_index
-from ingest.errors import IndexDamagedError, IndexStorageError, IngestError
+from ingest.embedders import build_embedder
+from ingest.errors import IndexDamagedError, IndexStorageError, IngestError, SettingsError
 from ingest.settings import IngestSettings
 from ingest.store.urls import settings_for_url, shown_url
 from ingest.sync import IngestReport, run_ingest
@@ -22,6 +24,9 @@ def parse_args(argv: list[str] | None, prog: str = "python -m ingest") -> argpar
                     "nothing, changed files are replaced, deleted files are removed.")
     p.add_argument("--corpus", type=Path, help="corpus folder (default: RAG_CORPUS_DIR or corpus/)")
     p.add_argument("--index", type=Path, help="index folder (default: RAG_INDEX_DIR or index/)")
+    p.add_argument("--collection", action="append", metavar="NAME",
+                   help="ingest this collection of RAG_COLLECTIONS_FILE (repeatable; default: "
+                        "every collection)")
     p.add_argument("--rebuild", action="store_true",
                    help="re-chunk and re-index every file (needed after changing the model or "
                         "chunking settings)")
@@ -103,26 +108,63 @@ def main(argv: list[str] | None = None, prog: str = "python -m ingest") -> int:
     overrides = {k: v for k, v in (("corpus_dir", args.corpus), ("index_dir", args.index)) if v}
     try:
         settings = IngestSettings.load(**overrides)
+        chosen = _chosen(args, settings)
+        embedder = None if args.copy_to else build_embedder(settings)  # loads when first used
+    except IngestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    several = settings.collections_file is not None
+    codes, reports = [], {}
+    for config in chosen:  # one collection failing does not stop the others
+        code, out = _one(args, settings_for(settings, config), embedder)
+        codes.append(code)
+        if args.json and code == 0 and several:
+            reports[config.name] = json.loads(out)
+        elif code == 0:
+            print(f"collection {config.name}: {out}" if several else out)
+    if reports:
+        print(json.dumps({"collections": reports}))
+    return max(codes)
+
+
+def _chosen(args: argparse.Namespace, settings: IngestSettings) -> list[CollectionConfig]:
+    """The collections to ingest: --collection's (repeatable), or all of them."""
+    configs = collection_configs(settings)
+    if settings.collections_file is not None and (args.corpus or args.index):
+        raise SettingsError("--corpus and --index do not go with RAG_COLLECTIONS_FILE: each "
+                            "collection has its folders there; choose one with --collection")
+    if not args.collection:
+        if args.copy_to and len(configs) > 1:
+            raise SettingsError("--copy-to copies one collection: name it with --collection")
+        return configs
+    known = {c.name: c for c in configs}
+    unknown = [n for n in args.collection if n not in known]
+    if unknown:
+        raise SettingsError(f"no collection named {unknown[0]!r} (known: "
+                            f"{', '.join(known)})")
+    return [known[n] for n in dict.fromkeys(args.collection)]
+
+
+def _one(args: argparse.Namespace, settings: IngestSettings, embedder) -> tuple[int, str]:
+    """Ingest (or copy) one collection: (exit code, what to print); errors go to stderr."""
+    try:
         if args.copy_to:
-            print(_copy(args, settings))
-            return 0
-        report = run_ingest(settings, rebuild=args.rebuild,
+            return 0, _copy(args, settings)
+        report = run_ingest(settings, embedder, rebuild=args.rebuild,
                             progress=False if (args.quiet or args.json) else None)
     except (IndexStorageError, IndexDamagedError) as exc:  # the message names no path
         where = (f"copying {settings.index_name} to {shown_url(args.copy_to)}" if args.copy_to else
                  f"index: {settings.index_name}")
         print(f"error: {exc} ({where})", file=sys.stderr)
-        return 2
+        return 2, ""
     except IngestError as exc:  # a bad setting, corpus or index: one line that says why
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 2, ""
     except (sqlite3.Error, OSError) as exc:
         print(f"error: cannot use the index in {settings.index_dir}: {exc}. Check that the "
               "folder is writable and the disk not full; `--rebuild` into a new --index "
               "folder starts afresh.", file=sys.stderr)
-        return 2
+        return 2, ""
     if args.json:
-        print(json.dumps(report.as_json()))
-    else:
-        print(format_report(report, settings.corpus_dir, settings.index_name))
-    return 0
+        return 0, json.dumps(report.as_json())
+    return 0, format_report(report, settings.corpus_dir, settings.index_name)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest.chunking import check_overlap
@@ -35,6 +35,9 @@ class IngestSettings(BaseSettings):
 
     corpus_dir: Path = Path("corpus")
     index_dir: Path = Path("index")
+    # Several document sets, each with its own folder and index (ingest/collections.py says the
+    # TOML format). Unset: one collection, `default`, on RAG_CORPUS_DIR and RAG_INDEX_DIR.
+    collections_file: Path | None = None
 
     # Embedding. "sentence-transformers" is the real model, in-process; "openai" any
     # OpenAI-compatible /v1/embeddings server (RAG_EMBED_* below); "hashing" a deterministic,
@@ -78,6 +81,12 @@ class IngestSettings(BaseSettings):
     hnsw_m: int = Field(16, ge=2, le=100)
     hnsw_ef_construction: int = Field(64, ge=4, le=1000)
     hnsw_ef_search: int = Field(100, ge=1, le=1000)
+
+    @field_validator("collections_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v):
+        # `RAG_COLLECTIONS_FILE=` (docker-compose's unset variable) means no file, not ".".
+        return None if isinstance(v, str) and not v.strip() else v
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> "IngestSettings":

@@ -34,7 +34,8 @@ def redacted(request: Request, text: str) -> str:
 
 def not_ready_message(request: Request, exc: IndexNotReady) -> str:
     """Why there is no index to answer from, and when there will be one."""
-    runner = getattr(request.app.state, "ingester", None)
+    collection = getattr(request.state, "collection", None)  # set by app.access.grant
+    runner = collection.runner if collection else getattr(request.app.state, "ingester", None)
     message = str(exc)
     if runner is not None and runner.running:
         message = (f"an ingest ({runner.running}) is running; the index is ready when it "

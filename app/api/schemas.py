@@ -11,6 +11,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 
 from app.answer import Citation
 from app.retrieval import KIND_ALIASES, Mode
+from ingest.collections import DEFAULT as DEFAULT_COLLECTION
+from ingest.collections import NAME_RULE
+
+COLLECTION_PATTERN = r"^[a-z0-9_-]{1,64}$"
 
 # Text shows something when it holds a character other than white space, control and format
 # characters (zero-width spaces and joiners, direction marks, the BOM, soft hyphens) and the
@@ -104,6 +108,13 @@ class HistoryTurn(BaseModel):
         return check_text(v, "the turn's content")
 
 
+def collection_field():
+    """`collection`: which document set to use (GET /collections lists them)."""
+    return Field(DEFAULT_COLLECTION, pattern=COLLECTION_PATTERN,
+                 description=f"the collection to use ({NAME_RULE}); default "
+                             f"{DEFAULT_COLLECTION!r}")
+
+
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -113,6 +124,7 @@ class AskRequest(BaseModel):
     mode: Mode = Mode.HYBRID
     filters: AskFilters | None = None
     stream: StrictBool = False  # true or false: not 0, 1 or "yes"
+    collection: str = collection_field()
     history: list[HistoryTurn] = Field(
         default_factory=list, max_length=MAX_HISTORY_TURNS,
         description="the conversation's turns before `question`, oldest first (the server "
@@ -131,6 +143,7 @@ class IngestRequest(BaseModel):
     rebuild: StrictBool = Field(False, description="re-chunk and re-embed everything (needed "
                                                    "after changing the model or chunking "
                                                    "settings)")
+    collection: str = collection_field()
 
 
 class IndexedDocument(BaseModel):
@@ -149,10 +162,24 @@ class RefusedFile(BaseModel):
 
 
 class DocumentsResponse(BaseModel):
+    collection: str
     index_generation: int
     index_id: str  # a new id: the index was built anew, its generations start again
     documents: list[IndexedDocument]
     refused: list[RefusedFile]
+
+
+class CollectionSummary(BaseModel):
+    name: str
+    ready: bool  # false until its first ingest commits
+    documents: int | None
+    chunks: int | None
+    generation: int | None
+    access: Literal["read", "write", "admin"]  # what the caller's key may do in it
+
+
+class CollectionsResponse(BaseModel):
+    collections: list[CollectionSummary]
 
 
 class ErrorBody(BaseModel):
@@ -187,8 +214,12 @@ SSE_EVENT = {"type": "object", "required": ["data"],
              "properties": {"event": {"type": "string"}, "data": {"type": "string"}}}
 
 ERRORS = {
-    400: "an invalid request (a body that is not JSON, or not what the endpoint takes)", 401: "no valid API key (RAG_API_KEY is set)",
-    404: "no such model", 409: "no corpus folder, or an index built with other settings",
+    400: "an invalid request (a body that is not JSON, or not what the endpoint takes)",
+    401: "no valid API key (RAG_API_KEY or RAG_KEYS_FILE is set)",
+    403: "the key may read this collection but its role does not allow this (or /metrics "
+         "without the admin role)",
+    404: "no such collection, document or model, or one this key cannot read (the same answer)",
+    409: "no corpus folder, an index built with other settings, or a file that exists",
     408: "a request body not all in within RAG_HTTP_BODY_TIMEOUT_S (the connection is closed)",
     413: "a request body over RAG_MAX_REQUEST_BYTES (the connection is closed)",
     503: "no index yet (run `make ingest`), an index being rebuilt, or the disk or folder "

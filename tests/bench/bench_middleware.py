@@ -12,7 +12,7 @@ import statistics
 import tempfile
 import time
 
-from app.auth import ApiKeyMiddleware
+from app.access import AccessMiddleware, KeyRing
 from app.metrics import Metrics
 from app.telemetry import JsonFormatter, RequestTelemetry
 
@@ -64,9 +64,9 @@ def main(argv: list[str] | None = None) -> None:
         routes = [("/ask", "/ask")]  # (label, template), as create_app passes them
         apps = {
             "bare endpoint": endpoint,
-            "+ API key check": ApiKeyMiddleware(endpoint, "k3y"),
+            "+ API key check": AccessMiddleware(endpoint, KeyRing("k3y", None)),
             "+ telemetry (log line, metrics)": RequestTelemetry(endpoint, metrics, routes),
-            "+ both (as served)": RequestTelemetry(ApiKeyMiddleware(endpoint, "k3y"), metrics,
+            "+ both (as served)": RequestTelemetry(AccessMiddleware(endpoint, KeyRing("k3y", None)), metrics,
                                                    routes),
         }
         results = {}

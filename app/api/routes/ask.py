@@ -6,8 +6,9 @@ from typing import Iterator
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from app.access import Role, grant
 from app.answer import Answer
-from app.api.deps import ServiceDep, SettingsDep
+from app.api.deps import SettingsDep
 from app.api.schemas import SSE_EVENT, AskRequest, errors
 from app.api.streaming import Delta, Done, Failed, answer_events, event_stream, sse
 from app.conversation import Turn
@@ -21,8 +22,9 @@ router = APIRouter(tags=["ask"])
              responses={200: {"description": "the answer; with `stream`, Server-Sent Events: "
                                              "`delta` events, then one `done` (or `error`)",
                               "content": {"text/event-stream": {"schema": SSE_EVENT}}},
-                        **errors(400, 401, 408, 413, 502, 503, 504)})
-async def ask(req: AskRequest, request: Request, svc: ServiceDep, settings: SettingsDep):
+                        **errors(400, 401, 404, 408, 413, 502, 503, 504)})
+async def ask(req: AskRequest, request: Request, settings: SettingsDep):
+    svc = grant(request, Role.READ, req.collection).service
     q = Question(req.question, req.top_k or settings.top_k, req.mode,
                  req.filters.path if req.filters else None,
                  req.filters.type if req.filters else None,

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from app.access import Role, require
 from app.api.deps import IngesterDep, MetricsDep, ServiceDep
 from app.api.errors import not_ready_message, redacted
 from app.api.schemas import errors
@@ -24,7 +25,9 @@ async def healthz() -> dict:
 async def readyz(request: Request, svc: ServiceDep, runner: IngesterDep) -> JSONResponse:
     """Ready when an index is loaded: its id, generation and size, and the ingests' state.
     Needs no key (for load balancers), so it says what state the service is in, never where
-    its files are."""
+    its files are. With a collections file it names none of them (see _collections_ready)."""
+    if request.app.state.settings.collections_file is not None:
+        return await run_in_threadpool(_collections_ready, request.app.state.collections)
     ingest = runner.status()
     if ingest["last"] and "error" in ingest["last"]:
         ingest["last"] = {**ingest["last"], "error": redacted(request, ingest["last"]["error"])}
@@ -41,7 +44,30 @@ async def readyz(request: Request, svc: ServiceDep, runner: IngesterDep) -> JSON
 @router.get("/metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {}},
                              "description": "Prometheus text format (or OpenMetrics, when "
-                                            "the scraper asks for it)"}, **errors(401)})
+                                            "the scraper asks for it)"}, **errors(401, 403)})
 async def metrics(request: Request, m: MetricsDep) -> Response:
+    require(request, Role.ADMIN)  # every collection's figures
     body, content_type = await run_in_threadpool(m.render, request.headers.get("accept"))
     return Response(body, media_type=content_type)
+
+
+def _collections_ready(collections) -> JSONResponse:
+    """Readiness over several collections, in counts only (their names are for keys that can
+    read them): 200 while at least one collection can answer, so a collection without an
+    index yet does not take the others out of a load balancer; `ready` is true when all can."""
+    ready = 0
+    for c in collections:
+        try:
+            c.service.index.current()
+            ready += 1
+        except IndexNotReady:
+            pass
+    states = [c.runner.status() for c in collections]
+    ingest = {"watching": sum(s["watching"] for s in states),
+              "running": sum(s["running"] is not None for s in states),
+              "runs": sum(s["runs"] for s in states),
+              "failures": sum(s["failures"] for s in states),
+              "retrying": sum(s["retrying"] for s in states)}
+    return JSONResponse({"ready": ready == len(collections), "collections": len(collections),
+                         "ready_collections": ready, "ingest": ingest},
+                        status_code=200 if ready else 503)

@@ -1,5 +1,7 @@
 """The RAG system as an OpenAI-compatible model, so any OpenAI client or chat UI can use it:
-`GET /v1/models`, `GET /v1/models/ragfirst` and `POST /v1/chat/completions` (streaming and not).
+`GET /v1/models`, `GET /v1/models/{id}` and `POST /v1/chat/completions` (streaming and not).
+Each collection the key can read is a model: `ragfirst` is the default collection,
+`ragfirst/<name>` any collection; a completion answers from the one its `model` names.
 
 The question is the last user message; the user and assistant messages before it are the
 conversation's history, as `history` is for /ask (a follow-up is searched in its standalone
@@ -27,12 +29,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from app.access import NoSuchCollection, Role, grant, readable
 from app.answer import Answer
-from app.api.deps import ServiceDep, SettingsDep
+from app.api.deps import SettingsDep
 from app.api.schemas import (MAX_HISTORY_TURNS, MAX_TURN_CHARS, SSE_EVENT, AskRequest,
                              check_text, errors, inline, json_int)
 from app.api.streaming import Delta, Done, answer_events, event_stream, sse
 from app.conversation import Turn
+from ingest.collections import DEFAULT as DEFAULT_COLLECTION
 from app.errors import error_body
 from app.service import Question
 from app.telemetry import note_answer
@@ -71,25 +75,50 @@ class OpenAIError(Exception):
                             status_code=self.status)
 
 
-def _model_card() -> dict:
-    return {"id": MODEL_ID, "object": "model", "created": _CREATED, "owned_by": "ragfirst"}
+def _model_card(model_id: str) -> dict:
+    return {"id": model_id, "object": "model", "created": _CREATED, "owned_by": "ragfirst"}
+
+
+def _model_ids(request: Request) -> list[str]:
+    """`ragfirst` (the default collection) and `ragfirst/<name>` for each other collection the
+    key can read (`ragfirst/default` is taken too, but not listed twice)."""
+    names = [c.name for c in readable(request)]
+    return ([MODEL_ID] if DEFAULT_COLLECTION in names else []) + [
+        f"{MODEL_ID}/{name}" for name in names if name != DEFAULT_COLLECTION]
 
 
 @router.get("/models", responses=errors(401, openai=True))
-async def list_models() -> dict:
-    return {"object": "list", "data": [_model_card()]}
+async def list_models(request: Request) -> dict:
+    return {"object": "list", "data": [_model_card(m) for m in _model_ids(request)]}
 
 
-@router.get("/models/{model_id}", responses=errors(401, 404, openai=True))
-async def get_model(model_id: str) -> JSONResponse:
-    if model_id != MODEL_ID:
-        return _unknown_model(model_id).response()
-    return JSONResponse(_model_card())
+@router.get("/models/{model_id:path}", responses=errors(401, 404, openai=True))
+async def get_model(model_id: str, request: Request) -> JSONResponse:
+    try:
+        _collection(request, model_id)
+    except OpenAIError as exc:
+        return exc.response()
+    return JSONResponse(_model_card(model_id))
 
 
 def _unknown_model(model: str) -> OpenAIError:
-    return OpenAIError(404, f"The model {model!r} does not exist; this server has one model, "
-                            f"{MODEL_ID!r} (GET /v1/models).", "model_not_found", "model")
+    return OpenAIError(404, f"The model {model[:100]!r} does not exist (GET /v1/models lists "
+                            f"this key's: {MODEL_ID!r} is the default collection, "
+                            f"'{MODEL_ID}/<collection>' each collection).",
+                       "model_not_found", "model")
+
+
+def _collection(request: Request, model: str):
+    """The collection a model name names, if the key can read it (app.access.grant decides:
+    an unreadable collection is an unknown model, as an unknown name is)."""
+    name = DEFAULT_COLLECTION if model == MODEL_ID else (
+        model.removeprefix(MODEL_ID + "/") if model.startswith(MODEL_ID + "/") else None)
+    if name is None:
+        raise _unknown_model(model)
+    try:
+        return grant(request, Role.READ, name)
+    except NoSuchCollection:
+        raise _unknown_model(model) from None
 
 
 def _question(req: ChatRequest) -> str:
@@ -185,7 +214,8 @@ def _extensions(answer: Answer) -> dict:
 
 
 async def _chat_request(request: Request) -> tuple[ChatRequest, str]:
-    """The request and its question; raises OpenAIError for anything else."""
+    """The request and its question (its model checked by _collection); raises OpenAIError
+    for anything else."""
     try:
         raw = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -200,8 +230,6 @@ async def _chat_request(request: Request) -> tuple[ChatRequest, str]:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise OpenAIError(400, f"{where}: {first['msg']}", param=where or None) from None
-    if req.model != MODEL_ID:
-        raise _unknown_model(req.model)
     return req, _question(req)
 
 
@@ -213,9 +241,10 @@ async def _chat_request(request: Request) -> tuple[ChatRequest, str]:
                               "content": {"application/json": {"schema": {"type": "object"}},
                                           "text/event-stream": {"schema": SSE_EVENT}}},
                         **errors(400, 401, 404, 408, 413, 502, 503, 504, openai=True)})
-async def chat_completions(request: Request, svc: ServiceDep, settings: SettingsDep):
+async def chat_completions(request: Request, settings: SettingsDep):
     try:
         req, question = await _chat_request(request)
+        svc = _collection(request, req.model).service
         history = _history(req)
     except OpenAIError as exc:
         return exc.response()
@@ -233,22 +262,22 @@ async def chat_completions(request: Request, svc: ServiceDep, settings: Settings
         answer = noted(await run_in_threadpool(svc.ask, q))
         return JSONResponse({
             "id": completion_id, "object": "chat.completion", "created": created,
-            "model": MODEL_ID,
+            "model": req.model,
             "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
                          "message": {"role": "assistant",
                                      "content": answer.text + sources_footer(answer)}}],
             **_extensions(answer)})
     retrieved = await run_in_threadpool(svc.retrieve, q)
     events = await answer_events(svc, retrieved)
-    return event_stream(_chunks(events, noted, completion_id, created))
+    return event_stream(_chunks(events, noted, completion_id, created, req.model))
 
 
-def _chunks(events, noted, completion_id: str, created: int) -> Iterator[str]:
+def _chunks(events, noted, completion_id: str, created: int, model: str) -> Iterator[str]:
     """The answer as chat.completion.chunk events: the role, the text as it comes, the
     sources and findings as the last piece, a final chunk with the citations, [DONE]."""
     def chunk(delta: dict, finish: str | None = None, **extra) -> str:
         return sse({"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                    "model": MODEL_ID, "choices": [{"index": 0, "delta": delta,
+                    "model": model, "choices": [{"index": 0, "delta": delta,
                                                     "finish_reason": finish, "logprobs": None}],
                     **extra})
 

@@ -9,7 +9,6 @@ import re
 import pytest
 
 from app.answer import Answer, Timings
-from app.api.deps import get_service
 from app.errors import GeneratorFailed, GeneratorTimeout
 from app.service import ABSTAIN_ANSWER
 from tests.fake_llm import FakeLLM
@@ -145,15 +144,16 @@ class CannedService:
         return self.answer
 
 
-def test_the_service_is_an_injected_dependency(client):
+def test_ask_answers_from_the_collections_own_service(client):
     canned = Answer(text="Canned [1].", citations=[], abstained=False, unsupported=[],
                     invalid_citations=[1], generator="canned", model="c-1", index_generation=7,
                     timings=Timings(embed=1, retrieve=2, generate=3, total=6))
-    client.app.dependency_overrides[get_service] = lambda: CannedService(canned)
+    default = client.app.state.collections.get("default")
+    real, default.service = default.service, CannedService(canned)
     try:
         body = client.post("/ask", json={"question": "anything"}).json()
     finally:
-        client.app.dependency_overrides.clear()
+        default.service = real
     assert body == canned.to_json() and body["answer"] == "Canned [1]."
     assert body["timings_ms"] == {"condense": 0, "embed": 1, "retrieve": 2, "generate": 3,
                                  "total": 6}

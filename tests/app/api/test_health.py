@@ -44,7 +44,7 @@ def test_metrics_count_what_the_service_did(client):
     request = lambda route, status, method: m.get(("ragfirst_http_requests_total", frozenset(  # noqa: E731
         {("route", route), ("method", method), ("status", status)})), 0)
     assert request("/ask", "200", "POST") == 1 and request("/ask", "422", "POST") == 1
-    assert request("/v1/models/{model_id}", "404", "GET") == 1  # the template, not the path
+    assert request("/v1/models/{model_id:path}", "404", "GET") == 1  # the template, not the path
     assert m[("ragfirst_answers_total", frozenset({("outcome", "answered")}))] == 1
     assert m[("ragfirst_index_documents", frozenset())] == 3
     assert m[("ragfirst_index_refused_files", frozenset())] == 1

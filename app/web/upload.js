@@ -86,7 +86,10 @@ export class Uploader {
       if (result.chunks != null && result.status !== "refused") {
         li.append(` · ${result.chunks} passage${result.chunks === 1 ? "" : "s"}`);
       }
-      if (result.reason) li.append(el("span", "reason", ` — ${result.reason}`));
+      // why it was refused; an "exists" carries one too, which the Replace button says better
+      if (result.reason && result.status === "refused") {
+        li.append(el("span", "reason", ` — ${result.reason}`));
+      }
       if (result.status === "exists") li.append(" ", replaceButton(result.path, "Replace",
                                                                    `Replace ${result.path}`));
       return li;

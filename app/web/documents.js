@@ -4,7 +4,7 @@
 // when the collection changes. Server text enters the page through textContent only.
 import {el} from "./answer.js";
 import {detailText, documentUrl, readJson, STATUS_WORDS} from "./http.js";
-import {Uploader} from "./upload.js";
+import {keepFocus, Uploader} from "./upload.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -100,6 +100,9 @@ export class DocumentsPanel {
     $("refused").hidden = !refused.length;
     const chunks = body.documents.reduce((sum, d) => sum + d.chunks, 0);
     this.summarise(body.documents.length, chunks, refused.length, false);
+    // what the summary says when the page comes back to this collection
+    Object.assign(this.collections.current, {documents: body.documents.length, chunks,
+                                             ready: true});
   }
 
   async remove(path) {
@@ -118,6 +121,7 @@ export class DocumentsPanel {
     else this.setStatus(`${STATUS_WORDS[response.status] || "Could not delete it."} ` +
                         `(HTTP ${response.status}: ${detailText(body)})`);
     await this.refresh();
+    keepFocus(this.root.querySelector("summary"));  // its Delete button went with its row
   }
 
   reveal() {

@@ -68,7 +68,10 @@ export class Uploader {
       body.files.forEach((result, i) => {  // by name, or else in the order they were sent
         this.results.set(result.path, {entry: byName.get(result.path) ?? entries[i], result});
       });
-      if (here) this.render();
+      if (here) {
+        this.render();
+        keepFocus($("upload-button"));  // after a Replace, its button is gone
+      }
       this.setStatus(`“${collection}”: ${tally(body.files)}.`);
     } else {
       const words = status === 0 ? "The upload did not reach the service."
@@ -116,6 +119,14 @@ export class Uploader {
 
   setStatus(message) {
     $("upload-status").textContent = message;
+  }
+}
+
+// When the focused button went with what it acted on, the focus goes to `fallback` rather
+// than to the start of the page.
+export function keepFocus(fallback) {
+  if (!document.activeElement || document.activeElement === document.body) {
+    fallback.focus({preventScroll: true});
   }
 }
 
@@ -188,9 +199,9 @@ function watchDrops(collections, dropped, refuse) {
     event.preventDefault();
     depth = 0;
     show(false);
+    if (!collections.current) return refuse("There is no collection to add files to.");
     if (!collections.writable) {
-      refuse(`This key may read “${collections.current?.name}” but not add files to it.`);
-      return;
+      return refuse(`This key may read “${collections.current.name}” but not add files to it.`);
     }
     dropped(await droppedFiles(event.dataTransfer));
   });

@@ -184,6 +184,8 @@ def test_pick_upload_ask_cite_open_replace_delete(browser, site):
         page.get_by_role("button", name=f"Replace {PARKING}").click()
         page.locator("#upload-results li.upload-replaced").wait_for()
         assert (site.docs["hr"] / PARKING).read_text() == PARKING_V2
+        # the Replace button went with its result: the keyboard goes on from Add files…
+        assert page.evaluate("document.activeElement.id") == "upload-button"
 
         # Asked in the page, the answer cites the uploaded file; its passage opens the
         # original, which is the file as replaced.
@@ -211,6 +213,7 @@ def test_pick_upload_ask_cite_open_replace_delete(browser, site):
         page.get_by_role("button", name=f"Delete {PARKING}").click()
         page.locator(row(PARKING)).wait_for(state="detached")
         assert page.locator("#documents-status").inner_text() == f"Deleted {PARKING}."
+        assert page.evaluate("document.activeElement.matches('#documents > summary')")
         assert PARKING not in listed(site, "hr") and not (site.docs["hr"] / PARKING).exists()
 
         # Asked again: the deleted file is cited no more.

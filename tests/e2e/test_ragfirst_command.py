@@ -173,3 +173,49 @@ def test_the_wheel_carries_what_the_commands_read(tmp_path):
     where, report = out.stdout.split("\n", 1)
     assert where.startswith(str(site))
     assert json.loads(report)["metrics"]["questions"] > 20
+
+
+def test_bad_collections_and_keys_files_are_one_error_line(tmp_path):
+    bad = tmp_path / "collections.toml"
+    bad.write_text('[collections."Not OK"]\ncorpus = "x"\n')
+    keys = tmp_path / "keys.toml"
+    keys.write_text('[[keys]]\nname = "k"\nsha256 = "plain-text-key"\ncollections = ["*"]\n'
+                    'role = "read"\n')
+    for args, env, expected in ((["ingest"], {"RAG_COLLECTIONS_FILE": str(bad)}, "Not OK"),
+                                (["serve"], {"RAG_COLLECTIONS_FILE": str(bad)}, "Not OK"),
+                                (["serve"], {"RAG_KEYS_FILE": str(keys)}, "64 hex digits"),
+                                (["serve"], {"RAG_KEYS_FILE": str(tmp_path / "no.toml")},
+                                 "does not exist")):
+        out = ragfirst(*args, **env)
+        assert out.returncode == 2 and out.stderr.startswith("error: "), out.stderr
+        assert expected in out.stderr and "Traceback" not in out.stderr
+        assert out.stderr.count("\n") == 1
+
+
+def test_ingest_takes_every_collection_or_the_ones_named(tmp_path):
+    for name in ("hr", "eng"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}.md").write_text(f"# {name}\n\nThe {name} handbook.\n")
+    (tmp_path / "collections.toml").write_text(
+        '[collections.hr]\ncorpus = "hr"\n[collections.eng]\ncorpus = "eng"\n')
+    env = dict(RAG_COLLECTIONS_FILE=str(tmp_path / "collections.toml"),
+               RAG_INDEX_DIR=str(tmp_path / "index"), RAG_EMBEDDER="hashing")
+    every = ragfirst("ingest", "--json", **env)
+    assert every.returncode == 0, every.stderr
+    reports = json.loads(every.stdout)["collections"]
+    assert {n: r["files"]["added"] for n, r in reports.items()} == {"hr": ["hr.md"],
+                                                                   "eng": ["eng.md"]}
+    assert (tmp_path / "index" / "hr").is_dir() and (tmp_path / "index" / "eng").is_dir()
+    (tmp_path / "eng" / "more.md").write_text("# More\n\nMore of the eng handbook.\n")
+    one = ragfirst("ingest", "--collection", "hr", **env)
+    assert one.returncode == 0 and one.stdout.startswith("collection hr: Ingested")
+    assert "collection eng" not in one.stdout
+    unknown = ragfirst("ingest", "--collection", "ops", **env)
+    assert unknown.returncode == 2 and "no collection named 'ops' (known: hr, eng)" in unknown.stderr
+    mixed = ragfirst("ingest", "--corpus", str(tmp_path / "hr"), **env)
+    assert mixed.returncode == 2 and "do not go with RAG_COLLECTIONS_FILE" in mixed.stderr
+    (tmp_path / "eng").rename(tmp_path / "gone")  # one collection failing: the other goes on
+    (tmp_path / "hr" / "new.md").write_text("# New\n\nA new hr page.\n")
+    partly = ragfirst("ingest", "--json", **env)
+    assert partly.returncode == 2 and "error:" in partly.stderr
+    assert json.loads(partly.stdout)["collections"]["hr"]["files"]["added"] == ["new.md"]

@@ -47,7 +47,10 @@ export class Uploader {
   }
 
   async send(collection, entries, overwrite) {
-    if (!overwrite) this.results.clear();  // a new batch: the last one's outcomes go
+    if (!overwrite) {  // a new batch: the last one's outcomes go, now rather than when it ends
+      this.results.clear();
+      this.render();
+    }
     const form = new FormData();
     for (const {name, file} of entries) form.append("file", file, name);
     if (overwrite) form.append("overwrite", "true");

@@ -207,6 +207,7 @@ def test_pick_upload_ask_cite_open_replace_delete(browser, site):
         messages: list[str] = []
         page.once("dialog", lambda d: (messages.append(d.message), d.dismiss()))
         page.get_by_role("button", name=f"Delete {PARKING}").click()
+        page.evaluate("1")  # answered once the dialog is closed: the handler has run
         assert PARKING in messages[0] and "hr" in messages[0]
         assert PARKING in listed(site, "hr")
         page.once("dialog", lambda d: d.accept())

@@ -19,6 +19,7 @@ from app.errors import AppError
 from app.retrieval import Mode
 from app.service import Question, RagService
 from app.settings import Settings
+from ingest.collections import DEFAULT, collection_settings
 from ingest.errors import IngestError
 
 
@@ -68,12 +69,14 @@ def local_service(settings: Settings, say_loading: bool = False) -> RagService:
 
 
 def ask_service(url: str, question: str, top_k: int | None, mode: str,
-                headers: dict[str, str], history: Sequence[Turn] = ()) -> Answer:
+                headers: dict[str, str], history: Sequence[Turn] = (),
+                collection: str | None = None) -> Answer:
     """POST /ask to a running service (with the turns before the question, if any); an HTTP
     error becomes an AppError with its detail."""
     import httpx
 
-    payload = {"question": question, "mode": mode, **({"top_k": top_k} if top_k else {})}
+    payload = {"question": question, "mode": mode, **({"top_k": top_k} if top_k else {}),
+               **({"collection": collection} if collection else {})}
     if history:
         payload["history"] = [{"role": t.role, "content": t.content} for t in history]
     try:
@@ -103,6 +106,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m app.ask") -> int:
     p.add_argument("--url", help="ask the service running at this URL (e.g. "
                                  "http://127.0.0.1:8000; sends RAG_API_KEY if set) instead "
                                  "of loading the index in-process")
+    p.add_argument("--collection", metavar="NAME",
+                   help="ask this collection (RAG_COLLECTIONS_FILE; default: default)")
     p.add_argument("--json", action="store_true", help="print the /ask response body as JSON")
     args = p.parse_args(argv)
     if not args.question.strip():
@@ -111,8 +116,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m app.ask") -> int:
         settings = Settings.load()
         if args.url:
             answer = ask_service(args.url, args.question, args.top_k, args.mode,
-                                 auth_headers(settings))
+                                 auth_headers(settings), collection=args.collection)
         else:
+            if args.collection or settings.collections_file:
+                settings = collection_settings(settings, args.collection or DEFAULT)
             service = local_service(settings)
             try:
                 answer = service.ask(Question(args.question, args.top_k or settings.top_k,

@@ -118,3 +118,11 @@ def settings_for(settings: S, config: CollectionConfig) -> S:
     return settings.model_copy(update={"corpus_dir": config.corpus_dir,
                                        "index_dir": config.index_dir,
                                        "database_schema": config.database_schema})
+
+
+def collection_settings(settings: S, name: str) -> S:
+    """The settings of the collection `name`; SettingsError naming the known ones."""
+    configs = {c.name: c for c in collection_configs(settings)}
+    if name not in configs:
+        raise SettingsError(f"no collection named {name!r} (known: {', '.join(configs)})")
+    return settings_for(settings, configs[name])

@@ -312,3 +312,30 @@ def test_clients_asking_while_files_change_see_one_generation_each(watched):
                 assert text[c["start"]:c["end"]] == c["text"], (g, c["path"])
             answered += not body["abstained"]
     assert answered and len(generations_seen) >= 5  # the clients really saw the changes
+
+
+def test_every_collections_folder_is_watched(tmp_path):
+    """With a collections file each folder has its watcher: a file written into one is
+    citable there, and only there, without an ingest by hand."""
+    for name in ("north", "south"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "intro.md").write_text(f"# {name}\n\nThe {name} office opens at 9.\n")
+    (tmp_path / "collections.toml").write_text(
+        '[collections.north]\ncorpus = "north"\n[collections.south]\ncorpus = "south"\n')
+    with running_service(tmp_path / "index", tmp_path / "unused", RAG_WATCH="true",
+                         RAG_COLLECTIONS_FILE=str(tmp_path / "collections.toml")) as url:
+        wait_until(lambda: ready(url)["ready_collections"] == 2, timeout=120)
+        (tmp_path / "south" / "heron.md").write_text(
+            "# Herons\n\nThe south office heron colony has 41 nests, counted in April.\n")
+        question = "How many nests does the south office heron colony have?"
+        wait_until(lambda: "heron.md" in [c["path"] for c in ask(
+            url, question, collection="south")["citations"]], timeout=60)
+        north = ask(url, question, collection="north")
+        assert "41 nests" not in json.dumps(north) and "heron.md" not in json.dumps(north)
+        assert [d["path"] for d in documents_of(url, "north")] == ["intro.md"]
+
+
+def documents_of(url: str, collection: str) -> list[dict]:
+    r = httpx.get(f"{url}/documents", params={"collection": collection}, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()["documents"]

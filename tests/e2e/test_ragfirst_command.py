@@ -214,6 +214,11 @@ def test_ingest_takes_every_collection_or_the_ones_named(tmp_path):
     assert unknown.returncode == 2 and "no collection named 'ops' (known: hr, eng)" in unknown.stderr
     mixed = ragfirst("ingest", "--corpus", str(tmp_path / "hr"), **env)
     assert mixed.returncode == 2 and "do not go with RAG_COLLECTIONS_FILE" in mixed.stderr
+    answer = ragfirst("ask", "--collection", "hr", "What is the handbook?",
+                      RAG_ABSTAIN_THRESHOLD="-1", **env)
+    assert answer.returncode == 0 and "hr.md" in answer.stdout and "eng.md" not in answer.stdout
+    nameless = ragfirst("ask", "What is the handbook?", **env)  # no `default` in the file
+    assert nameless.returncode == 2 and "no collection named 'default'" in nameless.stderr
     (tmp_path / "eng").rename(tmp_path / "gone")  # one collection failing: the other goes on
     (tmp_path / "hr" / "new.md").write_text("# New\n\nA new hr page.\n")
     partly = ragfirst("ingest", "--json", **env)

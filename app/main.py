@@ -57,7 +57,8 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
         embeddings_url(settings.embed_base_url or "") if settings.embedder == "openai" else None)
     app.state.metrics = metrics = Metrics()
     metrics.watch(lambda: getattr(app.state, "service", None),
-                  lambda: getattr(app.state, "ingester", None))
+                  lambda: getattr(app.state, "ingester", None),
+                  lambda: getattr(app.state, "collections", None))
     add_error_handlers(app)
     routers = (health.router, ask.router, documents.router, collections.router, openai.router,
                web.router)

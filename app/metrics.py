@@ -5,7 +5,7 @@ The Prometheus text format (or OpenMetrics, when the scraper's Accept header ask
 prometheus_client's own exposition, content type included."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -15,6 +15,7 @@ from app.answer import Answer
 from app.errors import IndexNotReady
 
 if TYPE_CHECKING:
+    from app.collections import Collection
     from app.freshness import IngestRunner
     from app.service import RagService
 
@@ -51,10 +52,13 @@ class Metrics:
             self.answers.labels(outcome)
 
     def watch(self, service: Callable[[], "RagService | None"],
-              runner: Callable[[], "IngestRunner | None"]) -> None:
+              runner: Callable[[], "IngestRunner | None"],
+              collections: Callable[[], "Iterable[Collection] | None"] = lambda: None) -> None:
         """Show the served index and the ingests (read at each scrape; the parts may not be
-        built yet, or any more)."""
+        built yet, or any more): the primary collection's unlabelled, as before collections,
+        and every collection's by its `collection` label."""
         self.registry.register(_ServingCollector(service, runner))
+        self.registry.register(_CollectionsCollector(collections))
 
     def observe_answer(self, answer: Answer) -> None:
         t = answer.timings
@@ -116,3 +120,38 @@ class _ServingCollector:
         for part, size in svc.index.storage().items():
             storage.add_metric([part], size)
         return [*families, storage]
+
+
+class _CollectionsCollector:
+    """Each collection's size and state, labelled by its name (/metrics is the admin's)."""
+
+    _GAUGES = (("documents", "documents in the collection's index"),
+               ("chunks", "chunks in the collection's index"),
+               ("generation", "generation of the collection's index"),
+               ("ready", "1 when the collection's index is loaded"))
+
+    def __init__(self, collections: Callable[[], "Iterable[Collection] | None"]) -> None:
+        self._collections = collections
+
+    def collect(self) -> Iterator[Metric]:
+        found = self._collections()
+        if not found:
+            return
+        families = {name: GaugeMetricFamily(f"ragfirst_collection_{name}", help,
+                                            labels=["collection"])
+                    for name, help in self._GAUGES}
+        runs = CounterMetricFamily("ragfirst_collection_ingest_runs", "ingest runs of the "
+                                   "collection in this process that committed",
+                                   labels=["collection"])
+        for c in found:
+            try:
+                with c.service.index.lease() as snap:
+                    values = {"documents": snap.document_count, "chunks": snap.chunk_count,
+                              "generation": snap.generation, "ready": 1}
+            except IndexNotReady:
+                values = {"ready": 0}
+            for name, value in values.items():
+                families[name].add_metric([c.name], value)
+            runs.add_metric([c.name], c.runner.runs)
+        yield from families.values()
+        yield runs

@@ -213,9 +213,9 @@ def _extensions(answer: Answer) -> dict:
                                               "index_id", "retrieval_query", "timings_ms")}}
 
 
-async def _chat_request(request: Request) -> tuple[ChatRequest, str]:
-    """The request and its question (its model checked by _collection); raises OpenAIError
-    for anything else."""
+async def _chat_request(request: Request) -> ChatRequest:
+    """The request, validated (its model is _collection's to check, its question
+    _question's); raises OpenAIError for anything else."""
     try:
         raw = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -230,7 +230,7 @@ async def _chat_request(request: Request) -> tuple[ChatRequest, str]:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise OpenAIError(400, f"{where}: {first['msg']}", param=where or None) from None
-    return req, _question(req)
+    return req
 
 
 @router.post("/chat/completions", openapi_extra={"requestBody": {
@@ -243,9 +243,9 @@ async def _chat_request(request: Request) -> tuple[ChatRequest, str]:
                         **errors(400, 401, 404, 408, 413, 502, 503, 504, openai=True)})
 async def chat_completions(request: Request, settings: SettingsDep):
     try:
-        req, question = await _chat_request(request)
-        svc = _collection(request, req.model).service
-        history = _history(req)
+        req = await _chat_request(request)
+        svc = _collection(request, req.model).service  # an unknown model: 404 before all else
+        question, history = _question(req), _history(req)
     except OpenAIError as exc:
         return exc.response()
     q = Question(question, settings.top_k, history=history)

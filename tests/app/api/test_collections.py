@@ -103,7 +103,11 @@ def test_keys_reach_only_their_collections_and_roles(client):
     assert client.post("/ingest", headers=write, json={"collection": "alpha"}).status_code == 200
     assert client.post("/ingest", headers=write, json={"collection": "bravo"}).status_code == 404
     assert client.get("/metrics", headers=write).status_code == 403
-    assert client.get("/metrics", headers=as_key(ADMIN)).status_code == 200
+    metrics = client.get("/metrics", headers=as_key(ADMIN))
+    assert metrics.status_code == 200
+    for name in ("alpha", "bravo"):
+        assert f'ragfirst_collection_documents{{collection="{name}"}} 1.0' in metrics.text
+        assert f'ragfirst_collection_ready{{collection="{name}"}} 1.0' in metrics.text
     assert client.get("/collections", headers=as_key("k-wrong")).status_code == 401
     everything = client.get("/collections", headers=as_key("k-all-read")).json()
     assert [c["name"] for c in everything["collections"]] == ["alpha", "bravo"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 
 import h11
 import uvicorn
@@ -68,23 +69,30 @@ class BodyLimits:
     its length is announced, or as soon as a chunked body passes it), and all of it within
     `timeout` seconds of the request's start (408), so a client trickling a body cannot hold a
     worker. Either refusal closes the connection. Once the body is in, waiting for a
-    disconnect (during a stream) is not limited.
+    disconnect (during a stream) is not limited. An upload (POST /collections/{name}/documents)
+    has its own, larger limits: `upload_bytes` within `upload_timeout`.
 
     Our own rather than Starlette's RequestBodyLimitMiddleware (or FastAPI's max_body_size,
     built on it): that one answers 413 in plain text and replaces any other response, while
     ours must be in the error shape of the path (OpenAI's under /v1)."""
 
-    def __init__(self, app, max_bytes: int, timeout: float) -> None:
-        self.app, self.max_bytes, self.timeout = app, max_bytes, timeout
+    def __init__(self, app, max_bytes: int, timeout: float, upload_bytes: int | None = None,
+                 upload_timeout: float | None = None) -> None:
+        self.app = app
+        self.limits = (max_bytes, timeout, TOO_LARGE)
+        self.upload_limits = (upload_bytes or max_bytes, upload_timeout or timeout,
+                              UPLOAD_TOO_LARGE)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        is_upload = scope["method"] == "POST" and UPLOAD_PATH.match(scope["path"])
+        max_bytes, timeout, too_large = self.upload_limits if is_upload else self.limits
         announced = _content_length(scope)
-        if announced is not None and announced > self.max_bytes:
-            return await _refuse(scope, send, 413, TOO_LARGE)
+        if announced is not None and announced > max_bytes:
+            return await _refuse(scope, send, 413, too_large)
         received, done = 0, False
-        deadline = asyncio.get_running_loop().time() + self.timeout
+        deadline = asyncio.get_running_loop().time() + timeout
 
         async def guarded_receive():
             nonlocal received, done
@@ -98,8 +106,8 @@ class BodyLimits:
                                     headers=CLOSE) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise HTTPException(413, TOO_LARGE, headers=CLOSE)
+                if received > max_bytes:
+                    raise HTTPException(413, too_large, headers=CLOSE)
             if message["type"] != "http.request" or not message.get("more_body", False):
                 done = True
             return message
@@ -110,6 +118,9 @@ class BodyLimits:
 CLOSE = {"connection": "close"}  # the rest of the body is not read: the connection ends
 TOO_LARGE = ("the request body is over the limit (RAG_MAX_REQUEST_BYTES); a question is at "
              "most 2,000 characters")
+UPLOAD_TOO_LARGE = ("the upload is over the limit (RAG_MAX_UPLOAD_BYTES): send fewer or "
+                    "smaller files per request")
+UPLOAD_PATH = re.compile(r"^/collections/[^/]+/documents/?$")
 
 
 def _content_length(scope) -> int | None:

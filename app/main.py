@@ -11,7 +11,8 @@ from starlette.routing import Route
 
 from app.access import AccessMiddleware, KeyRing
 from app.api.errors import add_error_handlers
-from app.api.routes import ask, collections, documents, health, openai, web
+from app.api.routes import (ask, collection_documents, collections, documents, health, openai,
+                            web)
 from app.collections import Collections
 from app.errors import Redactor
 from app.http_limits import BodyLimits
@@ -60,8 +61,8 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
                   lambda: getattr(app.state, "ingester", None),
                   lambda: getattr(app.state, "collections", None))
     add_error_handlers(app)
-    routers = (health.router, ask.router, documents.router, collections.router, openai.router,
-               web.router)
+    routers = (health.router, ask.router, documents.router, collections.router,
+               collection_documents.router, openai.router, web.router)
     for router in routers:
         app.include_router(router)
     web.mount_static(app)
@@ -71,7 +72,9 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
     labels += [(r.path, r.path) for router in routers for r in router.routes]
     labels.append((web.STATIC, web.STATIC + "/{path:path}"))
     app.add_middleware(BodyLimits, max_bytes=settings.max_request_bytes,
-                       timeout=settings.http_body_timeout_s)
+                       timeout=settings.http_body_timeout_s,
+                       upload_bytes=settings.max_upload_bytes,
+                       upload_timeout=settings.http_upload_timeout_s)
     # Added last = outermost: the telemetry sees (and counts) requests the key check refuses.
     # Always there: with no key configured it marks every request as open (an admin).
     app.add_middleware(AccessMiddleware, keys=keys)

@@ -19,6 +19,10 @@ class Settings(IngestSettings):
     max_request_bytes: int = Field(2 * 1024 * 1024, ge=1024)  # a bigger body: 413, unread
     http_header_timeout_s: float = Field(10.0, gt=0)  # request headers complete within this
     http_body_timeout_s: float = Field(30.0, gt=0)  # for the whole body: else 408
+    # An upload (POST /collections/{name}/documents, all its files) has its own limits; each
+    # file is also held to RAG_MAX_FILE_BYTES.
+    max_upload_bytes: int = Field(200_000_000, ge=1024)
+    http_upload_timeout_s: float = Field(300.0, gt=0)
     http_keep_alive_s: int = Field(5, ge=1)  # an idle connection is closed after this
     http_limit_concurrency: int = Field(64, ge=1)  # connections + requests; more: 503
     http_max_header_bytes: int = Field(16 * 1024, ge=1024)  # h11's cap on request headers

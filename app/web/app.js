@@ -2,21 +2,44 @@
 // with "stream": true and the thread's earlier turns as `history`; its answer is shown as its
 // deltas arrive, then re-rendered from the `done` event's checked answer (turn.js, answer.js).
 // The thread is kept in sessionStorage (thread.js): a reload of the tab keeps it, "New chat"
-// starts over. The server keeps nothing between questions.
+// starts over. The server keeps nothing between questions. A thread belongs to one collection
+// (collections.js): picking another starts a new chat. The documents panel (documents.js)
+// lists, adds and deletes the collection's files.
+import {Collections} from "./collections.js";
+import {DocumentsPanel} from "./documents.js";
+import {detailText, readJson} from "./http.js";
+import {sseEvents} from "./sse.js";
 import {Thread} from "./thread.js";
 import {TurnView} from "./turn.js";
 
 const $ = (id) => document.getElementById(id);
 const thread = new Thread();
+const collections = new Collections($("collection"), $("collection-picker"));
+const documents = new DocumentsPanel(collections);
 let controller = null;  // AbortController of the request in flight, null when idle
-
-for (const turn of thread.turns) {  // the thread as it was before a reload
-  const view = new TurnView(turn.question);
-  view.show(turn);
-  $("thread").append(view.root);
-}
-updateNewChat();
+const started = start();
 keepComposerClear();
+
+// The collections listed, then the thread as it was before a reload (if it is this one's).
+async function start() {
+  const problem = await collections.load();
+  if (problem) showError(problem);
+  documents.show();
+  const name = collections.current?.name;
+  if (thread.turns.some((turn) => (turn.collection ?? "default") !== name)) thread.clear();
+  for (const turn of thread.turns) {
+    const view = new TurnView(turn.question, collections.requested);
+    view.show(turn);
+    $("thread").append(view.root);
+  }
+  updateNewChat();
+}
+
+collections.onChange((picked) => {
+  newChat(false);  // the thread was another collection's
+  documents.show();
+  setStatus(`Asking “${picked.name}” now.`);
+});
 
 $("ask-form").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -30,9 +53,10 @@ $("question").addEventListener("keydown", (event) => {
   }
 });
 $("stop").addEventListener("click", () => controller && controller.abort());
-$("new-chat").addEventListener("click", newChat);
+$("new-chat").addEventListener("click", () => newChat());
 
 async function ask() {
+  await started;
   const question = $("question").value.trim();
   if (controller) return;  // one question at a time; Stop cancels
   if (!question) {
@@ -41,8 +65,8 @@ async function ask() {
     return;
   }
   const body = requestBody(question, thread.history());  // the turns before this one
-  const turn = thread.add(question);
-  const view = new TurnView(question);
+  const turn = thread.add(question, collections.current?.name);
+  const view = new TurnView(question, collections.requested);
   const mine = controller = new AbortController();
   $("error").hidden = true;
   $("question").value = "";  // it is in the thread now
@@ -64,6 +88,7 @@ async function ask() {
 
 function requestBody(question, history) {
   const body = {question, stream: true, mode: $("mode").value};
+  if (collections.requested) body.collection = collections.requested;
   if ($("top-k").value) body.top_k = Number($("top-k").value);
   const filters = {};
   const path = $("path-filter").value.trim();
@@ -108,50 +133,9 @@ async function answer(body, view, signal) {
   }
 }
 
-// Server-Sent Events from a fetch response (EventSource cannot POST): events are blocks of
-// "field: value" lines separated by a blank line; lines starting with ":" are comments.
-async function* sseEvents(response) {
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  try {
-    for (;;) {
-      const {value, done} = await reader.read();
-      if (done) return;
-      buffer += value;
-      let end;
-      while ((end = /\r?\n\r?\n/.exec(buffer))) {
-        const block = buffer.slice(0, end.index);
-        buffer = buffer.slice(end.index + end[0].length);
-        let event = "message";
-        const data = [];
-        for (const line of block.split(/\r?\n/)) {
-          const colon = line.indexOf(":");
-          if (colon === 0) continue;
-          const field = colon < 0 ? line : line.slice(0, colon);
-          const val = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-          if (field === "event") event = val;
-          else if (field === "data") data.push(val);
-        }
-        if (data.length) yield [event, JSON.parse(data.join("\n"))];
-      }
-    }
-  } finally {
-    reader.cancel().catch(() => {});  // the caller stopped reading (after `done`): let go
-  }
-}
-
-async function readJson(response) {
-  try {
-    return await response.json();
-  } catch {
-    return {detail: response.statusText || "no details"};
-  }
-}
-
 function httpError(status, body) {
   const problems = Array.isArray(body.detail) ? body.detail : null;  // 422: pydantic's list
-  const detail = problems ? problems.map((e) => e.msg).join("; ")
-                          : String(body.detail ?? "no details");
+  const detail = detailText(body);
   let what = {
     401: "The service wants its API key: reload the page and give the key as the password.",
     422: "The question was not accepted.",
@@ -166,7 +150,7 @@ function httpError(status, body) {
           sources: body.sources, sourcesTitle: "Passages found (no answer was generated)"};
 }
 
-function newChat() {
+function newChat(focus = true) {
   if (controller) controller.abort();  // its answer goes nowhere now
   controller = null;
   setBusy(false);
@@ -175,7 +159,7 @@ function newChat() {
   $("error").hidden = true;
   setStatus("");
   updateNewChat();
-  $("question").focus();
+  if (focus) $("question").focus();
 }
 
 function updateNewChat() {

@@ -1,7 +1,8 @@
 // The conversation on the page: its turns, kept in sessionStorage (a reload of the tab keeps
 // them, a new tab starts empty) and turned into the `history` that POST /ask takes. No DOM here.
 //
-// A turn is {question, status, ...}: status "pending" while it is being answered, then
+// A turn is {question, collection, status, ...}: `collection` is the one it was asked of (the
+// page starts a new thread for another one); status "pending" while it is being answered, then
 //   "done"      with `body`, the `done` event's whole response (answer, citations, ...);
 //   "abstained" with `body` too (the documents did not contain the answer);
 //   "error"     with `error` (the message shown), and maybe `sources` and `partial` text;
@@ -19,8 +20,8 @@ export class Thread {
     this.turns = load(storage);
   }
 
-  add(question) {
-    const turn = {question, status: "pending"};
+  add(question, collection = null) {
+    const turn = {question, collection, status: "pending"};
     this.turns.push(turn);
     this.save();
     return turn;

@@ -1,12 +1,15 @@
 // One turn of the thread on the page: the question, then its answer (streamed in, then the
 // checked one), with its own citation buttons, Sources list and passage view: a [n] opens this
-// turn's source n, never another turn's.
+// turn's source n, never another turn's. The passage view links to the original file in the
+// turn's collection.
 import {citeButton, el, renderAnswer, showPassageText} from "./answer.js";
+import {documentUrl} from "./http.js";
 
 let made = 0;  // turn views made on this page: each has its own element ids
 
 export class TurnView {
-  constructor(question) {
+  // `collection`: the one the question was asked of (null: none named, no links to files).
+  constructor(question, collection = null) {
     const template = document.getElementById("turn-template");
     this.root = template.content.firstElementChild.cloneNode(true);
     this.citations = new Map();  // n -> citation (or retrieved source) shown in this turn
@@ -18,6 +21,7 @@ export class TurnView {
     this.part("sources").setAttribute("aria-labelledby", `${id}-sources-title`);
     this.part("question").textContent = question;
     this.question = question;
+    this.collection = collection;
 
     this.part("passage-close").addEventListener("click", () => this.closePassage());
     this.part("passage").addEventListener("keydown", (event) => {
@@ -145,6 +149,7 @@ export class TurnView {
     if (c.page != null) parts.push(" · ", el("span", "passage-page", `page ${c.page}`));
     parts.push(` · characters ${c.start}–${c.end}`);
     this.part("passage-where").replaceChildren(...parts);
+    this.linkOriginal(c);
     const box = this.part("passage-text");
     const mark = showPassageText(box, c, button.dataset.claim);
     panel.hidden = false;
@@ -152,6 +157,14 @@ export class TurnView {
     box.scrollTop = mark ? Math.max(0, mark.offsetTop - box.clientHeight / 3) : 0;
     panel.focus({preventScroll: true});
     panel.scrollIntoView({block: "nearest"});
+  }
+
+  // "Open the original": the file as it was uploaded, a PDF at the cited page.
+  linkOriginal(c) {
+    const link = this.part("passage-open");
+    link.hidden = !this.collection;
+    if (!this.collection) return;
+    link.href = documentUrl(this.collection, c.path) + (c.page != null ? `#page=${c.page}` : "");
   }
 
   closePassage(returnFocus = true) {

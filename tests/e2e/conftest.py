@@ -10,3 +10,7 @@ def starter(starter_index, starter_service):
     """(base URL, corpus folder) of the shared starter service (a module that only asks)."""
     settings, _ = starter_index
     return starter_service, settings.corpus_dir
+
+
+# Fixtures that live in their own modules, shared by several test files.
+from tests.web_page import browser  # noqa: E402,F401

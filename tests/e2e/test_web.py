@@ -5,12 +5,10 @@ key as the browser sends it, and the conversation: a follow-up in its own turn w
 passages, the history the page sends, the thread kept over a reload, "New chat"."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
+from contextlib import ExitStack
 from typing import Iterator
 
 import httpx
@@ -18,40 +16,22 @@ import pytest
 
 from tests.helpers import ROOT
 from tests.service_process import running_service
-from tests.system_deps import require_system
+from tests.web_page import FINISHED, ask_in_page, open_page, screenshot, turn
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 SCREENSHOT = ROOT / "test-artifacts" / "web-answer.png"
 CONVERSATION_SCREENSHOT = ROOT / "test-artifacts" / "web-conversation.png"
 KEY = "web-test-key-3f9c2a"
-FINISHED = ':is([data-state="done"], [data-state="abstained"], [data-state="error"], ' \
-           '[data-state="stopped"])'
 T1 = "#thread > .turn:nth-child(1)"  # the thread's first turn
 PDF_QUESTION = "What is the rate limit of the API?"
 BUSINESS_QUESTION = "What does the Business plan cost?"
 OFF_TOPIC_QUESTION = "Who won the 1998 football world cup?"
 REFUND_QUESTION = "How long do I have to get a full refund on an annual plan?"
 FOLLOW_UP = "And for monthly plans?"
-MODULES = ["app.js", "thread.js", "turn.js", "answer.js"]  # the page's scripts, in app/web/
+MODULES = ["app.js", "thread.js", "turn.js", "answer.js", "sse.js", "http.js",
+           "collections.js", "documents.js", "upload.js"]  # the page's scripts, in app/web/
 MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_system("Chromium", Path(CHROMIUM).exists(), "apt-get install -y chromium")
-    require_system("playwright", importlib.util.find_spec("playwright") is not None,
-                   "pip install -e '.[dev]'")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -92,39 +72,6 @@ def keyed_service(services) -> str:
     return services["keyed"]
 
 
-@contextmanager
-def open_page(browser, url: str, **context_options):
-    """A page of a fresh browser context at `url`/; fails the test on any JavaScript error."""
-    context = browser.new_context(viewport={"width": 1000, "height": 800}, **context_options)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        response = page.goto(f"{url}/")
-        assert response is not None and response.status == 200, response and response.status
-        yield page
-        assert errors == [], errors
-    finally:
-        context.close()
-
-
-def turn(n: int) -> str:
-    """The selector of the thread's n-th turn (1 is the first)."""
-    return f"#thread > .turn:nth-child({n})"
-
-
-def ask_in_page(page, question: str) -> str:
-    """Type the question, press Enter, wait for the answer (the thread's new turn) to finish;
-    its final state."""
-    new = turn(page.locator("#thread > .turn").count() + 1)
-    page.get_by_label("Question").fill(question)  # the textarea has a real label
-    page.get_by_label("Question").press("Enter")
-    page.wait_for_selector(f"{new} .answer{FINISHED}", state="attached", timeout=60_000)
-    state = page.get_attribute(f"{new} .answer", "data-state")
-    assert state != "error", page.locator(f"{new} .turn-error").inner_text()
-    return state
-
-
 def ask_http(url: str, question: str, history: list[dict] | None = None) -> dict:
     """The same question over plain HTTP, without the browser: what the page must show."""
     body = {"question": question, **({"history": history} if history else {})}
@@ -155,17 +102,6 @@ def shown_text(page, selector: str) -> str:
         copy.querySelectorAll(".cites").forEach((n) => n.replaceWith("[0]"));
         return copy.textContent; }""")
     return plain(raw)
-
-
-def screenshot(page, path: Path) -> None:
-    """The whole page as a PNG at `path`. The question box sticks to the bottom of the window,
-    which a full-page capture would show in the middle of the thread: for the capture, it
-    stays where it is in the page (after the thread), and goes back to sticking after."""
-    path.parent.mkdir(exist_ok=True)
-    path.unlink(missing_ok=True)
-    page.eval_on_selector("#ask-form", "node => { node.style.position = 'static'; }")
-    page.screenshot(path=str(path), full_page=True)
-    page.eval_on_selector("#ask-form", "node => { node.style.position = ''; }")
 
 
 def test_answer_cites_a_passage_that_opens_with_path_and_page(browser, service):
@@ -448,7 +384,7 @@ def test_the_thread_survives_a_reload_and_new_chat_starts_over(browser, service)
         assert page.locator("#thread > .turn").count() == 0
         assert page.locator("#new-chat").is_disabled()
         assert page.evaluate("document.activeElement.id") == "question"
-        assert page.evaluate("sessionStorage.length") == 0
+        assert page.evaluate("sessionStorage.getItem('ragfirst.thread.v1')") is None
         assert ask_in_page(page, REFUND_QUESTION) == "done"
         assert "history" not in sent[-1]
         page.reload()

@@ -132,7 +132,7 @@ def call(world: World, method: str, path: str, key: str | None = None,
     kwargs.setdefault("timeout", 60)
     r = httpx.request(method, world.url + path, headers=sent_headers, **kwargs)
     if key not in ("bravo-read", "admin", "api"):
-        sent = path + repr([kwargs.get(k) for k in ("json", "params", "files", "data")])
+        sent = path + repr([kwargs.get(k) for k in ("json", "params", "content")])
         found = leaks(world, r.text, sent)
         assert not found, f"{method} {path} as {key} leaked {found}: {r.text[:500]}"
     return r
@@ -190,6 +190,22 @@ def assert_same_refusal(got: httpx.Response, control: httpx.Response, name: str,
     skip = {"date", "x-request-id"}
     assert sorted((k, v) for k, v in got.headers.items() if k not in skip) == \
         sorted((k, v) for k, v in control.headers.items() if k not in skip)
+
+
+def alpha_files(world: World) -> dict[str, bytes]:
+    """Alpha's own files (its links out left aside), by path."""
+    return {p.relative_to(world.alpha_dir).as_posix(): p.read_bytes()
+            for p in world.alpha_dir.rglob("*") if p.is_file() and not p.is_symlink()}
+
+
+def pg_schemas(url: str, prefix: str) -> set[str]:
+    """The PostgreSQL schemas whose names begin with `prefix`."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT schema_name FROM information_schema.schemata "
+                            "WHERE schema_name LIKE %s", (prefix + "%",)).fetchall()
+    return {r[0] for r in rows}
 
 
 def file_routes_exist() -> bool:

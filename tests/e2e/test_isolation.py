@@ -20,22 +20,24 @@ isolation failed. After every test bravo's files are checked on disk and bravo's
 against the one taken before the attacks."""
 from __future__ import annotations
 
-import base64
-import hashlib
-
 import httpx
 import pytest
 
+from tests.isolation_attacks import (V1_MODEL_TARGETS, V1_MODELS, bad_credentials, basic,
+                                     escaping_names, escaping_targets, filter_cases,
+                                     keyed_paths, multipart)
 from tests.isolation_helpers import (ALPHA, ALPHA_DOCS, ALPHA_KEYS, ALPHA_QUESTION, BRAVO,
-                                     BRAVO_DOCS, BRAVO_QUESTION, BRAVO_SECRETS, NOWHERE, ROLES,
-                                     assert_same_refusal, call, cited_paths, file_routes_exist,
-                                     make_world, raw, write_keys)
+                                     BRAVO_DOCS, BRAVO_QUESTION, NOWHERE, ROLES,
+                                     alpha_files, assert_same_refusal, call, cited_paths,
+                                     file_routes_exist, make_world, pg_schemas, raw,
+                                     write_keys)
 from tests.postgres import drop_schema, new_schema, pg_env
 from tests.service_process import running_service
 
 pytestmark = pytest.mark.slow
 
 ANSWER_EVERYTHING = {"RAG_ABSTAIN_THRESHOLD": "-1", "RAG_MIN_TERM_COVERAGE": "0"}
+MAX_FILE_BYTES = 100_000  # RAG_MAX_FILE_BYTES: a "huge" upload is cheap to send
 MODES = ["hybrid", "dense", "lexical"]
 FILE_ROUTES = file_routes_exist()
 needs_file_routes = pytest.mark.skipif(not FILE_ROUTES, reason="the upload, delete and "
@@ -57,13 +59,17 @@ def world(request, tmp_path_factory):
     if request.param == "postgres":
         schema = new_schema()
         env.update(pg_env(request.getfixturevalue("pg_url"), schema))
-    with running_service(root / "index", w.alpha_dir, **env, **ANSWER_EVERYTHING) as url:
+    with running_service(root / "index", w.alpha_dir, **env, **ANSWER_EVERYTHING,
+                         RAG_MAX_FILE_BYTES=str(MAX_FILE_BYTES)) as url:
         w.url = url
         for name in (BRAVO, ALPHA):
             r = call(w, "POST", "/ingest", "api", json={"collection": name}, timeout=300)
             assert r.status_code == 200 and not r.json()["files"]["failed"], r.text
         w.bravo_listing = documents(w, BRAVO)["documents"]
         assert {d["path"] for d in w.bravo_listing} == set(BRAVO_DOCS)
+        if schema:  # each collection in a schema of its own
+            assert pg_schemas(env["RAG_DATABASE_URL"], schema) == {
+                f"{schema}_{name.replace('-', '_')}" for name in (ALPHA, BRAVO)}
         yield w
     if schema:
         for name in (ALPHA, BRAVO):
@@ -128,17 +134,6 @@ def test_ask_without_a_collection_is_not_bravo(world):
     assert r.status_code == 404, r.text
 
 
-def filter_cases(world) -> list[dict]:
-    bravo_abs = str(world.bravo_dir)
-    paths = ["../", "../bravo-corpus/", "../bravo-corpus/launch-orders.md", "..\\bravo-corpus\\",
-             "*", "**/*", "**", "*/*", "?*", "[a-z]*", "bravo-link/", "bravo-link/*",
-             "orders-link.md", "deep/", "launch-orders.md", "signals.html", bravo_abs,
-             bravo_abs + "/", bravo_abs + "/*", "/", "C:\\", "%2e%2e/", "./../"]
-    return [{"path": p} for p in paths] + [{"type": t} for t in (
-        "html", "md", "txt", "pdf", ["html", "md", "txt", "pdf"])] + [
-        {"path": "**/*", "type": "html"}, {"path": "deep/*", "type": "txt"}]
-
-
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("mode", MODES)
 def test_ask_filters_in_alpha_never_reach_bravo(world, mode, stream):
@@ -157,12 +152,6 @@ def test_ask_filters_in_alpha_never_reach_bravo(world, mode, stream):
 
 
 # -- /v1 -------------------------------------------------------------------------------------
-
-V1_MODELS = [f"ragfirst/{BRAVO}", "ragfirst", "ragfirst/", "ragfirst/BRAVO-TEAM",
-             f"ragfirst/../{BRAVO}", f"ragfirst/{ALPHA}/../{BRAVO}", f"ragfirst/{BRAVO}/",
-             f"ragfirst//{BRAVO}", BRAVO, "ragfirst/*", "gpt-4o-mini", f"RAGFIRST/{BRAVO}",
-             f"ragfirst/{BRAVO} ", f"ragfirst%2F{BRAVO}"]
-
 
 def chat(world, key: str, model: str, stream: bool, question: str = BRAVO_QUESTION):
     return call(world, "POST", "/v1/chat/completions", key, json={
@@ -198,9 +187,7 @@ def test_models_lists_and_shows_alpha_only(world, key):
     control = call(world, "GET", f"/v1/models/ragfirst/{NOWHERE}", key)
     assert got.status_code == 404
     assert_same_refusal(got, control, BRAVO, NOWHERE)
-    for target in (f"/v1/models/ragfirst%2F{BRAVO}", f"/v1/models/ragfirst/..%2F{BRAVO}",
-                   f"/v1/models/ragfirst/{ALPHA}/../{BRAVO}", f"/v1/models/ragfirst/%62ravo-team",
-                   f"/v1/models/ragfirst/../ragfirst/{BRAVO}", f"/v1/models/{BRAVO}"):
+    for target in V1_MODEL_TARGETS:
         status, _ = raw(world, "GET", target, key)
         assert status == 404, target
     admin = call(world, "GET", "/v1/models", "admin").json()
@@ -249,11 +236,7 @@ def test_metrics_needs_the_admin_role(world):
 
 # -- the page ------------------------------------------------------------------------------
 
-def basic(user: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
-@pytest.mark.parametrize("path", ["/", "/static/app.js"])
+@pytest.mark.parametrize("path", ["/", "/static/app.js", "/docs", "/openapi.json"])
 def test_the_page_needs_a_key(world, path):
     assert call(world, "GET", path).status_code == 401
     assert call(world, "GET", path, "alpha-read").status_code == 200
@@ -263,42 +246,10 @@ def test_the_page_needs_a_key(world, path):
 
 # -- keys ----------------------------------------------------------------------------------
 
-def keyed_paths():
-    """Every path that needs a key: (method, path, JSON body)."""
-    ask = {"question": ALPHA_QUESTION, "collection": ALPHA}
-    chat_body = {"model": f"ragfirst/{ALPHA}", "messages": [{"role": "user",
-                                                              "content": ALPHA_QUESTION}]}
-    paths = [("POST", "/ask", ask), ("POST", "/ask", {**ask, "stream": True}),
-             ("POST", "/v1/chat/completions", chat_body),
-             ("POST", "/v1/chat/completions", {**chat_body, "stream": True}),
-             ("GET", "/v1/models", None), ("GET", f"/v1/models/ragfirst/{ALPHA}", None),
-             ("GET", "/collections", None), ("GET", f"/documents?collection={ALPHA}", None),
-             ("POST", "/ingest", {"collection": ALPHA}), ("GET", "/metrics", None),
-             ("GET", "/", None), ("GET", "/static/app.js", None), ("GET", "/docs", None),
-             ("GET", "/openapi.json", None)]
-    if FILE_ROUTES:
-        paths += [("GET", f"/collections/{ALPHA}/documents/vault.md", None),
-                  ("DELETE", f"/collections/{ALPHA}/documents/vault.md", None)]
-    return paths
-
-
-def bad_credentials(keys: dict[str, str]) -> dict[str, dict]:
-    a = keys["alpha-write"]
-    return {"none": {}, "wrong": {"Authorization": "Bearer not-a-key"},
-            "empty bearer": {"Authorization": "Bearer "}, "empty x-api-key": {"X-API-Key": ""},
-            "prefix": {"Authorization": f"Bearer {a[:-1]}"},
-            "longer": {"Authorization": f"Bearer {a}0"}, "upper": {"X-API-Key": a.upper()},
-            "basic user": basic(a, ""), "basic user only": {
-                "Authorization": "Basic " + base64.b64encode(a.encode()).decode()},
-            "basic user, wrong password": basic(a, "x"),
-            "the hash": {"Authorization": f"Bearer {hashlib.sha256(a.encode()).hexdigest()}"},
-            "bare key": {"Authorization": a}}
-
-
 def test_a_bad_key_is_401_on_every_path(world):
     wrong = []
     for label, headers in bad_credentials(world.keys).items():
-        for method, path, body in keyed_paths():
+        for method, path, body in keyed_paths(FILE_ROUTES):
             status, _ = raw(world, method, path, headers=headers, body=body)
             if status != 401:
                 wrong.append((label, method, path, status))
@@ -345,3 +296,90 @@ def test_probes_name_no_collection_and_count_no_single_one(world):
         assert set(body["ingest"]) == {"watching", "running", "runs", "failures", "retrying"}
         assert ALPHA not in r.text and "alpha" not in r.text.lower()
         assert "documents" not in r.text and "chunks" not in r.text
+
+
+# -- uploads, deletes, downloads -------------------------------------------------------------
+
+PLANTED = b"# Planted\n\nThe planted note says the alpha kettle is blue.\n"
+
+
+def upload(world, key: str, name: str, files: list[tuple[str, bytes]],
+           overwrite: bool | None = None) -> httpx.Response:
+    body, content_type = multipart(files, overwrite)
+    return call(world, "POST", f"/collections/{name}/documents", key, content=body,
+                headers={"Content-Type": content_type})
+
+
+@needs_file_routes
+@pytest.mark.parametrize("key", ALPHA_KEYS)
+def test_upload_into_bravo_is_the_refusal_of_a_name_defined_nowhere(world, key):
+    for files, overwrite in [([("planted.md", PLANTED)], None),
+                             ([("launch-orders.md", PLANTED)], True),
+                             ([("deep/night-rota.txt", PLANTED)], True),
+                             ([("tool.exe", b"MZ\x90\x00")], None),
+                             ([("huge.md", b"x" * (2 * MAX_FILE_BYTES))], None)]:
+        got = upload(world, key, BRAVO, files, overwrite)
+        control = upload(world, key, NOWHERE, files, overwrite)
+        assert got.status_code == 404, (files[0][0], got.text)
+        assert_same_refusal(got, control, BRAVO, NOWHERE)
+
+
+@needs_file_routes
+def test_a_read_key_cannot_upload_or_delete_in_its_own_collection(world):
+    before = alpha_files(world)
+    assert upload(world, "alpha-read", ALPHA, [("planted.md", PLANTED)]).status_code == 403
+    r = call(world, "DELETE", f"/collections/{ALPHA}/documents/vault.md", "alpha-read")
+    assert r.status_code == 403, r.text
+    assert alpha_files(world) == before
+    assert {d["path"] for d in documents(world, ALPHA)["documents"]} == set(ALPHA_DOCS)
+
+
+@needs_file_routes
+def test_controls_each_key_uploads_downloads_and_deletes_in_its_own_collection(world):
+    r = upload(world, "alpha-write", ALPHA, [("notes/planted.md", PLANTED)])
+    assert r.status_code == 201 and r.json()["files"][0]["status"] == "added", r.text
+    got = call(world, "GET", f"/collections/{ALPHA}/documents/notes/planted.md", "alpha-read")
+    assert got.status_code == 200 and got.content == PLANTED
+    r = call(world, "DELETE", f"/collections/{ALPHA}/documents/notes/planted.md", "alpha-write")
+    assert r.status_code == 200 and r.json()["deleted"], r.text
+    assert not (world.alpha_dir / "notes" / "planted.md").exists()
+    own = call(world, "GET", f"/collections/{BRAVO}/documents/launch-orders.md", "bravo-read")
+    assert own.status_code == 200 and own.content == world.bravo_files["launch-orders.md"]
+
+
+@needs_file_routes
+def test_downloads_and_deletes_never_reach_bravos_files(world):
+    """Every target is 404 (or 400), never bravo's bytes (raw() checks each body); the
+    autouse check then finds bravo's files all there. A read key deleting under alpha's
+    documents is 403 (its role), never under a name that is bravo in disguise."""
+    got = []
+    for target in escaping_targets(world):
+        for method, key in (("GET", "alpha-read"), ("GET", "alpha-write"),
+                            ("DELETE", "alpha-write"), ("DELETE", "alpha-read")):
+            status, _ = raw(world, method, target, key)
+            expected = {400, 404} | ({403} if (method, key) == ("DELETE", "alpha-read") and
+                                     target.startswith(f"/collections/{ALPHA}/documents/")
+                                     else set())
+            if status not in expected:
+                got.append((method, key, target, status))
+    assert not got
+    assert (world.alpha_dir / "orders-link.md").is_symlink()
+    for method in ("GET", "DELETE"):  # bravo's file by bravo's name: alpha's key is told
+        path = "documents/launch-orders.md"  # what a name defined nowhere is told
+        assert_same_refusal(call(world, method, f"/collections/{BRAVO}/{path}", "alpha-write"),
+                            call(world, method, f"/collections/{NOWHERE}/{path}", "alpha-write"),
+                            BRAVO, NOWHERE)
+
+
+@needs_file_routes
+def test_upload_names_that_escape_alpha_are_refused(world):
+    before = alpha_files(world)
+    for name in [*escaping_names(world), "tool.exe", ".hidden.md"]:
+        r = upload(world, "alpha-write", ALPHA, [(name, PLANTED)], overwrite=True)
+        assert r.status_code == 422, (name, r.text)
+        assert [(f["status"], bool(f["reason"])) for f in r.json()["files"]] == [
+            ("refused", True)], (name, r.text)
+    r = upload(world, "alpha-write", ALPHA, [("huge.md", b"x" * (2 * MAX_FILE_BYTES))])
+    assert r.status_code in (413, 422), r.text
+    assert alpha_files(world) == before
+    assert not [p for p in world.root.rglob("*planted*")] and not list(world.root.rglob("huge*"))

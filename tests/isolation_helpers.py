@@ -65,6 +65,13 @@ class World:
     def auth(self, name: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[name]}"}
 
+    def entries(self, **changes) -> dict:
+        """The keys file's entries (name -> (key, collections, role)) with `changes`: an entry
+        added or replaced, or removed by None."""
+        entries = {name: (self.keys[name], *ROLES[name]) for name in ROLES}
+        entries.update(changes)
+        return {k: v for k, v in entries.items() if v is not None}
+
     @property
     def markers(self) -> tuple[str, ...]:
         """What alpha's keys must never be told (see the module's doc)."""

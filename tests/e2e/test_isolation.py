@@ -257,12 +257,6 @@ def test_a_bad_key_is_401_on_every_path(world):
     assert world.alpha_dir.joinpath("vault.md").exists()  # the DELETE above was refused
 
 
-def all_keys(world, **changes) -> dict:
-    entries = {name: (world.keys[name], *ROLES[name]) for name in ROLES}
-    entries.update(changes)
-    return {k: v for k, v in entries.items() if v is not None}
-
-
 @pytest.mark.parametrize("in_place", [False, True], ids=["renamed", "in-place"])
 def test_a_changed_keys_file_holds_from_the_next_request(world, in_place):
     new_key = "iso-new-reader-" + "5" * 24
@@ -270,17 +264,31 @@ def test_a_changed_keys_file_holds_from_the_next_request(world, in_place):
                                headers={"Authorization": f"Bearer {key}"}).status_code
     assert ok(new_key) == 401 and ok(world.keys["alpha-write"]) == 200
     try:
-        write_keys(world.keys_file, all_keys(world, **{"new-reader": (new_key, [ALPHA], "read")}),
+        write_keys(world.keys_file, world.entries(**{"new-reader": (new_key, [ALPHA], "read")}),
                    in_place)
         assert ok(new_key) == 200
         listed = call(world, "GET", "/collections", headers={"X-API-Key": new_key})
         assert [c["name"] for c in listed.json()["collections"]] == [ALPHA]
-        write_keys(world.keys_file, all_keys(world, **{"alpha-write": None}), in_place)
+        write_keys(world.keys_file, world.entries(**{"alpha-write": None}), in_place)
         assert ok(world.keys["alpha-write"]) == 401 and ok(new_key) == 401
         assert ok(world.keys["alpha-read"]) == 200 and ok(world.keys["api"]) == 200
     finally:
-        write_keys(world.keys_file, all_keys(world))
+        write_keys(world.keys_file, world.entries())
     assert ok(world.keys["alpha-write"]) == 200
+
+
+def test_an_entry_for_the_empty_key_makes_no_empty_credential_a_key(world):
+    """`printf %s "$KEY" | sha256sum` with KEY unset hashes the empty string: a keys file
+    holding that hash must not let in an empty Bearer or X-API-Key, nor a Basic header with
+    no password (a key sent as the user name)."""
+    try:
+        write_keys(world.keys_file, world.entries(unset=("", [ALPHA], "read")))
+        for headers in ({"X-API-Key": ""}, {"Authorization": "Bearer "}, basic("anyone", ""),
+                        basic(world.keys["alpha-read"], "")):
+            assert raw(world, "GET", "/collections", headers=headers)[0] == 401, headers
+        assert call(world, "GET", "/collections", "alpha-read").status_code == 200
+    finally:
+        write_keys(world.keys_file, world.entries())
 
 
 # -- the probes ------------------------------------------------------------------------------

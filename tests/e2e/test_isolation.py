@@ -260,8 +260,8 @@ def test_a_bad_key_is_401_on_every_path(world):
 @pytest.mark.parametrize("in_place", [False, True], ids=["renamed", "in-place"])
 def test_a_changed_keys_file_holds_from_the_next_request(world, in_place):
     new_key = "iso-new-reader-" + "5" * 24
-    ok = lambda key: httpx.get(f"{world.url}/collections", timeout=30,  # noqa: E731
-                               headers={"Authorization": f"Bearer {key}"}).status_code
+    ok = lambda key: call(world, "GET", "/collections",  # noqa: E731
+                          headers={"Authorization": f"Bearer {key}"}).status_code
     assert ok(new_key) == 401 and ok(world.keys["alpha-write"]) == 200
     try:
         write_keys(world.keys_file, world.entries(**{"new-reader": (new_key, [ALPHA], "read")}),
@@ -271,7 +271,8 @@ def test_a_changed_keys_file_holds_from_the_next_request(world, in_place):
         assert [c["name"] for c in listed.json()["collections"]] == [ALPHA]
         write_keys(world.keys_file, world.entries(**{"alpha-write": None}), in_place)
         assert ok(world.keys["alpha-write"]) == 401 and ok(new_key) == 401
-        assert ok(world.keys["alpha-read"]) == 200 and ok(world.keys["api"]) == 200
+        assert ok(world.keys["alpha-read"]) == 200
+        assert call(world, "GET", "/collections", "api").status_code == 200
     finally:
         write_keys(world.keys_file, world.entries())
     assert ok(world.keys["alpha-write"]) == 200

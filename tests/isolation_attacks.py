@@ -40,7 +40,7 @@ def basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
-def keyed_paths(file_routes: bool) -> list[tuple[str, str, dict | None]]:
+def keyed_paths() -> list[tuple[str, str, dict | None]]:
     """Every path that needs a key: (method, path, JSON body)."""
     ask = {"question": ALPHA_QUESTION, "collection": ALPHA}
     chat = {"model": f"ragfirst/{ALPHA}", "messages": [{"role": "user",
@@ -52,11 +52,10 @@ def keyed_paths(file_routes: bool) -> list[tuple[str, str, dict | None]]:
              ("GET", "/collections", None), ("GET", f"/documents?collection={ALPHA}", None),
              ("POST", "/ingest", {"collection": ALPHA}), ("GET", "/metrics", None),
              ("GET", "/", None), ("GET", "/static/app.js", None), ("GET", "/docs", None),
-             ("GET", "/openapi.json", None)]
-    if file_routes:
-        paths += [("GET", f"/collections/{ALPHA}/documents/vault.md", None),
-                  ("DELETE", f"/collections/{ALPHA}/documents/vault.md", None),
-                  ("POST", f"/collections/{ALPHA}/documents", None)]
+             ("GET", "/openapi.json", None),
+             ("GET", f"/collections/{ALPHA}/documents/vault.md", None),
+             ("DELETE", f"/collections/{ALPHA}/documents/vault.md", None),
+             ("POST", f"/collections/{ALPHA}/documents", None)]
     return paths
 
 

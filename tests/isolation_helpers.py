@@ -213,21 +213,3 @@ def pg_schemas(url: str, prefix: str) -> set[str]:
         rows = conn.execute("SELECT schema_name FROM information_schema.schemata "
                             "WHERE schema_name LIKE %s", (prefix + "%",)).fetchall()
     return {r[0] for r in rows}
-
-
-def file_routes_exist() -> bool:
-    """Whether the service has the upload, delete and download routes under
-    /collections/{name}/documents (they are built on another branch)."""
-    import importlib
-    import pkgutil
-
-    import app.api.routes as routes
-
-    for info in pkgutil.iter_modules(routes.__path__):
-        module = importlib.import_module(f"app.api.routes.{info.name}")
-        router = getattr(module, "router", None)
-        for route in getattr(router, "routes", []):
-            if getattr(route, "path", "").startswith("/collections/{") and \
-                    "/documents" in route.path:
-                return True
-    return False

@@ -29,7 +29,7 @@ from tests.isolation_attacks import (V1_MODEL_TARGETS, V1_MODELS, bad_credential
 from tests.isolation_helpers import (ALPHA, ALPHA_DOCS, ALPHA_KEYS, ALPHA_QUESTION, BRAVO,
                                      BRAVO_DOCS, BRAVO_QUESTION, NOWHERE, ROLES,
                                      alpha_files, assert_same_refusal, call, cited_paths,
-                                     file_routes_exist, make_world, pg_schemas, raw,
+                                     make_world, pg_schemas, raw,
                                      write_keys)
 from tests.postgres import drop_schema, new_schema, pg_env
 from tests.service_process import running_service
@@ -39,9 +39,6 @@ pytestmark = pytest.mark.slow
 ANSWER_EVERYTHING = {"RAG_ABSTAIN_THRESHOLD": "-1", "RAG_MIN_TERM_COVERAGE": "0"}
 MAX_FILE_BYTES = 100_000  # RAG_MAX_FILE_BYTES: a "huge" upload is cheap to send
 MODES = ["hybrid", "dense", "lexical"]
-FILE_ROUTES = file_routes_exist()
-needs_file_routes = pytest.mark.skipif(not FILE_ROUTES, reason="the upload, delete and "
-                                       "download routes are not on this branch yet")
 
 
 def documents(world, name: str, key: str = "api") -> dict:
@@ -249,7 +246,7 @@ def test_the_page_needs_a_key(world, path):
 def test_a_bad_key_is_401_on_every_path(world):
     wrong = []
     for label, headers in bad_credentials(world.keys).items():
-        for method, path, body in keyed_paths(FILE_ROUTES):
+        for method, path, body in keyed_paths():
             status, _ = raw(world, method, path, headers=headers, body=body)
             if status != 401:
                 wrong.append((label, method, path, status))
@@ -319,7 +316,6 @@ def upload(world, key: str, name: str, files: list[tuple[str, bytes]],
                 headers={"Content-Type": content_type})
 
 
-@needs_file_routes
 @pytest.mark.parametrize("key", ALPHA_KEYS)
 def test_upload_into_bravo_is_the_refusal_of_a_name_defined_nowhere(world, key):
     for files, overwrite in [([("planted.md", PLANTED)], None),
@@ -333,7 +329,6 @@ def test_upload_into_bravo_is_the_refusal_of_a_name_defined_nowhere(world, key):
         assert_same_refusal(got, control, BRAVO, NOWHERE)
 
 
-@needs_file_routes
 def test_a_read_key_cannot_upload_or_delete_in_its_own_collection(world):
     before = alpha_files(world)
     assert upload(world, "alpha-read", ALPHA, [("planted.md", PLANTED)]).status_code == 403
@@ -343,7 +338,6 @@ def test_a_read_key_cannot_upload_or_delete_in_its_own_collection(world):
     assert {d["path"] for d in documents(world, ALPHA)["documents"]} == set(ALPHA_DOCS)
 
 
-@needs_file_routes
 def test_controls_each_key_uploads_downloads_and_deletes_in_its_own_collection(world):
     r = upload(world, "alpha-write", ALPHA, [("notes/planted.md", PLANTED)])
     assert r.status_code == 201 and r.json()["files"][0]["status"] == "added", r.text
@@ -356,7 +350,6 @@ def test_controls_each_key_uploads_downloads_and_deletes_in_its_own_collection(w
     assert own.status_code == 200 and own.content == world.bravo_files["launch-orders.md"]
 
 
-@needs_file_routes
 def test_downloads_and_deletes_never_reach_bravos_files(world):
     """Every target is 404 (or 400), never bravo's bytes (raw() checks each body); the
     autouse check then finds bravo's files all there. A read key deleting under alpha's
@@ -380,7 +373,6 @@ def test_downloads_and_deletes_never_reach_bravos_files(world):
                             BRAVO, NOWHERE)
 
 
-@needs_file_routes
 def test_upload_names_that_escape_alpha_are_refused(world):
     before = alpha_files(world)
     for name in [*escaping_names(world), "tool.exe", ".hidden.md"]:

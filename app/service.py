@@ -172,8 +172,10 @@ class RagService:
         t2 = time.perf_counter()
         best = max((s.similarity for s in sources), default=-1.0)
         # Two signals: nothing similar enough was found, or the question's distinctive
-        # words (a name, a product, a place) appear in none of the passages found.
-        abstain = best < o.abstain_threshold or coverage < o.min_term_coverage
+        # words (a name, a product, a place) appear in none of the passages found. Nothing
+        # found at all (a filter no file matches) abstains whatever the thresholds say.
+        abstain = (not sources or best < o.abstain_threshold
+                   or coverage < o.min_term_coverage)
         if not abstain:
             sources = self._fitted(q, sources)
         return Retrieved(q, generation, index_id, sources, abstain, started, _ms(t1 - t0),

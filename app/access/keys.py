@@ -34,6 +34,7 @@ log = logging.getLogger("ragfirst.access")
 
 _HEX = re.compile(r"[0-9a-f]{64}")
 _ENTRY_KEYS = frozenset({"name", "sha256", "collections", "role"})
+_EMPTY = hashlib.sha256(b"").hexdigest()
 
 
 class Role(str, Enum):
@@ -163,6 +164,9 @@ def _key_entry(path: Path, i: int, entry: object) -> tuple[Principal, bytes]:
     if not isinstance(sha, str) or not _HEX.fullmatch(sha.lower()):
         raise SettingsError(f"{where}: sha256 must be the key's SHA-256 as 64 hex digits "
                             "(printf %s \"$KEY\" | sha256sum), never the key itself")
+    if sha.lower() == _EMPTY:  # it would make every empty credential this key
+        raise SettingsError(f"{where}: sha256 is the SHA-256 of an empty key (was KEY unset "
+                            "when it was hashed?)")
     try:
         role = Role(entry.get("role"))
     except ValueError:

@@ -75,10 +75,13 @@ def test_a_changed_file_is_read_again_and_a_broken_one_keeps_the_old_keys(tmp_pa
      '[[keys]]\nname = "b"\nsha256 = "{h}"\ncollections = ["*"]\nrole = "read"\n',
      "have the same sha256"),
     ('keys = "x"\n', "[[keys]] tables"),
+    ('[[keys]]\nname = "a"\nsha256 = "{empty}"\ncollections = ["*"]\nrole = "read"\n',
+     "the SHA-256 of an empty key"),
 ])
 def test_a_bad_entry_is_refused_with_a_line_that_names_it(tmp_path, text, expected):
     path = tmp_path / "keys.toml"
-    path.write_text(text.replace("{h}", sha("x")).replace("{h2}", sha("y")), encoding="utf-8")
+    path.write_text(text.replace("{h}", sha("x")).replace("{h2}", sha("y"))
+                    .replace("{empty}", sha("").upper()), encoding="utf-8")
     with pytest.raises(SettingsError) as caught:
         load_keys(path)
     assert expected in str(caught.value) and "keys.toml" in str(caught.value)

@@ -46,6 +46,21 @@ def test_an_off_topic_question_abstains(client):
     assert body["abstained"] and body["citations"] == [] and body["answer"] == ABSTAIN_ANSWER
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_nothing_retrieved_abstains_even_when_abstention_is_off(small_index, stream):
+    """RAG_ABSTAIN_THRESHOLD=-1 and RAG_MIN_TERM_COVERAGE=0 answer from whatever is found; a
+    filter that matches no file finds nothing, which is an abstention, not a 502 about the
+    context window."""
+    settings = small_index.model_copy(update={"abstain_threshold": -1.0,
+                                              "min_term_coverage": 0.0})
+    with serving(settings) as client:
+        r = client.post("/ask", json={"question": REFUND_QUESTION, "stream": stream,
+                                      "filters": {"path": "nowhere/"}})
+        assert r.status_code == 200, r.text
+        body = json.loads(sse(r)[-1][1]) if stream else r.json()
+        assert body["abstained"] and body["citations"] == []
+
+
 @pytest.mark.parametrize("body", [
     {}, {"question": ""}, {"question": "   "}, {"question": "x" * 2001},
     {"question": "ok", "top_k": 0}, {"question": "ok", "top_k": 51},

@@ -177,4 +177,7 @@ def _key_entry(path: Path, i: int, entry: object) -> tuple[Principal, bytes]:
         raise SettingsError(f"{where}: collections must be a list of collection names "
                             f"({NAME_RULE}) or [\"*\"]")
     scope = None if "*" in collections else frozenset(collections)
+    if role is Role.ADMIN and scope is not None:  # it would reach every collection regardless
+        raise SettingsError(f"{where}: an admin reaches every collection: give it "
+                            "collections = [\"*\"], or the write role for these ones")
     return Principal(entry["name"].strip(), role, scope), bytes.fromhex(sha.lower())

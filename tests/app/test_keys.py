@@ -75,6 +75,8 @@ def test_a_changed_file_is_read_again_and_a_broken_one_keeps_the_old_keys(tmp_pa
      '[[keys]]\nname = "b"\nsha256 = "{h}"\ncollections = ["*"]\nrole = "read"\n',
      "have the same sha256"),
     ('keys = "x"\n', "[[keys]] tables"),
+    ('[[keys]]\nname = "a"\nsha256 = "{h}"\ncollections = ["hr"]\nrole = "admin"\n',
+     "an admin reaches every collection"),
     ('[[keys]]\nname = "a"\nsha256 = "{empty}"\ncollections = ["*"]\nrole = "read"\n',
      "the SHA-256 of an empty key"),
 ])

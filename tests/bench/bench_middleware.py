@@ -1,5 +1,5 @@
 """`make bench-middleware`: what the per-request telemetry (log line + metrics) and the API-key
-check cost, in-process: the same trivial ASGI endpoint called bare and wrapped, many times,
+check cost (RAG_API_KEY's, and a keys file's), in-process: the same trivial ASGI endpoint called bare and wrapped, many times,
 with the log line written to a file as the service writes it to stderr. Reports microseconds
 per request (p50 / p95 of batch means) and the share of a 28 ms /ask (the starter p50 of
 `make bench-ask`)."""
@@ -7,16 +7,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import logging
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 from app.access import AccessMiddleware, KeyRing
 from app.metrics import Metrics
 from app.telemetry import JsonFormatter, RequestTelemetry
 
 ASK_P50_US = 28_000
+KEYS_IN_FILE = 20  # the request's key is the last: every hash is compared anyway
+
+
+def _keys_file(folder: str, n: int) -> Path:
+    """A keys file of `n` keys, the last one `k3y` (what the requests send)."""
+    path = Path(folder) / "keys.toml"
+    path.write_text("".join(
+        f'[[keys]]\nname = "key-{i}"\nsha256 = "{hashlib.sha256(key.encode()).hexdigest()}"\n'
+        f'collections = ["*"]\nrole = "read"\n'
+        for i, key in enumerate([f"other-{i}" for i in range(n - 1)] + ["k3y"])))
+    return path
 
 
 async def endpoint(scope, receive, send) -> None:
@@ -62,12 +75,15 @@ def main(argv: list[str] | None = None) -> None:
         logger.propagate = False
         metrics = Metrics()
         routes = [("/ask", "/ask")]  # (label, template), as create_app passes them
+        keys = KeyRing(None, _keys_file(tempfile.mkdtemp(), KEYS_IN_FILE))
         apps = {
             "bare endpoint": endpoint,
             "+ API key check": AccessMiddleware(endpoint, KeyRing("k3y", None)),
+            f"+ keys file check ({KEYS_IN_FILE} keys, a stat per request)":
+                AccessMiddleware(endpoint, keys),
             "+ telemetry (log line, metrics)": RequestTelemetry(endpoint, metrics, routes),
-            "+ both (as served)": RequestTelemetry(AccessMiddleware(endpoint, KeyRing("k3y", None)), metrics,
-                                                   routes),
+            "+ both (as served)": RequestTelemetry(
+                AccessMiddleware(endpoint, KeyRing("k3y", None)), metrics, routes),
         }
         results = {}
         for name, app in apps.items():

@@ -11,6 +11,9 @@ Deletions are timed until the file is no longer cited. Three ways to get the cha
   manual             `make ingest` run by hand right after the write (service with
                      RAG_WATCH=false); the time includes the make and Python start-up, as a
                      user would see it.
+  upload             POST /collections/default/documents (RAG_WATCH=false: the upload's
+                     own ingest), overwrite=true for the change, DELETE for the deletion;
+                     timed from the request's start, so the upload and its ingest count.
   other replica      two replicas on one PostgreSQL (an embedded one, or RAG_DATABASE_URL):
                      the first watches the corpus, the question goes to the second, which
                      learns of the commit only through its per-request revision check.
@@ -85,6 +88,31 @@ def trials(url: str, corpus: Path, n: int, after_write,
     return out
 
 
+def upload_trials(url: str, n: int) -> dict[str, list[float]]:
+    """n trials of add, change, delete through the documents API instead of the folder."""
+    out: dict[str, list[float]] = {"add": [], "change": [], "delete": [], "ingest_s": []}
+    docs = "/collections/default/documents"
+    with httpx.Client(base_url=url, timeout=60) as http:
+        for t in range(n):
+            rel = f"uploads/storeroom-{t}.md"
+            question = f"What is the locker code of storeroom {t}?"
+            cites = lambda b, code=None: (rel in {c["path"] for c in b["citations"]}  # noqa: E731
+                                          and (code is None or code in b["answer"]))
+            for kind, code in (("add", f"{t}-A-{4000 + t}"), ("change", f"{t}-B-{7000 + t}")):
+                text = (f"# Storeroom {t}\n\nThe locker code of storeroom {t} is {code}. "
+                        "Ask the front desk for the key.\n")
+                start = time.perf_counter()
+                r = http.post(docs, files={"file": (rel, text.encode())},
+                              data={"overwrite": "true"})
+                r.raise_for_status()
+                out[kind].append(until(http, question, lambda b, c=code: cites(b, c), start))
+                out["ingest_s"].append(r.json()["ingest"]["seconds"])
+            start = time.perf_counter()
+            http.delete(f"{docs}/{rel}").raise_for_status()
+            out["delete"].append(until(http, question, lambda b: not cites(b), start))
+    return out
+
+
 @contextmanager
 def load(url: str, clients: int):
     """`clients` threads asking without pause, until the block ends; yields their count of
@@ -138,11 +166,13 @@ def main() -> None:
     p.add_argument("--no-manual", action="store_true", help="only the watcher rows")
     p.add_argument("--only-replicas", action="store_true",
                    help="only the PostgreSQL replicas row")
+    p.add_argument("--only-uploads", action="store_true", help="only the upload row")
     args = p.parse_args()
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-fresh-") as tmp:
-        results["other replica (PostgreSQL)"] = replicas(Path(tmp), args.trials)
-        print("  other replica: done", flush=True)
+        if not args.only_uploads:
+            results["other replica (PostgreSQL)"] = replicas(Path(tmp), args.trials)
+            print("  other replica: done", flush=True)
         if args.only_replicas:
             _print(results, args)
             return
@@ -153,6 +183,12 @@ def main() -> None:
         subprocess.run(["make", "-s", "ingest", "ARGS=--quiet"], cwd=ROOT, check=True,
                        env=subprocess_env(**env), stdout=subprocess.DEVNULL)
 
+        with running_service(index, corpus, timeout=600, RAG_WATCH="false") as url:
+            results["upload"] = upload_trials(url, args.trials)
+            print("  upload: done", flush=True)
+        if args.only_uploads:
+            _print(results, args)
+            return
         with running_service(index, corpus, timeout=600, RAG_WATCH="true") as url:
             while httpx.get(f"{url}/readyz").json()["ingest"]["runs"] < 1:
                 time.sleep(0.1)  # the catch-up run is done

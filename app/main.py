@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from app.access import AccessMiddleware, KeyRing
+from app.access.origin import OriginPolicy, allowed_hosts
 from app.api.errors import add_error_handlers
 from app.api.routes import (ask, collection_documents, collections, documents, health, openai,
                             web)
@@ -77,7 +78,8 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
                        upload_timeout=settings.http_upload_timeout_s)
     # Added last = outermost: the telemetry sees (and counts) requests the key check refuses.
     # Always there: with no key configured it marks every request as open (an admin).
-    app.add_middleware(AccessMiddleware, keys=keys)
+    app.add_middleware(AccessMiddleware, keys=keys,
+                       origins=OriginPolicy(allowed_hosts(settings.allowed_hosts, settings.host)))
     app.add_middleware(RequestTelemetry, metrics=metrics, routes=labels,
                        log_content=settings.log_content)
     return app

@@ -76,6 +76,9 @@ class Settings(IngestSettings):
     # Keys with a role (read, write, admin) over named collections, stored as SHA-256 hashes
     # (app/access/keys.py says the TOML format); picked up again when the file changes.
     keys_file: Path | None = None
+    # Host names the service answers to, comma-separated (`*`: any). Unset: loopback names
+    # when RAG_HOST is a loopback address, any otherwise (app/access/origin.py says why).
+    allowed_hosts: str | None = None
     # One JSON line per request never holds questions, answers or passages; this debug
     # setting adds the question and the answer to it.
     log_content: bool = False

@@ -96,7 +96,8 @@ def serving(settings: "Settings", service: "RagService | None" = None) -> Iterat
 
     from app.main import create_app
 
-    with TestClient(create_app(settings, service)) as client:
+    # As a browser on the default loopback service sends it (not TestClient's "testserver")
+    with TestClient(create_app(settings, service), base_url="http://127.0.0.1") as client:
         yield client
 
 

@@ -41,8 +41,6 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
         # damaged.
         cols = app.state.collections = await run_in_threadpool(
             Collections.build, settings, service, configs)
-        app.state.service = cols.primary.service  # the probes' and the metrics' collection
-        app.state.ingester = cols.primary.runner
         await run_in_threadpool(cols.warm_up)
         if settings.watch:
             cols.start_watching()
@@ -58,9 +56,7 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
         settings.openai_base_url if settings.generator == "openai" else None,
         embeddings_url(settings.embed_base_url or "") if settings.embedder == "openai" else None)
     app.state.metrics = metrics = Metrics()
-    metrics.watch(lambda: getattr(app.state, "service", None),
-                  lambda: getattr(app.state, "ingester", None),
-                  lambda: getattr(app.state, "collections", None))
+    metrics.watch(lambda: getattr(app.state, "collections", None))
     add_error_handlers(app)
     routers = (health.router, ask.router, documents.router, collections.router,
                collection_documents.router, openai.router, web.router)

@@ -5,7 +5,7 @@ The Prometheus text format (or OpenMetrics, when the scraper's Accept header ask
 prometheus_client's own exposition, content type included."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -15,8 +15,7 @@ from app.answer import Answer
 from app.errors import IndexNotReady
 
 if TYPE_CHECKING:
-    from app.collections import Collection
-    from app.freshness import IngestRunner
+    from app.collections import Collections
     from app.service import RagService
 
 # Seconds: from a 5 ms lexical answer to a minute-long CPU LLM.
@@ -51,13 +50,11 @@ class Metrics:
         for outcome in ("answered", "abstained"):  # 0, not absent, before the first answer
             self.answers.labels(outcome)
 
-    def watch(self, service: Callable[[], "RagService | None"],
-              runner: Callable[[], "IngestRunner | None"],
-              collections: Callable[[], "Iterable[Collection] | None"] = lambda: None) -> None:
-        """Show the served index and the ingests (read at each scrape; the parts may not be
-        built yet, or any more): the primary collection's unlabelled, as before collections,
-        and every collection's by its `collection` label."""
-        self.registry.register(_ServingCollector(service, runner))
+    def watch(self, collections: Callable[[], "Collections | None"]) -> None:
+        """Show the served indexes and the ingests (read at each scrape; the collections may
+        not be built yet, or any more): the first collection's unlabelled, as before
+        collections, and every collection's by its `collection` label."""
+        self.registry.register(_ServingCollector(collections))
         self.registry.register(_CollectionsCollector(collections))
 
     def observe_answer(self, answer: Answer) -> None:
@@ -83,14 +80,15 @@ class Metrics:
 class _ServingCollector:
     """Gauges of the index being served, and the ingests' counters, read at scrape time."""
 
-    def __init__(self, service: Callable[[], "RagService | None"],
-                 runner: Callable[[], "IngestRunner | None"]) -> None:
-        self._service, self._runner = service, runner
+    def __init__(self, collections: Callable[[], "Collections | None"]) -> None:
+        self._collections = collections
 
     def collect(self) -> Iterator[Metric]:
-        svc, runner = self._service(), self._runner()
-        if svc is not None:
-            yield from self._index(svc)
+        found = self._collections()
+        if found is None:
+            return
+        svc, runner = found.primary.service, found.primary.runner
+        yield from self._index(svc)
         if runner is not None:
             yield CounterMetricFamily(
                 "ragfirst_ingest_runs", "ingest runs in this process that committed (watcher, "
@@ -130,7 +128,7 @@ class _CollectionsCollector:
                ("generation", "generation of the collection's index"),
                ("ready", "1 when the collection's index is loaded"))
 
-    def __init__(self, collections: Callable[[], "Iterable[Collection] | None"]) -> None:
+    def __init__(self, collections: Callable[[], "Collections | None"]) -> None:
         self._collections = collections
 
     def collect(self) -> Iterator[Metric]:

@@ -1,7 +1,8 @@
 """The one place that decides what a request may reach. Every route that touches a collection
 gets it from `grant(request, needed, name)` (there is no other way to a collection's index
 or folder), every route that lists them from `readable(request)`, and the admin-only routes
-call `require(request, Role.ADMIN)`.
+call `require(request, Role.ADMIN)`; the probes that report on every collection without
+naming it (/readyz, /metrics) read them through `probed(request)`.
 
 The rule, decided once:
 - no valid key: 401 (app.access.middleware, before any route);
@@ -62,6 +63,13 @@ def readable(request: Request) -> list[Collection]:
     """The collections the request's key can read, in their file's order."""
     who = principal(request)
     return [c for c in _collections(request) if who.reads(c.name)]
+
+
+def probed(request: Request) -> Collections:
+    """Every collection, for what reports on all of them without a key or to the admin only:
+    /readyz (counts, no names, no text) and /metrics (`require(request, Role.ADMIN)` first).
+    Nothing that answers questions or lists documents may take its collection from here."""
+    return _collections(request)
 
 
 def require(request: Request, needed: Role) -> Principal:

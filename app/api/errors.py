@@ -35,7 +35,10 @@ def redacted(request: Request, text: str) -> str:
 def not_ready_message(request: Request, exc: IndexNotReady) -> str:
     """Why there is no index to answer from, and when there will be one."""
     collection = getattr(request.state, "collection", None)  # set by app.access.grant
-    runner = collection.runner if collection else getattr(request.app.state, "ingester", None)
+    if collection is None:  # /readyz: the one collection there is without a collections file
+        collections = getattr(request.app.state, "collections", None)
+        collection = collections.primary if collections else None
+    runner = collection.runner if collection else None
     message = str(exc)
     if runner is not None and runner.running:
         message = (f"an ingest ({runner.running}) is running; the index is ready when it "

@@ -82,12 +82,22 @@ class _Index:
         return {"database": 4096, "wal": 0 if self.snapshot is None else 8192, "dense": 0}
 
 
+class _Collections(list):
+    """Collections as the collector reads them: iterable, with a primary."""
+
+    @property
+    def primary(self):
+        return self[0]
+
+
 def test_the_served_index_and_the_ingests_are_read_at_each_scrape():
-    m, parts = Metrics(), {"service": None, "runner": None}
-    m.watch(lambda: parts["service"], lambda: parts["runner"])
+    m, built = Metrics(), []
+    m.watch(lambda: built[0] if built else None)
     assert not any(name.startswith("ragfirst_index") for name, _ in render(m))  # not built yet
-    parts["service"] = SimpleNamespace(index=_Index())
-    parts["runner"] = SimpleNamespace(runs=3, failures=1)
+    default = SimpleNamespace(name="default", service=SimpleNamespace(index=_Index()),
+                              runner=SimpleNamespace(runs=3, failures=1))
+    built.append(_Collections([default]))
+    parts = {"service": default.service}
     samples = render(m)
     assert samples[("ragfirst_index_ready", frozenset())] == 0
     assert samples[("ragfirst_ingest_runs_total", frozenset())] == 3
@@ -103,6 +113,8 @@ def test_the_served_index_and_the_ingests_are_read_at_each_scrape():
     storage = "ragfirst_index_storage_bytes"
     assert samples[(storage, frozenset({("part", "wal")}))] == 8192
     assert samples[(storage, frozenset({("part", "database")}))] == 4096
+    assert samples[("ragfirst_collection_documents", frozenset({("collection", "default")}))] \
+        == 24
 
 
 def test_a_scraper_that_asks_for_openmetrics_gets_it():

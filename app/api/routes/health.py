@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.access import Role, require
-from app.api.deps import IngesterDep, MetricsDep, ServiceDep
+from app.access import Role, probed, require
+from app.api.deps import MetricsDep
 from app.api.errors import not_ready_message, redacted
 from app.api.schemas import errors
 from app.errors import IndexNotReady
@@ -22,12 +22,14 @@ async def healthz() -> dict:
 
 @router.get("/readyz", responses={503: {"description": "not ready: no index yet, or it is "
                                                      "being rebuilt (the reason in `detail`)"}})
-async def readyz(request: Request, svc: ServiceDep, runner: IngesterDep) -> JSONResponse:
+async def readyz(request: Request) -> JSONResponse:
     """Ready when an index is loaded: its id, generation and size, and the ingests' state.
     Needs no key (for load balancers), so it says what state the service is in, never where
     its files are. With a collections file it names none of them (see _collections_ready)."""
+    collections = probed(request)
     if request.app.state.settings.collections_file is not None:
-        return await run_in_threadpool(_collections_ready, request.app.state.collections)
+        return await run_in_threadpool(_collections_ready, collections)
+    svc, runner = collections.primary.service, collections.primary.runner  # `default`
     ingest = runner.status()
     if ingest["last"] and "error" in ingest["last"]:
         ingest["last"] = {**ingest["last"], "error": redacted(request, ingest["last"]["error"])}

@@ -32,6 +32,12 @@ from ingest.scan import is_ignored_name
 
 MAX_PART_BYTES, MAX_NAME_BYTES = 255, 1024  # NAME_MAX and a sane total (PATH_MAX is 4096)
 _CHUNK = 1 << 20
+# Characters that make a name show as another one (on the page, in Content-Disposition):
+# controls, line and paragraph separators, private-use and unassigned code points, and the
+# direction overrides and isolates ("x\u202efdp.md" shows as "xdm.pdf"). Other format
+# characters stay: the zero-width non-joiner is part of Persian words.
+_INVISIBLE = frozenset({"Cc", "Zl", "Zp", "Co", "Cn", "Cs"})
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _DRIVE = re.compile(r"^[A-Za-z]:")  # `C:x`, `C:/x`: a Windows drive, absolute or not
 
 
@@ -65,8 +71,9 @@ def check_name(name: str) -> PurePosixPath:
         size = len(name.encode("utf-8"))
     except UnicodeEncodeError:
         raise BadName("the name is not valid Unicode (it holds a lone surrogate)") from None
-    if any(unicodedata.category(c) == "Cc" for c in name):
-        raise BadName("the name holds a control character")
+    if any(unicodedata.category(c) in _INVISIBLE or c in _BIDI for c in name):
+        raise BadName("the name holds a control, direction, line-separator or unassigned "
+                      "character")
     if "\\" in name:
         raise BadName("the name holds a backslash: use / between folders")
     if name.startswith("/") or _DRIVE.match(name):

@@ -5,8 +5,6 @@ from app.access.grant import (Forbidden, NoSuchCollection, grant, principal, pro
 from app.access.keys import OPEN, KeyRing, Principal, Role
 from app.access.middleware import OPEN_PATHS, AccessMiddleware
 
-Action = Role  # what an action needs is a role: grant(request, Action.WRITE, name)
-
-__all__ = ["Action", "AccessMiddleware", "Forbidden", "KeyRing", "NoSuchCollection", "OPEN",
+__all__ = ["AccessMiddleware", "Forbidden", "KeyRing", "NoSuchCollection", "OPEN",
            "OPEN_PATHS", "Principal", "Role", "grant", "principal", "probed", "readable",
            "require"]

@@ -19,6 +19,9 @@ from app.corpus_files import (BadName, Exists, Missing, TooLarge, check_name, re
     ("", "empty"),
     ("a\udc80.md", "surrogate"),
     ("a\x00b.md", "control"),
+    ("x\u202efdp.md", "direction"),  # shows as xdm.pdf
+    ("a\u2066b.md", "direction"), ("a\u2028b.md", "line-separator"),
+    ("a\ue000b.md", "unassigned"),
     ("notes/\x1b[31m.md", "control"),
     ("a\u0085b.md", "control"),           # C1 control (NEL)
     ("a\\b.md", "backslash"),
@@ -62,7 +65,8 @@ def test_an_unsupported_type_names_the_supported_ones():
 
 @pytest.mark.parametrize("name", [
     "a.md", "notes/new.md", "deep/er/still/x.PDF", "café.md", "100%.md", "2024/plan v2.txt",
-    "a" * 252 + ".md", "guides/page.htm", "spaces in name.markdown"])
+    "a" * 252 + ".md", "guides/page.htm", "spaces in name.markdown",
+    "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645.md"])  # Persian, with its zero-width non-joiner
 def test_ordinary_names_pass_as_themselves(name):
     assert check_name(name) == PurePosixPath(name)
 

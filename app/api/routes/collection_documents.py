@@ -26,7 +26,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from app import corpus_files, uploads
-from app.access import Action, grant
+from app.access import Role, grant
 from app.api.schemas import errors
 from app.collections import Collection
 from app.errors import IndexNotReady
@@ -100,7 +100,7 @@ async def upload(request: Request, name: str) -> Response:
     """Add files to the collection (multipart, field `file` repeated), each written atomically,
     then ingest them in one run. Per file: added, replaced, unchanged (the same bytes again),
     exists (without overwrite=true) or refused, with the reason."""
-    collection = grant(request, Action.WRITE, name)  # before the body is read
+    collection = grant(request, Role.WRITE, name)  # before the body is read
     try:
         async with request.form(max_files=MAX_FILES, max_fields=MAX_FIELDS,
                                 max_part_size=MAX_FIELD_BYTES) as form:
@@ -166,7 +166,7 @@ def _settle(collection: Collection, results, before, report) -> int:
                responses=errors(401, 403, 404, 503))
 async def delete(request: Request, name: str, path: str) -> dict:
     """Delete a file of the collection and its chunks (one ingest run)."""
-    collection = grant(request, Action.WRITE, name)
+    collection = grant(request, Role.WRITE, name)
     chunks = await run_in_threadpool(_remove, collection, path)
     await run_in_threadpool(collection.runner.run, "delete")
     generation, after = await run_in_threadpool(lambda: _indexed(collection, missing_ok=False))
@@ -207,7 +207,7 @@ TEXT_HEADERS = {**SAFE_HEADERS, "content-security-policy": "sandbox; default-src
                        **errors(401, 403, 404)})
 async def download(request: Request, name: str, path: str) -> FileResponse:
     """The original file, so a citation can open its source (a PDF at its page: `#page=N`)."""
-    collection = grant(request, Action.READ, name)
+    collection = grant(request, Role.READ, name)
     target, st = await run_in_threadpool(_readable, collection.settings.corpus_dir, path)
     media_type = CONTENT_TYPES[target.suffix.lower()]
     return FileResponse(target, stat_result=st, media_type=media_type,

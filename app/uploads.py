@@ -37,8 +37,8 @@ class FileResult:
 
 class CorpusUnwritable(AppError):
     """The collection's folder cannot take a file (a full disk, a read-only mount): the
-    server's trouble, not the file's. Files of the batch written before it stay, and are
-    indexed by the next ingest."""
+    server's trouble, not the file's. Files of the batch written before it stay, and the
+    route indexes them before it answers."""
 
     status = 503
 
@@ -66,7 +66,7 @@ def _write_one(root: Path, part: Part, overwrite: bool, max_bytes: int) -> FileR
     except OSError as exc:
         raise CorpusUnwritable(f"the collection's folder cannot be written "
                                f"({exc.strerror or type(exc).__name__}); the files before "
-                               "this one were written and are indexed by the next ingest"
+                               "this one were written and indexed"
                                ) from exc
 
 

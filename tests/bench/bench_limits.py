@@ -38,7 +38,7 @@ def half_headers(port: int) -> list[socket.socket]:
     for _ in range(CONNECTIONS):
         try:
             s = socket.create_connection(("127.0.0.1", port), timeout=5)
-            s.sendall(b"POST /ask HTTP/1.1\r\nHost: x\r\n")
+            s.sendall(b"POST /ask HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         except OSError:
             break
         socks.append(s)

@@ -30,6 +30,7 @@ from app.access import Role, grant
 from app.api.schemas import errors
 from app.collections import Collection
 from app.errors import IndexNotReady
+from app.freshness import IngestFailed
 
 log = logging.getLogger("ragfirst.uploads")
 
@@ -106,6 +107,9 @@ async def upload(request: Request, name: str) -> Response:
                                 max_part_size=MAX_FIELD_BYTES) as form:
             parts, overwrite = _parts(form)
             before, results = await run_in_threadpool(_write, collection, parts, overwrite)
+    except uploads.CorpusUnwritable:  # the files before the one that failed are on disk:
+        await run_in_threadpool(_index_quietly, collection)  # indexed now, not some day
+        raise
     except ClientDisconnect:  # the form parser had not finished: nothing was written
         log.info("an upload to %s ended with the client gone mid-body; nothing written", name)
         # nginx's "client closed request": never read, but told apart from a bad request
@@ -119,6 +123,13 @@ async def upload(request: Request, name: str) -> Response:
             "files": [r.as_json() for r in results],
             "ingest": report.as_json() if report else None}
     return JSONResponse(body, status_code=uploads.status_code(results))
+
+
+def _index_quietly(collection: Collection) -> None:
+    try:
+        collection.runner.run("upload")
+    except IngestFailed as exc:  # the disk that refused the write may refuse the commit too
+        log.error("indexing the files written before a failed upload: %s", exc)
 
 
 def _parts(form: FormData) -> tuple[list[uploads.Part], bool]:
@@ -168,7 +179,12 @@ async def delete(request: Request, name: str, path: str) -> dict:
     """Delete a file of the collection and its chunks (one ingest run)."""
     collection = grant(request, Role.WRITE, name)
     chunks = await run_in_threadpool(_remove, collection, path)
-    await run_in_threadpool(collection.runner.run, "delete")
+    try:
+        await run_in_threadpool(collection.runner.run, "delete")
+    except IngestFailed as exc:  # the file is gone: say so, and how its chunks will go
+        raise IngestFailed(f"the file was deleted, but the index could not be updated ({exc}); "
+                           "its chunks go with the next ingest that succeeds (POST /ingest)",
+                           exc.status) from exc
     generation, after = await run_in_threadpool(lambda: _indexed(collection, missing_ok=False))
     return {"collection": collection.name, "path": path, "deleted": True,
             "generation": generation, "chunks_removed": 0 if path in after else chunks}
@@ -182,6 +198,9 @@ def _remove(collection: Collection, path: str) -> int:
         corpus_files.remove(collection.settings.corpus_dir, corpus_files.check_name(path))
     except (corpus_files.BadName, corpus_files.Missing):
         raise HTTPException(404, NOT_FOUND) from None
+    except OSError as exc:  # a read-only mount, a permission: the server's trouble
+        why = exc.strerror or type(exc).__name__
+        raise uploads.CorpusUnwritable(f"the file cannot be deleted ({why})") from exc
     return indexed.get(path, ("", 0))[1]
 
 

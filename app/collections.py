@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Iterator
 
+from app.corpus_files import sweep_temporaries
 from app.errors import IndexNotReady
 from app.freshness import IngestRunner
 from app.index_holder import IndexHolder
@@ -75,9 +76,15 @@ class Collections:
         return next(iter(self._items.values()))
 
     def warm_up(self) -> None:
-        """Load the models (once) and every collection's index."""
+        """Load the models (once) and every collection's index; remove what uploads killed
+        mid-write left in the folders."""
         self._base.warm_up()
         for c in self:
+            if c.settings.corpus_dir.is_dir():
+                swept = sweep_temporaries(c.settings.corpus_dir)
+                if swept:
+                    log.info("removed %d temporaries of interrupted uploads from %s", swept,
+                             c.name)
             try:
                 c.service.index.current()
             except IndexNotReady:

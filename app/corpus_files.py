@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import stat
+import time
 import unicodedata
 import urllib.parse
 from pathlib import Path, PurePosixPath
@@ -30,6 +31,7 @@ from ingest.errors import LoadError
 from ingest.loaders import check_supported
 from ingest.scan import is_ignored_name
 
+TEMP_PREFIX, TEMP_SUFFIX = ".upload-", ".part"  # hidden: never scanned, never watched
 MAX_PART_BYTES, MAX_NAME_BYTES = 255, 1024  # NAME_MAX and a sane total (PATH_MAX is 4096)
 _CHUNK = 1 << 20
 # Characters that make a name show as another one (on the page, in Content-Disposition):
@@ -152,7 +154,7 @@ def write_atomically(root: Path, rel: PurePosixPath, source: BinaryIO, *, overwr
     for one overwritten (only with `overwrite`; otherwise Exists). TooLarge past `max_bytes`.
     Whatever fails, no temporary is left behind and the target is as it was."""
     final = resolve_inside(root, rel, for_write=True)
-    tmp = final.parent / f".upload-{secrets.token_hex(8)}.part"
+    tmp = final.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
     try:
         _copy(source, tmp, max_bytes)
         try:
@@ -214,3 +216,19 @@ def _fsync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def sweep_temporaries(root: Path, older_than_s: float = 3600) -> int:
+    """Remove the temporaries of uploads a killed process left behind (hidden, so nothing
+    else ever would), if older than `older_than_s` (a live upload's is younger). Returns how
+    many went."""
+    removed = 0
+    cutoff = time.time() - older_than_s
+    for path in root.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
+        try:
+            if path.is_file() and not path.is_symlink() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove: the next start tries again
+    return removed

@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from app.corpus_files import (BadName, Exists, Missing, TooLarge, check_name, remove,
+                              sweep_temporaries,
                               resolve_inside, write_atomically)
 
 
@@ -262,3 +263,15 @@ def test_the_file_being_written_is_invisible_to_the_scan_and_the_watcher(tmp_pat
     assert seen["tmp"].startswith(".upload-") and seen["tmp"].endswith(".part")
     assert seen["scan"] == [] and seen["watch"] is False
     assert [f.rel for f in scan_corpus(tmp_path)] == ["notes/new.md"]
+
+
+def test_temporaries_a_killed_upload_left_are_swept_and_live_ones_kept(tmp_path):
+    old, live = tmp_path / "a" / ".upload-0123.part", tmp_path / ".upload-4567.part"
+    for path in (old, live):
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"half")
+    os.utime(old, (1, 1))
+    (tmp_path / "doc.md").write_text("# Kept\n")
+    os.utime(tmp_path / "doc.md", (1, 1))  # old, but not a temporary
+    assert sweep_temporaries(tmp_path) == 1
+    assert not old.exists() and live.exists() and (tmp_path / "doc.md").exists()

@@ -390,3 +390,22 @@ def test_a_collection_with_no_index_yet_takes_its_first_files(tmp_path):
         r = upload(svc, [("first.md", QUILL)])
         assert r.status_code == 201 and r.json()["generation"] == 1
         assert "first.md" in cited(svc, QUILL_Q)
+
+
+def test_files_copied_in_by_hand_with_names_no_upload_could_have_open_and_go(service):
+    """A decomposed accent (as macOS names files), a `%` sequence: refused as upload names,
+    but once indexed they are cited, so the download and the delete must reach them."""
+    from urllib.parse import quote
+
+    names = ["hand/cafe\u0301.md", "hand/a%20b.md"]
+    for name in names:
+        (service.corpus / name).parent.mkdir(exist_ok=True)
+        (service.corpus / name).write_bytes(b"# By hand\n\nCopied in by hand.\n")
+    assert httpx.post(f"{service.url}/ingest", json={}, timeout=120).status_code == 200
+    for name in names:
+        url = f"{service.url}{DOCS}/{quote(name)}"
+        r = httpx.get(url, timeout=30)
+        assert r.status_code == 200 and r.content == b"# By hand\n\nCopied in by hand.\n", name
+        assert httpx.delete(url, timeout=120).status_code == 200
+        assert not (service.corpus / name).exists()
+    assert httpx.get(f"{service.url}{DOCS}/{quote('hand/caf%C3%A9.md')}").status_code == 404

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Literal
 from urllib.parse import quote
 
@@ -195,7 +195,7 @@ def _remove(collection: Collection, path: str) -> int:
     the checks refuse cannot be a document of the collection: 404, as for an absent one."""
     _, indexed = _indexed(collection)
     try:
-        corpus_files.remove(collection.settings.corpus_dir, corpus_files.check_name(path))
+        corpus_files.remove(collection.settings.corpus_dir, _document_name(path, indexed))
     except (corpus_files.BadName, corpus_files.Missing):
         raise HTTPException(404, NOT_FOUND) from None
     except OSError as exc:  # a read-only mount, a permission: the server's trouble
@@ -227,18 +227,33 @@ TEXT_HEADERS = {**SAFE_HEADERS, "content-security-policy": "sandbox; default-src
 async def download(request: Request, name: str, path: str) -> FileResponse:
     """The original file, so a citation can open its source (a PDF at its page: `#page=N`)."""
     collection = grant(request, Role.READ, name)
-    target, st = await run_in_threadpool(_readable, collection.settings.corpus_dir, path)
+    target, st = await run_in_threadpool(_readable, collection, path)
     media_type = CONTENT_TYPES[target.suffix.lower()]
     return FileResponse(target, stat_result=st, media_type=media_type,
                         headers={**(TEXT_HEADERS if media_type == TEXT else SAFE_HEADERS),
                                  "content-disposition": content_disposition(target.name)})
 
 
-def _readable(root: Path, path: str):
-    """The file and its stat, for a name that passes the checks and is a regular file."""
+def _document_name(path: str, indexed: dict) -> PurePosixPath:
+    """The name of a file to read or delete: one that passes the upload checks, or, exactly,
+    the path of a document the index holds. Files copied into the folder by hand may have names
+    no upload could (macOS' decomposed accents, a `%` sequence, a backslash): they are cited,
+    so they must open and go too. Links are still refused (resolve_inside)."""
     try:
-        target = corpus_files.resolve_inside(root, corpus_files.check_name(path),
-                                             for_write=False)
+        return corpus_files.check_name(path)
+    except corpus_files.BadName:
+        if path in indexed and not path.startswith("/") and not any(
+                part in ("", ".", "..") for part in path.split("/")):
+            return PurePosixPath(path)
+        raise
+
+
+def _readable(collection: Collection, path: str):
+    """The file and its stat, for a name _document_name accepts and a regular file."""
+    try:
+        _, indexed = _indexed(collection)
+        target = corpus_files.resolve_inside(collection.settings.corpus_dir,
+                                             _document_name(path, indexed), for_write=False)
         st = os.lstat(target)
     except (corpus_files.BadName, OSError):
         raise HTTPException(404, NOT_FOUND) from None

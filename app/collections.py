@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from app.corpus_files import sweep_temporaries
 from app.errors import IndexNotReady
@@ -24,12 +24,27 @@ from ingest.store import IndexParams, open_reader
 log = logging.getLogger(__name__)
 
 
+class CollectionState(NamedTuple):
+    ready: bool  # false until its first ingest commits (or while it is being rebuilt)
+    documents: int | None
+    chunks: int | None
+    generation: int | None
+
+
 @dataclass
 class Collection:
     name: str
     settings: Settings  # the service's settings, with this collection's corpus and index
     service: RagService  # the pipeline over this collection's index
     runner: IngestRunner  # its ingests: the watcher, POST /ingest, uploads and deletes
+
+    def state(self) -> CollectionState:
+        """Its index's size now (nothing when it has none yet)."""
+        try:
+            snap = self.service.index.current()
+        except IndexNotReady:
+            return CollectionState(False, None, None, None)
+        return CollectionState(True, snap.document_count, snap.chunk_count, snap.generation)
 
 
 class Collections:
@@ -85,10 +100,7 @@ class Collections:
                 if swept:
                     log.info("removed %d temporaries of interrupted uploads from %s", swept,
                              c.name)
-            try:
-                c.service.index.current()
-            except IndexNotReady:
-                pass  # its questions get 503 until its first ingest commits
+            c.state()  # opens its index; without one, its questions get 503 until one commits
 
     def start_watching(self) -> None:
         for c in self:

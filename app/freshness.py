@@ -204,7 +204,8 @@ class IngestRunner:
             return
         self._stop.clear()
         self._thread = threading.Thread(
-            target=watch_corpus, name="corpus-watch", daemon=True,
+            target=watch_corpus, name=f"corpus-watch-{self.settings.corpus_dir.name}",
+            daemon=True,
             args=(self.settings.corpus_dir, self.settings.index_dir,
                   lambda paths: self._run_quietly("watch"), self._stop),
             kwargs={"on_ready": lambda: self._run_quietly("catch-up"),

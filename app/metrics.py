@@ -142,12 +142,11 @@ class _CollectionsCollector:
                                    "collection in this process that committed",
                                    labels=["collection"])
         for c in found:
-            try:
-                with c.service.index.lease() as snap:
-                    values = {"documents": snap.document_count, "chunks": snap.chunk_count,
-                              "generation": snap.generation, "ready": 1}
-            except IndexNotReady:
-                values = {"ready": 0}
+            state = c.state()
+            values = {"ready": int(state.ready)}
+            if state.ready:
+                values.update(documents=state.documents, chunks=state.chunks,
+                              generation=state.generation)
             for name, value in values.items():
                 families[name].add_metric([c.name], value)
             runs.add_metric([c.name], c.runner.runs)

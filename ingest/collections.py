@@ -28,7 +28,8 @@ from ingest.settings import IngestSettings
 
 DEFAULT = "default"
 NAME_RULE = "lower-case letters, digits, '-' and '_', at most 64 characters"
-_NAME = re.compile(r"[a-z0-9_-]{1,64}")
+NAME_PATTERN = r"[a-z0-9_-]{1,64}"  # NAME_RULE, as a regular expression
+_NAME = re.compile(NAME_PATTERN)
 _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _KEYS = frozenset({"corpus", "index", "schema"})
 

@@ -12,9 +12,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 from app.answer import Citation
 from app.retrieval import KIND_ALIASES, Mode
 from ingest.collections import DEFAULT as DEFAULT_COLLECTION
-from ingest.collections import NAME_RULE
+from ingest.collections import NAME_PATTERN, NAME_RULE
 
-COLLECTION_PATTERN = r"^[a-z0-9_-]{1,64}$"
+COLLECTION_PATTERN = f"^{NAME_PATTERN}$"
 
 # Text shows something when it holds a character other than white space, control and format
 # characters (zero-width spaces and joiners, direction marks, the BOM, soft hyphens) and the

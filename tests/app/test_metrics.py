@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.answer import Answer, Timings
 from app.errors import IndexNotReady
+from app.collections import CollectionState
 from app.metrics import Metrics
 
 
@@ -96,6 +97,12 @@ def test_the_served_index_and_the_ingests_are_read_at_each_scrape():
     assert not any(name.startswith("ragfirst_index") for name, _ in render(m))  # not built yet
     default = SimpleNamespace(name="default", service=SimpleNamespace(index=_Index()),
                               runner=SimpleNamespace(runs=3, failures=1))
+    def state():  # as Collection.state reads the index
+        snap = default.service.index.snapshot
+        return CollectionState(snap is not None, *((snap.document_count, snap.chunk_count,
+                                                     snap.generation) if snap else (None,) * 3))
+
+    default.state = state
     built.append(_Collections([default]))
     parts = {"service": default.service}
     samples = render(m)

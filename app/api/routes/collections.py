@@ -8,7 +8,6 @@ from starlette.concurrency import run_in_threadpool
 from app.access import principal, readable
 from app.api.schemas import CollectionsResponse, errors
 from app.collections import Collection
-from app.errors import IndexNotReady
 
 router = APIRouter(tags=["collections"])
 
@@ -23,10 +22,4 @@ async def collections(request: Request) -> dict:
 
 
 def _summary(c: Collection, role: str) -> dict:
-    try:
-        snap = c.service.index.current()
-    except IndexNotReady:
-        return {"name": c.name, "ready": False, "documents": None, "chunks": None,
-                "generation": None, "access": role}
-    return {"name": c.name, "ready": True, "documents": snap.document_count,
-            "chunks": snap.chunk_count, "generation": snap.generation, "access": role}
+    return {"name": c.name, **c.state()._asdict(), "access": role}

@@ -57,13 +57,7 @@ def _collections_ready(collections) -> JSONResponse:
     """Readiness over several collections, in counts only (their names are for keys that can
     read them): 200 while at least one collection can answer, so a collection without an
     index yet does not take the others out of a load balancer; `ready` is true when all can."""
-    ready = 0
-    for c in collections:
-        try:
-            c.service.index.current()
-            ready += 1
-        except IndexNotReady:
-            pass
+    ready = sum(c.state().ready for c in collections)
     states = [c.runner.status() for c in collections]
     ingest = {"watching": sum(s["watching"] for s in states),
               "running": sum(s["running"] is not None for s in states),

@@ -10,8 +10,8 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.answer import Answer, Timings
-from app.errors import IndexNotReady
 from app.collections import CollectionState
+from app.errors import IndexNotReady
 from app.metrics import Metrics
 
 

@@ -24,6 +24,7 @@ from app.errors import AppError
 from app.retrieval import Mode
 from app.service import Question
 from app.settings import Settings
+from ingest.collections import DEFAULT, collection_settings
 from ingest.errors import IngestError
 
 PROMPT = "you> "
@@ -79,6 +80,8 @@ def _parse(argv: list[str] | None, prog: str) -> argparse.Namespace:
     p.add_argument("--url", help="talk to the service running at this URL (e.g. "
                                  "http://127.0.0.1:8000; sends RAG_API_KEY if set) instead "
                                  "of loading the index in-process")
+    p.add_argument("--collection", metavar="NAME",
+                   help="talk to this collection (RAG_COLLECTIONS_FILE; default: default)")
     return p.parse_args(argv)
 
 
@@ -89,11 +92,14 @@ def _connect(args: argparse.Namespace, settings: Settings) -> tuple[Asker, Calla
         headers = auth_headers(settings)
 
         def remote(question: str, history: Sequence[Turn]) -> Answer:
-            return ask_service(args.url, question, args.top_k, args.mode, headers, history)
+            return ask_service(args.url, question, args.top_k, args.mode, headers, history,
+                               collection=args.collection)
 
         return remote, lambda: None, args.url
     # Like `ragfirst ask`: the index as it is (`ragfirst ingest` brings it up to date); a
     # commit made while chatting is answered from at the next question.
+    if args.collection or settings.collections_file:
+        settings = collection_settings(settings, args.collection or DEFAULT)
     service = local_service(settings, say_loading=True)
     top_k, mode = args.top_k or settings.top_k, Mode(args.mode)
 

@@ -128,6 +128,17 @@ def test_in_process_a_question_and_its_follow_up(starter_index, tmp_path):
     assert ended(child) == 0
 
 
+@pytest.mark.slow
+def test_in_process_a_named_collection(starter_index, tmp_path):
+    index, corpus = copy_starter(starter_index, tmp_path)
+    (tmp_path / "collections.toml").write_text(
+        f'[collections.kb]\ncorpus = "{corpus}"\nindex = "{index}"\n')
+    child = spawn("--collection", "kb", RAG_COLLECTIONS_FILE=str(tmp_path / "collections.toml"))
+    assert "kestrelbook/refund-policy.md" in turn(child, REFUND_QUESTION)
+    child.sendline("/exit")
+    assert ended(child) == 0
+
+
 def test_bad_arguments_and_settings_exit_2_with_one_error_line(tmp_path):
     def chat(*args: str, **env: str) -> subprocess.CompletedProcess:
         return subprocess.run([PYTHON, "-m", "app.cli", "chat", *args], cwd=ROOT,
@@ -137,7 +148,9 @@ def test_bad_arguments_and_settings_exit_2_with_one_error_line(tmp_path):
     for args, env, says in ((["--top-k", "0"], {}, "--top-k"),
                             (["--mode", "fuzzy"], {}, "--mode"),
                             ([], {"RAG_TOP_K": "abc"}, "error: invalid settings: RAG_TOP_K"),
-                            ([], {"RAG_INDEX_DIR": str(tmp_path / "none")}, "make ingest")):
+                            ([], {"RAG_INDEX_DIR": str(tmp_path / "none")}, "make ingest"),
+                            (["--collection", "nope"], {},
+                             "no collection named 'nope' (known: default)")):
         out = chat(*args, **env)
         assert out.returncode == 2 and says in out.stderr, (args, out.stderr)
         assert "Traceback" not in out.stderr

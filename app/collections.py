@@ -64,17 +64,22 @@ class Collections:
         configs = configs or collection_configs(settings)
         first = settings_for(settings, configs[0])
         base = service or RagService.from_settings(first)
-        items = []
-        for i, config in enumerate(configs):
-            own = settings_for(settings, config)
-            if i == 0 and (service is None or settings.collections_file is None):
-                svc = base
-            else:
-                params = IndexParams(base.embedder.model_id, own.chunk_tokens,
-                                     own.chunk_overlap)
-                svc = base.with_index(IndexHolder(open_reader(own, params)))
-            runner = IngestRunner(own, base.embedder, svc.index, quiet_ms=own.watch_quiet_ms)
-            items.append(Collection(config.name, own, svc, runner))
+        items: list[Collection] = []
+        try:
+            for i, config in enumerate(configs):
+                own = settings_for(settings, config)
+                if i == 0 and (service is None or settings.collections_file is None):
+                    svc = base
+                else:
+                    params = IndexParams(base.embedder.model_id, own.chunk_tokens,
+                                         own.chunk_overlap)
+                    svc = base.with_index(IndexHolder(open_reader(own, params)))
+                runner = IngestRunner(own, base.embedder, svc.index,
+                                      quiet_ms=own.watch_quiet_ms)
+                items.append(Collection(config.name, own, svc, runner))
+        except BaseException:  # one reader failed to open: close the ones that did
+            cls(items, base).close()
+            raise
         return cls(items, base)
 
     def get(self, name: str) -> Collection | None:

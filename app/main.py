@@ -41,12 +41,14 @@ def create_app(settings: Settings | None = None, service: RagService | None = No
         # damaged.
         cols = app.state.collections = await run_in_threadpool(
             Collections.build, settings, service, configs)
-        await run_in_threadpool(cols.warm_up)
-        if settings.watch:
-            cols.start_watching()
-        yield
-        await run_in_threadpool(cols.stop)
-        await run_in_threadpool(cols.close)  # may wait for a generator's stream to finish
+        try:
+            await run_in_threadpool(cols.warm_up)
+            if settings.watch:
+                cols.start_watching()
+            yield
+        finally:  # a warm-up that failed too: nothing stays open
+            await run_in_threadpool(cols.stop)
+            await run_in_threadpool(cols.close)  # may wait for a generator's stream to end
 
     app = FastAPI(title="ragfirst", version="0.1.0", lifespan=lifespan,
                   description="Answers questions about your documents, with checked citations.")

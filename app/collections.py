@@ -9,6 +9,7 @@ it asks app.access.grant, which decides whether the caller may reach it.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Iterator, NamedTuple
 
@@ -99,13 +100,20 @@ class Collections:
         """Load the models (once) and every collection's index; remove what uploads killed
         mid-write left in the folders."""
         self._base.warm_up()
+        # A walk of every folder: on a thread of its own, not before the service answers.
+        threading.Thread(target=self._sweep, name="sweep-uploads", daemon=True).start()
         for c in self:
-            if c.settings.corpus_dir.is_dir():
-                swept = sweep_temporaries(c.settings.corpus_dir)
-                if swept:
-                    log.info("removed %d temporaries of interrupted uploads from %s", swept,
-                             c.name)
             c.state()  # opens its index; without one, its questions get 503 until one commits
+
+    def _sweep(self) -> None:
+        for c in self:
+            try:
+                swept = sweep_temporaries(c.settings.corpus_dir)
+            except OSError as exc:
+                log.warning("sweeping %s for interrupted uploads failed: %s", c.name, exc)
+                continue
+            if swept:
+                log.info("removed %d temporaries of interrupted uploads from %s", swept, c.name)
 
     def start_watching(self) -> None:
         for c in self:

@@ -220,15 +220,20 @@ def _fsync_folder(folder: Path) -> None:
 
 def sweep_temporaries(root: Path, older_than_s: float = 3600) -> int:
     """Remove the temporaries of uploads a killed process left behind (hidden, so nothing
-    else ever would), if older than `older_than_s` (a live upload's is younger). Returns how
-    many went."""
+    else ever would), if older than `older_than_s` (a live upload's is younger). Links are
+    not followed: only the collection's own folders are swept. Returns how many went."""
     removed = 0
     cutoff = time.time() - older_than_s
-    for path in root.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
-        try:
-            if path.is_file() and not path.is_symlink() and path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
-        except OSError:
-            continue  # gone meanwhile, or not ours to remove: the next start tries again
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if not (name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)):
+                continue
+            path = Path(folder, name)
+            try:
+                st = os.lstat(path)
+                if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except OSError:
+                continue  # gone meanwhile, or not ours to remove: the next start tries again
     return removed

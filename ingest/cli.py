@@ -8,7 +8,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from ingest.collections import CollectionConfig, collection_configs, settings_for
+from ingest.collections import CollectionConfig, collection_configs, named, settings_for
 from ingest.copy import CopyReport, copy_index
 from ingest.embedders import build_embedder
 from ingest.errors import IndexDamagedError, IndexStorageError, IngestError, SettingsError
@@ -137,12 +137,7 @@ def _chosen(args: argparse.Namespace, settings: IngestSettings) -> list[Collecti
         if args.copy_to and len(configs) > 1:
             raise SettingsError("--copy-to copies one collection: name it with --collection")
         return configs
-    known = {c.name: c for c in configs}
-    unknown = [n for n in args.collection if n not in known]
-    if unknown:
-        raise SettingsError(f"no collection named {unknown[0]!r} (known: "
-                            f"{', '.join(known)})")
-    return [known[n] for n in dict.fromkeys(args.collection)]
+    return [named(configs, n) for n in dict.fromkeys(args.collection)]
 
 
 def _one(args: argparse.Namespace, settings: IngestSettings, embedder) -> tuple[int, str]:

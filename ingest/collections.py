@@ -126,9 +126,15 @@ def settings_for(settings: S, config: CollectionConfig) -> S:
                                        "database_schema": config.database_schema})
 
 
+def named(configs: list[CollectionConfig], name: str) -> CollectionConfig:
+    """The collection `name` among `configs`; SettingsError naming the known ones."""
+    for config in configs:
+        if config.name == name:
+            return config
+    raise SettingsError(f"no collection named {name!r} (known: "
+                        f"{', '.join(c.name for c in configs)})")
+
+
 def collection_settings(settings: S, name: str) -> S:
     """The settings of the collection `name`; SettingsError naming the known ones."""
-    configs = {c.name: c for c in collection_configs(settings)}
-    if name not in configs:
-        raise SettingsError(f"no collection named {name!r} (known: {', '.join(configs)})")
-    return settings_for(settings, configs[name])
+    return settings_for(settings, named(collection_configs(settings), name))

@@ -96,12 +96,10 @@ class KeyRing:
         return found
 
     def _current(self) -> list[tuple[Principal, bytes]]:
-        entries = list(self._entries)
         if self._file is not None:
             with self._lock:
-                self._reload_if_changed()
-                entries = list(self._entries)
-        return entries + ([self._api] if self._api else [])
+                self._reload_if_changed()  # replaces the list, never changes it in place
+        return self._entries + ([self._api] if self._api else [])
 
     def _reload_if_changed(self) -> None:
         stamp = _stamp(self._file)

@@ -60,9 +60,9 @@ class OriginPolicy:
             return None
         site = headers.get(b"sec-fetch-site")
         origin = headers.get(b"origin")
-        if site is not None and site.strip().lower() not in _SAME_SITE:
-            return 403, "a request that changes something must come from this service's own page"
-        if origin is not None and urlsplit(origin.decode("latin-1")).netloc.lower() \
-                != host.strip().lower():
+        cross_site = site is not None and site.strip().lower() not in _SAME_SITE
+        foreign = origin is not None and (urlsplit(origin.decode("latin-1")).netloc.lower()
+                                          != host.strip().lower())
+        if cross_site or foreign:
             return 403, "a request that changes something must come from this service's own page"
         return None

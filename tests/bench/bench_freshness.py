@@ -60,6 +60,22 @@ def until(http: httpx.Client, question: str, done, start: float) -> float:
         time.sleep(0.02)
 
 
+def storeroom(t: int, folder: str = ""):
+    """Trial t's document: its path, its question, what counts as citing it (with a code in
+    the answer, if given), and its two versions: (kind, code, text)."""
+    rel = f"{folder}storeroom-{t}.md"
+    question = f"What is the locker code of storeroom {t}?"
+
+    def cites(body: dict, code: str | None = None) -> bool:
+        return (rel in {c["path"] for c in body["citations"]}
+                and (code is None or code in body["answer"]))
+
+    versions = [(kind, code, f"# Storeroom {t}\n\nThe locker code of storeroom {t} is {code}. "
+                             "Ask the front desk for the key.\n")
+                for kind, code in (("add", f"{t}-A-{4000 + t}"), ("change", f"{t}-B-{7000 + t}"))]
+    return rel, question, cites, versions
+
+
 def trials(url: str, corpus: Path, n: int, after_write,
            runs_on: str | None = None) -> dict[str, list[float]]:
     """n trials of each kind: add (a new file), change (edit it), delete (remove it).
@@ -68,13 +84,9 @@ def trials(url: str, corpus: Path, n: int, after_write,
     with httpx.Client(base_url=url, timeout=60) as http, \
             httpx.Client(base_url=runs_on or url, timeout=60) as runner:
         for t in range(n):
-            rel = f"storeroom-{t}.md"
-            question = f"What is the locker code of storeroom {t}?"
-            cites = lambda b, code=None: (rel in {c["path"] for c in b["citations"]}  # noqa: E731
-                                          and (code is None or code in b["answer"]))
-            for kind, code in (("add", f"{t}-A-{4000 + t}"), ("change", f"{t}-B-{7000 + t}")):
-                (corpus / rel).write_text(f"# Storeroom {t}\n\nThe locker code of storeroom {t}"
-                                          f" is {code}. Ask the front desk for the key.\n")
+            rel, question, cites, versions = storeroom(t)
+            for kind, code, text in versions:
+                (corpus / rel).write_text(text)
                 start = time.perf_counter()
                 ingest_s = after_write()
                 out[kind].append(until(http, question, lambda b, c=code: cites(b, c), start))
@@ -94,13 +106,8 @@ def upload_trials(url: str, n: int) -> dict[str, list[float]]:
     docs = "/collections/default/documents"
     with httpx.Client(base_url=url, timeout=60) as http:
         for t in range(n):
-            rel = f"uploads/storeroom-{t}.md"
-            question = f"What is the locker code of storeroom {t}?"
-            cites = lambda b, code=None: (rel in {c["path"] for c in b["citations"]}  # noqa: E731
-                                          and (code is None or code in b["answer"]))
-            for kind, code in (("add", f"{t}-A-{4000 + t}"), ("change", f"{t}-B-{7000 + t}")):
-                text = (f"# Storeroom {t}\n\nThe locker code of storeroom {t} is {code}. "
-                        "Ask the front desk for the key.\n")
+            rel, question, cites, versions = storeroom(t, "uploads/")
+            for kind, code, text in versions:
                 start = time.perf_counter()
                 r = http.post(docs, files={"file": (rel, text.encode())},
                               data={"overwrite": "true"})

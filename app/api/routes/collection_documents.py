@@ -12,7 +12,7 @@ import logging
 import os
 import stat
 from pathlib import PurePosixPath
-from typing import Literal
+from typing import Callable, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -195,7 +195,8 @@ def _remove(collection: Collection, path: str) -> int:
     the checks refuse cannot be a document of the collection: 404, as for an absent one."""
     _, indexed = _indexed(collection)
     try:
-        corpus_files.remove(collection.settings.corpus_dir, _document_name(path, indexed))
+        corpus_files.remove(collection.settings.corpus_dir,
+                            _document_name(path, lambda: indexed))
     except (corpus_files.BadName, corpus_files.Missing):
         raise HTTPException(404, NOT_FOUND) from None
     except OSError as exc:  # a read-only mount, a permission: the server's trouble
@@ -234,16 +235,17 @@ async def download(request: Request, name: str, path: str) -> FileResponse:
                                  "content-disposition": content_disposition(target.name)})
 
 
-def _document_name(path: str, indexed: dict) -> PurePosixPath:
+def _document_name(path: str, indexed: Callable[[], dict]) -> PurePosixPath:
     """The name of a file to read or delete: one that passes the upload checks, or, exactly,
-    the path of a document the index holds. Files copied into the folder by hand may have names
-    no upload could (macOS' decomposed accents, a `%` sequence, a backslash): they are cited,
-    so they must open and go too. Links are still refused (resolve_inside)."""
+    the path of a document the index holds (`indexed()`: read only for a name the checks
+    refuse). Files copied into the folder by hand may have names no upload could (macOS'
+    decomposed accents, a `%` sequence, a backslash): they are cited, so they must open and go
+    too. Links are still refused (resolve_inside)."""
     try:
         return corpus_files.check_name(path)
     except corpus_files.BadName:
-        if path in indexed and not path.startswith("/") and not any(
-                part in ("", ".", "..") for part in path.split("/")):
+        if not path.startswith("/") and not any(
+                part in ("", ".", "..") for part in path.split("/")) and path in indexed():
             return PurePosixPath(path)
         raise
 
@@ -251,9 +253,9 @@ def _document_name(path: str, indexed: dict) -> PurePosixPath:
 def _readable(collection: Collection, path: str):
     """The file and its stat, for a name _document_name accepts and a regular file."""
     try:
-        _, indexed = _indexed(collection)
-        target = corpus_files.resolve_inside(collection.settings.corpus_dir,
-                                             _document_name(path, indexed), for_write=False)
+        name = _document_name(path, lambda: _indexed(collection)[1])
+        target = corpus_files.resolve_inside(collection.settings.corpus_dir, name,
+                                             for_write=False)
         st = os.lstat(target)
     except (corpus_files.BadName, OSError):
         raise HTTPException(404, NOT_FOUND) from None

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ingest.embedders import (HashingEmbedder, OpenAIEmbedder, RemoteOptions,
-                              SentenceTransformerEmbedder)
+                              SentenceTransformerEmbedder, build_embedder)
 from ingest.settings import DEFAULT_MODEL, IngestSettings
 from tests.helpers import STARTER_CORPUS
 
@@ -25,9 +25,27 @@ def _no_settings_from_the_shell(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def real_embedder() -> SentenceTransformerEmbedder:
-    """all-MiniLM-L6-v2 from the bundled package, loaded once per test session."""
+def real_embedder():
+    """all-MiniLM-L6-v2 from the bundled package on the default backend (RAG_EMBED_BACKEND,
+    what the service builds), loaded once per test session. Its ONNX export is cached in the
+    default RAG_EMBED_CACHE_DIR, as a user's is: exported on a machine's first run."""
+    embedder = build_embedder(IngestSettings())
+    embedder.warm_up()
+    return embedder
+
+
+@pytest.fixture(scope="session")
+def torch_embedder() -> SentenceTransformerEmbedder:
+    """The same model on PyTorch (RAG_EMBED_BACKEND=torch)."""
     embedder = SentenceTransformerEmbedder()
+    embedder.warm_up()
+    return embedder
+
+
+@pytest.fixture(scope="session")
+def onnx_embedder():
+    """The same model on ONNX Runtime in float32 (RAG_EMBED_BACKEND=onnx)."""
+    embedder = build_embedder(IngestSettings(embed_backend="onnx"))
     embedder.warm_up()
     return embedder
 

@@ -1,7 +1,9 @@
 """The Embedder seam: text -> normalized float32 vectors, plus the tokenizer chunking counts with.
 
 Backends (RAG_EMBEDDER):
-- `SentenceTransformerEmbedder` ("sentence-transformers", local.py): the real model, in-process.
+- `SentenceTransformerEmbedder` ("sentence-transformers", local.py): the real model, in-process,
+  on PyTorch (RAG_EMBED_BACKEND=torch); `OnnxEmbedder` (onnx.py): the same model exported to ONNX
+  Runtime, fp32 or int8 (RAG_EMBED_BACKEND=onnx, onnx-int8: the default).
 - `OpenAIEmbedder` ("openai", openai.py): any OpenAI-compatible /v1/embeddings server, with
   the model's tokenizer on this side (tokenizers.py) to count and keep within its window.
 - `HashingEmbedder` ("hashing", hashing.py): deterministic and model-free, for fast tests and
@@ -17,10 +19,12 @@ import numpy as np
 
 from ingest.embedders.hashing import HashingEmbedder
 from ingest.embedders.local import EncodeQueue, SentenceTransformerEmbedder, resolve_model_path
+from ingest.embedders.onnx import OnnxEmbedder
 from ingest.embedders.openai import OpenAIEmbedder, RemoteOptions
 from ingest.settings import IngestSettings, known_tokenizer
 
-__all__ = ["Embedder", "EncodeQueue", "HashingEmbedder", "OpenAIEmbedder", "RemoteOptions",
+__all__ = ["Embedder", "EncodeQueue", "HashingEmbedder", "OnnxEmbedder", "OpenAIEmbedder",
+           "RemoteOptions",
            "SentenceTransformerEmbedder", "build_embedder", "resolve_model_path"]
 
 
@@ -58,6 +62,10 @@ def build_embedder(settings: IngestSettings) -> Embedder:
             api_key=key or None, max_tokens=settings.embed_max_tokens,
             batch_size=settings.embed_batch_size, timeout_s=settings.embed_timeout_s,
             retries=settings.embed_retries, allow_download=settings.allow_model_download))
-    return SentenceTransformerEmbedder(settings.embedding_model,
-                                       batch_size=settings.embed_batch_size,
-                                       allow_download=settings.allow_model_download)
+    if settings.embed_backend == "torch":
+        return SentenceTransformerEmbedder(settings.embedding_model,
+                                           batch_size=settings.embed_batch_size,
+                                           allow_download=settings.allow_model_download)
+    return OnnxEmbedder(settings.embedding_model, quantized=settings.embed_backend == "onnx-int8",
+                        cache_dir=settings.embed_cache_dir, batch_size=settings.embed_batch_size,
+                        allow_download=settings.allow_model_download)

@@ -20,6 +20,37 @@ from ingest.settings import DEFAULT_MODEL
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 
 
+def model_identity(name: str) -> str:
+    """The identity the index records: the canonical id for the default model, the absolute
+    path for a local folder (so "./m" and "/abs/m" are the same model), else the hub id."""
+    if name in _DEFAULT_ALIASES:
+        return DEFAULT_MODEL
+    if Path(name).is_dir():
+        return str(Path(name).resolve())
+    return name
+
+
+def load_sentence_transformer(name: str, allow_download: bool, device: str = "cpu"):
+    """The model as sentence-transformers loads it, offline unless downloads are allowed;
+    ModelUnavailableError (with the fix) when it cannot be had."""
+    from sentence_transformers import SentenceTransformer  # heavy: import on first use
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in the ingest output
+
+    source = resolve_model_path(name)
+    is_local = Path(source).is_dir()
+    try:
+        return SentenceTransformer(source, device=device,
+                                   local_files_only=is_local or not allow_download)
+    except Exception as exc:  # OSError, ValueError, HF errors: all mean "cannot load"
+        raise ModelUnavailableError(
+            f"cannot load embedding model {name!r} offline ({type(exc).__name__}). "
+            "Pass a local model folder in RAG_EMBEDDING_MODEL, or set "
+            "RAG_ALLOW_MODEL_DOWNLOAD=1 to fetch it from the hub."
+        ) from exc
+
+
 def resolve_model_path(name: str) -> str:
     """Where to load `name` from: the bundled copy for the default model, else as given."""
     if name in _DEFAULT_ALIASES:
@@ -86,14 +117,7 @@ class EncodeQueue:
 class SentenceTransformerEmbedder:
     def __init__(self, name: str = DEFAULT_MODEL, *, batch_size: int = 32,
                  allow_download: bool = False, device: str = "cpu") -> None:
-        # The identity the index records: the canonical id for the default model, the absolute
-        # path for a local folder (so "./m" and "/abs/m" are the same model), else the hub id.
-        if name in _DEFAULT_ALIASES:
-            self.model_id = DEFAULT_MODEL
-        elif Path(name).is_dir():
-            self.model_id = str(Path(name).resolve())
-        else:
-            self.model_id = name
+        self.model_id = model_identity(name)
         self._name = name
         self._batch_size = batch_size
         self._allow_download = allow_download
@@ -110,24 +134,7 @@ class SentenceTransformerEmbedder:
                 self._load()
 
     def _load(self) -> None:
-        from sentence_transformers import SentenceTransformer  # heavy: import on first use
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # no "Loading weights" bar in the ingest output
-
-        source = resolve_model_path(self._name)
-        is_local = Path(source).is_dir()
-        try:
-            model = SentenceTransformer(
-                source, device=self._device,
-                local_files_only=is_local or not self._allow_download,
-            )
-        except Exception as exc:  # OSError, ValueError, HF errors: all mean "cannot load"
-            raise ModelUnavailableError(
-                f"cannot load embedding model {self._name!r} offline ({type(exc).__name__}). "
-                "Pass a local model folder in RAG_EMBEDDING_MODEL, or set "
-                "RAG_ALLOW_MODEL_DOWNLOAD=1 to fetch it from the hub."
-            ) from exc
+        model = load_sentence_transformer(self._name, self._allow_download, self._device)
         self._counter = copy.deepcopy(model.tokenizer)
         self._model = model  # last: a caller that sees the model sees the counter too
 

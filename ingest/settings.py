@@ -81,6 +81,9 @@ class IngestSettings(BaseSettings):
     hnsw_m: int = Field(16, ge=2, le=100)
     hnsw_ef_construction: int = Field(64, ge=4, le=1000)
     hnsw_ef_search: int = Field(100, ge=1, le=1000)
+    # The SQLite store's FAISS index: exhaustive (exact) below this many chunks, HNSW (the
+    # RAG_HNSW_* settings above) from there on. README, "Dense search past a million chunks".
+    ann_min_chunks: int = Field(250_000, ge=1)
 
     @field_validator("collections_file", mode="before")
     @classmethod

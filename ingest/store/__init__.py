@@ -27,9 +27,10 @@ def open_reader(settings: IngestSettings, expect: IndexParams | None = None) -> 
         return PostgresReader(settings.database_url or "", settings.database_schema, expect,
                               pool_size=settings.database_pool_size,
                               ef_search=settings.hnsw_ef_search)
+    from ingest.store.sqlite.dense import DenseParams
     from ingest.store.sqlite.reader import SqliteReader
 
-    return SqliteReader(settings.index_dir, expect)
+    return SqliteReader(settings.index_dir, expect, dense=DenseParams.of(settings))
 
 
 @contextmanager

@@ -30,7 +30,7 @@ from tests.bench.bench_hnsw import K, Truth, query_texts
 from tests.bench.big_index import corpus_sentences, generated
 from tests.bench.report import print_table, write_json
 
-EF_SEARCH = (16, 32, 64, 100, 200)
+EF_SEARCH = (64, 100, 200, 400, 800)
 
 
 def stand_in(chunks: int, sentence_vecs: np.ndarray, sentences: list[str]) -> np.ndarray:

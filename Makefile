@@ -10,7 +10,7 @@ Q      ?= What does the Business plan cost?
 # carry the CPU wheel locally). Elsewhere: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: help install install-dev system-deps run ingest serve ask demo eval eval-beir test test-fast fuzz bench bench-ingest bench-ask bench-extractive bench-freshness bench-middleware bench-limits corpus-pdfs clean
+.PHONY: help install install-dev system-deps run ingest serve ask demo eval eval-beir test test-fast fuzz bench bench-ingest bench-ask bench-ann bench-extractive bench-freshness bench-middleware bench-limits corpus-pdfs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -70,8 +70,11 @@ fuzz: $(DEV)  ## schemathesis against the running service (with and without a ke
 bench-ingest: $(DEV)  ## ingest throughput: pipeline vs raw model.encode, and an unchanged re-run
 	$(PY) -m tests.bench.bench_ingest $(ARGS)
 
-bench-ask: $(DEV)  ## /ask latency percentiles at 1 and 8 clients, starter corpus and 100k chunks
+bench-ask: $(DEV)  ## /ask latency percentiles at 1 and 8 clients, starter corpus and 100k chunks (1M: ARGS="--chunks 1000000 --store sqlite --no-starter")
 	$(PY) -m tests.bench.bench_ask $(ARGS)
+
+bench-ann: $(DEV)  ## FAISS exact vs HNSW: recall@10, ms per search, build time at 100k and 1M (~10 min; not in `make bench`)
+	$(PY) -m tests.bench.bench_ann $(ARGS)
 
 bench-extractive: $(DEV)  ## ms the extractive generator's sentence embedding adds per answer
 	$(PY) -m tests.bench.bench_extractive $(ARGS)

@@ -87,11 +87,17 @@ class IngestSettings(BaseSettings):
     database_url: str | None = None  # a libpq URI: postgresql://user:pw@host:5432/db, ?host=/socket
     database_schema: str = Field("ragfirst", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     database_pool_size: int = Field(8, ge=1, le=256)  # connections each process keeps at most
-    # pgvector's HNSW index: graph degree and build-time candidate list (read when the index is
-    # built), and the query-time candidate list (recall against speed, read per search).
+    # The HNSW index (pgvector's, and the SQLite store's FAISS one past RAG_ANN_MIN_CHUNKS):
+    # graph degree and build-time candidate list (read when the index is built), and the
+    # query-time candidate list (recall against speed, read per search). Unset ef_search: each
+    # store's measured default (100 on pgvector, 400 on FAISS: README, "Dense search past a
+    # million chunks"), as the same recall needs a different value on each.
     hnsw_m: int = Field(16, ge=2, le=100)
     hnsw_ef_construction: int = Field(64, ge=4, le=1000)
-    hnsw_ef_search: int = Field(100, ge=1, le=1000)
+    hnsw_ef_search: int | None = Field(None, ge=1, le=1000)
+    # The SQLite store's FAISS index: exhaustive (exact) below this many chunks, HNSW (the
+    # RAG_HNSW_* settings above) from there on. README, "Dense search past a million chunks".
+    ann_min_chunks: int = Field(250_000, ge=1)
 
     @field_validator("collections_file", mode="before")
     @classmethod

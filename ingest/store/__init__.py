@@ -22,14 +22,15 @@ def open_reader(settings: IngestSettings, expect: IndexParams | None = None) -> 
     """A reader of the index the settings name. `expect`: the parameters the caller's embedder
     and chunking need (a snapshot of an index built otherwise is refused with the fix)."""
     if settings.store == "postgres":
-        from ingest.store.postgres.reader import PostgresReader
+        from ingest.store.postgres.reader import EF_SEARCH, PostgresReader
 
         return PostgresReader(settings.database_url or "", settings.database_schema, expect,
                               pool_size=settings.database_pool_size,
-                              ef_search=settings.hnsw_ef_search)
+                              ef_search=settings.hnsw_ef_search or EF_SEARCH)
+    from ingest.store.sqlite.dense import DenseParams
     from ingest.store.sqlite.reader import SqliteReader
 
-    return SqliteReader(settings.index_dir, expect)
+    return SqliteReader(settings.index_dir, expect, dense=DenseParams.of(settings))
 
 
 @contextmanager

@@ -160,11 +160,14 @@ def chunk_keys(url: str, schema: str, ids: set[int]) -> dict[int, tuple[str, int
 
 
 def sqlite_row(index_dir: Path, queries: np.ndarray, truth: list[set[tuple[str, int]]]) -> dict:
-    """SQLite's dense search (FAISS flat, float16: exact but for the rounding) on the same
-    documents, against the same exact top-10 (chunks named by path and ordinal)."""
+    """SQLite's dense search (FAISS flat float16, exact but for the rounding; HNSW past
+    RAG_ANN_MIN_CHUNKS) on the same documents, against the same exact top-10 (chunks named by
+    path and ordinal)."""
+    from ingest.store.sqlite.dense import EXACT, DenseParams
     from ingest.store.sqlite.reader import SqliteReader
 
-    reader = SqliteReader(index_dir)
+    params = DenseParams()  # the service's defaults: exact or HNSW by the size
+    reader = SqliteReader(index_dir, dense=params)
     found, times = [], []
     try:
         for q in [*queries[:10], *queries]:
@@ -177,7 +180,9 @@ def sqlite_row(index_dir: Path, queries: np.ndarray, truth: list[set[tuple[str, 
         reader.close()
     found, times = found[10:], times[10:]
     recall = statistics.mean(len(f & t) / K for f, t in zip(found, truth))
-    return {"store": "sqlite", "search": "FAISS flat (float16)", "ef_search": "-",
+    kind = params.kind(snap.chunk_count)
+    return {"store": "sqlite", "search": f"FAISS {kind} (float16)",
+            "ef_search": params.ef_search if kind != EXACT else "-",
             "recall_at_10": round(recall, 3), "recall_at_10_eps": "-", **_ms(times)}
 
 

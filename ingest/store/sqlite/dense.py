@@ -2,10 +2,12 @@
 
 Its name carries the id of the commit it was built from (a random id per commit, kept in the
 database's meta table), so a reader can tell the current file from a stale one, even after the
-database was restored from a backup. When the file is missing or damaged, the reader rebuilds
+database was restored from a backup, and the kind of index (`DenseParams.kind`): exhaustive
+below RAG_ANN_MIN_CHUNKS chunks, HNSW (with its build parameters) from there on, so a file of
+the other kind is not current either. When the file is missing or damaged, the reader rebuilds
 it from SQLite and saves it. It is written to a unique temporary file, fsynced and renamed into
 place: a crash leaves either no file or a whole one. Only the ingest (under its lock) removes
-files of older commits.
+files of older commits (and of another kind).
 """
 from __future__ import annotations
 
@@ -13,30 +15,81 @@ import errno
 import os
 import sqlite3
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
 
 from ingest import failpoints
+from ingest.settings import IngestSettings
+
+EXACT = "flat"
+# HNSW candidates per search when RAG_HNSW_EF_SEARCH is unset: recall@10 >= 0.99 against
+# exact search at 1M stand-in chunks with m 16, ef_construction 64 (`make bench-ann`).
+EF_SEARCH = 400
 
 
-def dense_path(index_dir: Path, commit: str) -> Path:
-    return index_dir / f"dense-{commit}.faiss"
+def _default(name: str) -> int:
+    return IngestSettings.model_fields[name].default
 
 
-def build_dense(conn: sqlite3.Connection, dim: int) -> faiss.Index:
+@dataclass(frozen=True)
+class DenseParams:
+    """Which FAISS index a commit gets, and how HNSW is searched. The defaults are the
+    settings' (RAG_ANN_MIN_CHUNKS, RAG_HNSW_M, RAG_HNSW_EF_CONSTRUCTION, RAG_HNSW_EF_SEARCH:
+    the same graph settings as pgvector's, one setting per concept)."""
+
+    ann_min_chunks: int = _default("ann_min_chunks")
+    m: int = _default("hnsw_m")
+    ef_construction: int = _default("hnsw_ef_construction")
+    ef_search: int = EF_SEARCH
+
+    @classmethod
+    def of(cls, settings: IngestSettings) -> "DenseParams":
+        return cls(settings.ann_min_chunks, settings.hnsw_m, settings.hnsw_ef_construction,
+                   settings.hnsw_ef_search or EF_SEARCH)
+
+    def kind(self, chunks: int) -> str:
+        """What names the index a commit of `chunks` chunks gets (ef_search is read per search,
+        so it is not part of it)."""
+        if chunks < self.ann_min_chunks:
+            return EXACT
+        return f"hnsw{self.m}-efc{self.ef_construction}"
+
+
+def dense_path(index_dir: Path, commit: str, kind: str = EXACT) -> Path:
+    # The exact index keeps the name it had before HNSW came: such indexes stay current.
+    return index_dir / (f"dense-{commit}.faiss" if kind == EXACT
+                        else f"dense-{commit}.{kind}.faiss")
+
+
+def empty_index(dim: int, chunks: int, params: DenseParams) -> faiss.Index:
+    """Vectors are kept as float16 either way (a scalar quantizer with nothing to train).
+    Exhaustive: half the memory read of float32, 4.2 ms instead of 8.3 ms at 100,000 x 384 on
+    one core, recall@50 of 0.999 against float32, rebuilt in a fraction of a second. HNSW:
+    the graph on top of the same float16 codes (half the memory of IndexHNSWFlat's)."""
+    if params.kind(chunks) == EXACT:
+        inner = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16,
+                                           faiss.METRIC_INNER_PRODUCT)
+    else:
+        inner = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, params.m,
+                                  faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = params.ef_construction
+        inner.hnsw.efSearch = params.ef_search
+    return faiss.IndexIDMap2(inner)
+
+
+def build_dense(conn: sqlite3.Connection, dim: int,
+                params: DenseParams = DenseParams()) -> faiss.Index:
     """Inner-product index over every chunk's vector (vectors are normalized: cosine), ids =
-    chunk ids. Reads inside whatever transaction `conn` is in.
-
-    Vectors are kept as float16 (a scalar quantizer with nothing to train): exhaustive search
-    reads half the memory, 4.2 ms instead of 8.3 ms at 100,000 x 384 on one core, with
-    recall@50 of 0.999 against float32, and it still rebuilds in a fraction of a second."""
-    index = faiss.IndexIDMap2(faiss.IndexScalarQuantizer(
-        dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT))
+    chunk ids. Reads inside whatever transaction `conn` is in."""
+    chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+    index = empty_index(dim, chunks, params)
     cursor = conn.execute(
         "SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.key = c.vec_key ORDER BY c.id")
-    while rows := cursor.fetchmany(20_000):
+    # HNSW inserts in parallel within one add call: bigger batches keep both cores busy.
+    while rows := cursor.fetchmany(20_000 if params.kind(chunks) == EXACT else 100_000):
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
         index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), ids)
@@ -77,19 +130,80 @@ def remove_stale(index_dir: Path, keep: Path) -> None:
 
 
 def load_dense(conn: sqlite3.Connection, index_dir: Path, commit: str, dim: int,
-               expected: int, *, save: bool = True) -> faiss.Index:
-    """The current file if it is whole and matches; else rebuilt from SQLite (and saved)."""
-    path = dense_path(index_dir, commit)
+               expected: int, *, save: bool = True,
+               params: DenseParams = DenseParams()) -> faiss.Index:
+    """The current file of the kind the settings ask for, if it is whole and matches; else
+    rebuilt from SQLite (and saved)."""
+    path = dense_path(index_dir, commit, params.kind(expected))
     try:
         index = faiss.read_index(str(path))
         if index.ntotal == expected and index.d == dim:
-            return index
+            return _tuned(index, params)
     except (RuntimeError, OSError):  # missing or damaged: rebuild below
         pass
-    index = build_dense(conn, dim)
+    index = build_dense(conn, dim, params)
     if save:
         try:
             write_dense(index, path)
         except OSError:  # a read-only index folder still serves from memory
             pass
     return index
+
+
+def _hnsw(index: faiss.Index) -> faiss.IndexHNSW | None:
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
+    return inner if isinstance(inner, faiss.IndexHNSW) else None
+
+
+def _tuned(index: faiss.Index, params: DenseParams) -> faiss.Index:
+    """A loaded HNSW index searches with this reader's ef_search, not the builder's."""
+    if (hnsw := _hnsw(index)) is not None:
+        hnsw.hnsw.efSearch = params.ef_search
+    return index
+
+
+def search(index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray | None,
+           params: DenseParams) -> list[tuple[int, float]]:
+    """Top-k (chunk id, inner product) of one query, among `allowed` ids if given.
+
+    On HNSW a filter is applied while the graph is walked, so a filter that leaves few chunks
+    can end the walk with fewer than k of them: those few are scored exactly instead (their
+    vectors read back from the index), as are filters leaving fewer than RAG_ANN_MIN_CHUNKS
+    chunks, where exhaustive search is cheap anyway and exact."""
+    hnsw = _hnsw(index) is not None
+    if allowed is None:
+        k = min(k, index.ntotal)
+        found = _hits(*index.search(query, k))
+    elif hnsw and allowed.size < params.ann_min_chunks:
+        return exact_among(index, query, min(k, allowed.size), allowed)
+    else:
+        k = min(k, allowed.size)
+        sel = faiss.IDSelectorBatch(allowed)
+        sp = (faiss.SearchParametersHNSW(sel=sel, efSearch=params.ef_search) if hnsw
+              else faiss.SearchParameters(sel=sel))
+        found = _hits(*index.search(query, k, params=sp))
+        if hnsw and len(found) < k:
+            return exact_among(index, query, k, allowed)
+    return found
+
+
+def _hits(scores: np.ndarray, ids: np.ndarray) -> list[tuple[int, float]]:
+    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
+
+
+def exact_among(index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray,
+                block: int = 65_536) -> list[tuple[int, float]]:
+    """Exact top-k among `allowed` ids, their vectors reconstructed from the index in blocks
+    (bounded memory for a filter that leaves many chunks)."""
+    if k <= 0:
+        return []
+    scores, ids = [], []
+    for start in range(0, allowed.size, block):
+        part = allowed[start:start + block]
+        got = index.reconstruct_batch(part) @ query.ravel()
+        top = np.argpartition(-got, min(k, got.size) - 1)[:k]
+        scores.append(got[top])
+        ids.append(part[top])
+    all_scores, all_ids = np.concatenate(scores), np.concatenate(ids)
+    order = np.lexsort((all_ids, -all_scores))[:k]  # by score, ties by id: deterministic
+    return [(int(all_ids[i]), float(all_scores[i])) for i in order]

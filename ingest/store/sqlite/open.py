@@ -9,6 +9,7 @@ from typing import Iterator
 from ingest.settings import IngestSettings
 from ingest.store.export import no_index
 from ingest.store.records import IndexParams
+from ingest.store.sqlite.dense import DenseParams
 from ingest.store.sqlite.faults import storage_error
 from ingest.store.sqlite.lock import ingest_lock
 from ingest.store.sqlite.store import DB_NAME, SqliteStore
@@ -21,7 +22,8 @@ def sqlite_store(settings: IngestSettings, params: IndexParams | None, *,
         raise no_index(str(settings.index_dir))
     try:
         with ingest_lock(settings.index_dir):
-            store = SqliteStore(settings.index_dir, params, rebuild=rebuild)
+            store = SqliteStore(settings.index_dir, params, rebuild=rebuild,
+                                dense=DenseParams.of(settings))
             try:
                 yield store
             finally:

@@ -19,7 +19,7 @@ import faiss
 from ingest.errors import IndexDamagedError, IndexNotFoundError
 from ingest.store.reader import Snapshot
 from ingest.store.records import IndexParams
-from ingest.store.sqlite.dense import dense_path
+from ingest.store.sqlite.dense import DenseParams, dense_path
 from ingest.store.sqlite.lock import ingest_running
 from ingest.store.sqlite.faults import damaged, is_damage
 from ingest.store.sqlite.snapshot import SqliteSnapshot
@@ -35,7 +35,7 @@ def _state(st) -> tuple[int, int, int, int]:
 
 class SqliteReader:
     def __init__(self, index_dir: Path, expect: IndexParams | None = None, *,
-                 save_dense: bool = True) -> None:
+                 save_dense: bool = True, dense: DenseParams = DenseParams()) -> None:
         # A service searches one query at a time: an exhaustive scan gains nothing from
         # OpenMP threads (measured 8 ms with one thread against 19-40 ms with two, at 100,000
         # chunks). Process-wide, as FAISS has it.
@@ -43,6 +43,7 @@ class SqliteReader:
         self.index_dir = index_dir
         self.expect = expect
         self.save_dense = save_dense
+        self.dense = dense
         self._lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
         self._inode: tuple[int, int] | None = None  # of the file the pool's connections read
@@ -130,7 +131,7 @@ class SqliteReader:
                                        save_dense=lambda: (self.save_dense
                                                            and not ingest_running(self.index_dir)),
                                        conn=conn, release=self._release,
-                                       on_damage=self._mark_damaged)
+                                       on_damage=self._mark_damaged, dense_params=self.dense)
         except IndexDamagedError:
             self._mark_damaged()
             raise

@@ -15,14 +15,13 @@ import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
-import faiss
 import numpy as np
 
 from ingest.errors import IndexNotFoundError
 from ingest.store.reader import Snapshot
 from ingest.store.records import (ChunkFilter, ChunkRecord, DocumentRow, IndexParams,
                                   RefusedFile, check_params)
-from ingest.store.sqlite.dense import load_dense
+from ingest.store.sqlite.dense import DenseParams, load_dense, search
 from ingest.store.sqlite.faults import damaged, is_damage
 from ingest.store.sqlite.store import DB_NAME, DOCUMENTS_SQL, connect, read_meta
 
@@ -55,7 +54,8 @@ class SqliteSnapshot:
     def __init__(self, conn: sqlite3.Connection, index_dir: Path, meta: dict[str, str],
                  dense, chunk_count: int, document_count: int,
                  release: Callable[[sqlite3.Connection], None] | None = None,
-                 on_damage: Callable[[], None] | None = None) -> None:
+                 on_damage: Callable[[], None] | None = None,
+                 dense_params: DenseParams = DenseParams()) -> None:
         self._conn: sqlite3.Connection | None = conn
         self._release = release
         self._on_damage = on_damage
@@ -67,6 +67,7 @@ class SqliteSnapshot:
         self.commit = meta["commit"]
         self.index_id = meta.get("index_id") or meta["commit"]
         self.dense = dense
+        self.dense_params = dense_params
         self.chunk_count = chunk_count
         self.document_count = document_count
 
@@ -75,14 +76,16 @@ class SqliteSnapshot:
              save_dense: bool | Callable[[], bool] = True, previous: Snapshot | None = None,
              conn: sqlite3.Connection | None = None,
              release: Callable[[sqlite3.Connection], None] | None = None,
-             on_damage: Callable[[], None] | None = None) -> "SqliteSnapshot":
+             on_damage: Callable[[], None] | None = None,
+             dense_params: DenseParams = DenseParams()) -> "SqliteSnapshot":
         """Snapshot the latest committed generation. `save_dense=False` never writes to the
         index folder (a missing FAISS file is rebuilt in memory only); a callable is asked
         only when a FAISS index must be loaded. `previous`: a snapshot
         whose FAISS index and counts are reused if the content has not changed since (only
         the list of refused files may have). `conn`: a connection to use (a reader's pool),
         handed to `release` when the snapshot closes; by default one of its own. `on_damage`
-        is called when a read finds the file damaged (the reader then checks it again)."""
+        is called when a read finds the file damaged (the reader then checks it again).
+        `dense_params`: which FAISS index to load (exact or HNSW, by the chunk count)."""
         db = index_dir / DB_NAME
         if conn is None:
             if not db.exists():
@@ -103,7 +106,8 @@ class SqliteSnapshot:
                 chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
                 docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
                 dense = load_dense(conn, index_dir, meta["commit"], int(meta["dim"]), chunks,
-                                   save=save_dense() if callable(save_dense) else save_dense)
+                                   save=save_dense() if callable(save_dense) else save_dense,
+                                   params=dense_params)
         except BaseException as exc:
             _end(conn, release)
             if is_damage(exc):
@@ -112,7 +116,7 @@ class SqliteSnapshot:
                 raise IndexNotFoundError(f"the index in {index_dir} is not ready ({exc}): "
                                          "an ingest may be creating it") from exc
             raise
-        return cls(conn, index_dir, meta, dense, chunks, docs, release, on_damage)
+        return cls(conn, index_dir, meta, dense, chunks, docs, release, on_damage, dense_params)
 
     def close(self) -> None:
         """End the read transaction (and give the connection back). Reading after this is an
@@ -146,14 +150,12 @@ class SqliteSnapshot:
         if self.chunk_count == 0:
             return []
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
-        params = None
+        allowed = None
         if where is not None:
             allowed = np.array(self.chunk_ids(where), dtype=np.int64)
             if allowed.size == 0:
                 return []
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-        scores, ids = self.dense.search(query, min(k, self.chunk_count), params=params)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
+        return search(self.dense, query, k, allowed, self.dense_params)
 
     def search_lexical(self, query: str, k: int, where: ChunkFilter | None = None,
                        max_rows: int = 10_000) -> list[tuple[int, float]]:

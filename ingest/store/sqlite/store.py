@@ -29,7 +29,8 @@ from ingest.errors import IndexMismatchError
 from ingest.store.export import no_index
 from ingest.store.records import (DocumentRow, IndexParams, NewDocument, StoredBatch, StoredIndex,
                                   check_params)
-from ingest.store.sqlite.dense import build_dense, dense_path, remove_stale, write_dense
+from ingest.store.sqlite.dense import (DenseParams, build_dense, dense_path, remove_stale,
+                                      write_dense)
 from ingest.store.sqlite.export import read_batches, read_stored
 from ingest.store.sqlite.faults import damaged, is_damage
 
@@ -112,8 +113,9 @@ class SqliteStore:
     `params` None opens the index as it is, with its own parameters (a copy's source)."""
 
     def __init__(self, index_dir: Path, params: IndexParams | None, *,
-                 rebuild: bool = False) -> None:
+                 rebuild: bool = False, dense: DenseParams = DenseParams()) -> None:
         index_dir.mkdir(parents=True, exist_ok=True)
+        self.dense = dense  # which FAISS index `publish` derives
         self.index_dir = index_dir
         self.params = params
         self.rebuild = rebuild
@@ -323,11 +325,13 @@ class SqliteStore:
         """Derive the FAISS file of a commit (if it is not there yet) and remove older ones.
         Readers rebuild a missing file themselves, so a crash before this costs them a rebuild,
         never a wrong answer."""
-        target = dense_path(self.index_dir, commit)
-        if not target.exists():
-            with self.conn:  # one read transaction: the file matches the commit just made
-                self.conn.execute("BEGIN")
-                dense = build_dense(self.conn, int(self.meta["dim"]))
+        with self.conn:  # one read transaction: the file matches the commit just made
+            self.conn.execute("BEGIN")
+            chunks = self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+            target = dense_path(self.index_dir, commit, self.dense.kind(chunks))
+            dense = None if target.exists() else build_dense(self.conn, int(self.meta["dim"]),
+                                                             self.dense)
+        if dense is not None:
             try:
                 write_dense(dense, target)
             except OSError as exc:  # the commit stands: readers build the index in memory

@@ -17,6 +17,7 @@ from ingest.errors import IndexMismatchError
 from ingest.settings import IngestSettings
 from ingest.store import open_reader
 from ingest.store.postgres.lock import take_ingest_lock
+from ingest.store.postgres.reader import EF_SEARCH
 from ingest.sync import run_ingest
 from tests.helpers import PYTHON, ROOT, STARTER_CORPUS, store_state, subprocess_env, write
 from tests.postgres import drop_schema, new_schema, pg_env
@@ -72,7 +73,7 @@ def test_dense_search_goes_through_the_hnsw_index(pg):
             f"(embedding::halfvec({snap.dim})) <=> %s::halfvec({snap.dim}) LIMIT 5",
             (vector,)).fetchall())
         assert "chunks_hnsw" in plan, plan
-        assert conn.execute("SHOW hnsw.ef_search").fetchone()[0] == str(pg.hnsw_ef_search)
+        assert conn.execute("SHOW hnsw.ef_search").fetchone()[0] == str(EF_SEARCH)
         assert len(snap.search_dense(vector, 5)) == 5
 
 

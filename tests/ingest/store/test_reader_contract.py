@@ -23,11 +23,14 @@ from tests.postgres import drop_schema, new_schema
 EMBEDDER = HashingEmbedder()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "sqlite-hnsw", "postgres"])
 def backend(request, tmp_path) -> IngestSettings:
-    """Settings of an empty index on the backend under test, over an empty corpus."""
+    """Settings of an empty index on the backend under test, over an empty corpus.
+    `sqlite-hnsw`: SQLite with its HNSW index from the first chunk (RAG_ANN_MIN_CHUNKS=1)."""
     (tmp_path / "corpus").mkdir()
     extra = {}
+    if request.param == "sqlite-hnsw":
+        extra = {"ann_min_chunks": 1}
     if request.param == "postgres":
         extra = {"store": "postgres", "database_url": request.getfixturevalue("pg_url"),
                  "database_schema": new_schema()}

@@ -1,0 +1,139 @@
+"""The SQLite store's FAISS index past RAG_ANN_MIN_CHUNKS: HNSW instead of exhaustive search,
+rebuilt from the store like the exact one, its kind part of what makes a saved file current,
+and filtered search that still finds every allowed chunk. Thresholds are set low so a small
+store gets an HNSW index."""
+from __future__ import annotations
+
+import faiss
+import numpy as np
+
+from ingest.settings import IngestSettings
+from ingest.store import ChunkFilter
+from ingest.store.sqlite.dense import EXACT, DenseParams, dense_path, exact_among, search
+from ingest.store.sqlite.snapshot import SqliteSnapshot
+from ingest.sync import run_ingest
+from tests.helpers import write
+
+HNSW = DenseParams(ann_min_chunks=10, m=8, ef_construction=40, ef_search=64)
+FLAT = DenseParams(ann_min_chunks=1_000_000)
+WORDS = ("albatross buzzard condor dipper egret falcon gannet heron ibis jay kite lark "
+         "merlin nightjar osprey petrel quail raven swift tern").split()
+
+
+def _corpus(settings: IngestSettings) -> None:
+    """40 chunks: 20 documents of 2 sections each, each about one bird; two under notes/."""
+    for n, word in enumerate(WORDS):
+        folder = "notes" if n < 2 else "birds"
+        write(settings.corpus_dir, f"{folder}/{word}.md",
+              f"# {word}\n\nThe {word} nests on cliffs.\n\n## Diet\n\nThe {word} eats fish.\n")
+
+
+def _ingested(settings: IngestSettings, hashing_embedder, dense: DenseParams) -> IngestSettings:
+    s = settings.model_copy(update={"ann_min_chunks": dense.ann_min_chunks, "hnsw_m": dense.m,
+                                    "hnsw_ef_construction": dense.ef_construction,
+                                    "hnsw_ef_search": dense.ef_search})
+    _corpus(s)
+    run_ingest(s, hashing_embedder)
+    return s
+
+
+def _is_hnsw(index: faiss.Index) -> bool:
+    return isinstance(faiss.downcast_index(index.index), faiss.IndexHNSW)
+
+
+def test_hnsw_index_past_the_threshold_finds_what_exact_search_finds(settings, hashing_embedder):
+    s = _ingested(settings, hashing_embedder, HNSW)
+    query = hashing_embedder.embed(["the heron eats fish"])[0]
+    with SqliteSnapshot.open(s.index_dir, dense_params=HNSW) as snap:
+        assert _is_hnsw(snap.dense) and snap.dense.ntotal == 40
+        assert dense_path(s.index_dir, snap.commit, HNSW.kind(40)).exists()
+        hits = snap.search_dense(query, 5)
+        exact = exact_among(snap.dense, query, 5, np.array(snap.chunk_ids(), dtype=np.int64))
+        assert hits[0] == exact[0]  # the rest tie (the same words): compare their scores
+        assert np.allclose([s for _, s in hits], [s for _, s in exact])
+        assert snap.chunks([hits[0][0]])[0].path == "birds/heron.md"
+        assert abs(hits[0][1] - snap.similarities(query, [hits[0][0]])[0]) < 1e-5
+
+
+def test_filtered_hnsw_search_returns_every_allowed_chunk(settings, hashing_embedder):
+    s = _ingested(settings, hashing_embedder, HNSW)
+    query = hashing_embedder.embed(["the heron eats fish"])[0]
+    with SqliteSnapshot.open(s.index_dir, dense_params=HNSW) as snap:
+        notes = ChunkFilter(path_glob="notes/*")
+        hits = snap.search_dense(query, 10, where=notes)  # 4 chunks allowed, k = 10
+        assert sorted(i for i, _ in hits) == snap.chunk_ids(notes)
+        assert {c.path for c in snap.chunks([i for i, _ in hits])} == {
+            "notes/albatross.md", "notes/buzzard.md"}
+        birds = ChunkFilter(path_glob="birds/*")  # 36 allowed: through the graph
+        hits = snap.search_dense(query, 3, where=birds)
+        assert len(hits) == 3 and snap.chunks([hits[0][0]])[0].path == "birds/heron.md"
+
+
+def test_a_selector_the_graph_walk_misses_falls_back_to_exact_search():
+    """The premise first: HNSW with a selector allowing only chunks far from the query ends
+    its walk with fewer than k of them. search() then scores the allowed ones exactly."""
+    faiss.omp_set_num_threads(1)  # one thread: the same graph every run
+    rng = np.random.default_rng(7)
+    vecs = rng.standard_normal((3000, 32)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = np.arange(1000, 4000, dtype=np.int64)
+    index = faiss.IndexIDMap2(faiss.IndexHNSWSQ(32, faiss.ScalarQuantizer.QT_fp16, 8,
+                                                faiss.METRIC_INNER_PRODUCT))
+    index.add_with_ids(vecs, ids)
+    query = vecs[:1]
+    allowed = np.sort(ids[np.argsort(vecs @ query[0])[:12]])  # the 12 farthest from the query
+    params = DenseParams(ann_min_chunks=10, m=8, ef_construction=40, ef_search=10)
+    walked = index.search(query, 10, params=faiss.SearchParametersHNSW(
+        sel=faiss.IDSelectorBatch(allowed), efSearch=10))[1][0]
+    assert (walked == -1).any()
+    hits = search(index, query, 10, allowed, params)
+    assert len(hits) == 10 and {i for i, _ in hits} <= set(allowed.tolist())
+    assert hits == exact_among(index, query, 10, allowed)
+    scores = vecs[allowed - 1000] @ query[0]
+    assert [i for i, _ in hits] == allowed[np.argsort(-scores)][:10].tolist()
+
+
+def test_hnsw_file_rebuilt_from_the_store_when_deleted(settings, hashing_embedder):
+    s = _ingested(settings, hashing_embedder, HNSW)
+    with SqliteSnapshot.open(s.index_dir, dense_params=HNSW) as snap:
+        path = dense_path(s.index_dir, snap.commit, HNSW.kind(40))
+        before = snap.search_dense(hashing_embedder.embed(["the osprey nests"])[0], 3)
+    path.unlink()
+    with SqliteSnapshot.open(s.index_dir, dense_params=HNSW) as snap:
+        assert _is_hnsw(snap.dense) and snap.dense.ntotal == 40
+        after = snap.search_dense(hashing_embedder.embed(["the osprey nests"])[0], 3)
+        assert after[0] == before[0] and np.allclose([s for _, s in after],
+                                                     [s for _, s in before])
+    assert path.exists()
+
+
+def test_the_kind_of_index_decides_whether_a_saved_file_is_current(settings, hashing_embedder):
+    """An index published exact is rebuilt as HNSW for a reader whose settings ask for HNSW
+    (and back), and the next ingest with those settings drops the other kind's file."""
+    s = _ingested(settings, hashing_embedder, FLAT)
+    with SqliteSnapshot.open(s.index_dir, dense_params=FLAT) as snap:
+        commit, flat = snap.commit, dense_path(s.index_dir, snap.commit, EXACT)
+        assert not _is_hnsw(snap.dense) and flat.exists()
+    with SqliteSnapshot.open(s.index_dir, dense_params=HNSW) as snap:
+        assert _is_hnsw(snap.dense)
+    hnsw = dense_path(s.index_dir, commit, HNSW.kind(40))
+    assert hnsw.exists() and hnsw != flat
+    with SqliteSnapshot.open(s.index_dir, dense_params=FLAT) as snap:
+        assert not _is_hnsw(snap.dense)
+    other_m = DenseParams(ann_min_chunks=10, m=12, ef_construction=40)
+    assert other_m.kind(40) != HNSW.kind(40)  # the graph's build parameters name it too
+    write(s.corpus_dir, "birds/wren.md", "# wren\n\nThe wren sings.\n")
+    now = s.model_copy(update={"ann_min_chunks": 10})
+    run_ingest(now, hashing_embedder)
+    left = sorted(p.name for p in s.index_dir.glob("dense-*.faiss"))
+    assert len(left) == 1 and left[0].endswith(f".{DenseParams.of(now).kind(41)}.faiss")
+
+
+def test_exact_below_the_threshold_and_search_time_ef_from_the_reader(settings,
+                                                                       hashing_embedder):
+    s = _ingested(settings, hashing_embedder, HNSW)
+    assert DenseParams(ann_min_chunks=41).kind(40) == EXACT
+    assert DenseParams(ann_min_chunks=40).kind(40) != EXACT
+    wider = DenseParams(ann_min_chunks=10, m=8, ef_construction=40, ef_search=200)
+    with SqliteSnapshot.open(s.index_dir, dense_params=wider) as snap:  # the saved file
+        assert faiss.downcast_index(snap.dense.index).hnsw.efSearch == 200

@@ -34,15 +34,22 @@ COPY corpus ./corpus
 # Not root. /app/index is created here, owned by that user, because a new named volume mounted
 # on it starts as a copy of the image's folder, ownership included: the service can write it.
 RUN useradd --create-home --uid 1000 rag \
- && mkdir -p /app/index \
- && chown rag:rag /app/index
+ && mkdir -p /app/index /app/onnx \
+ && chown rag:rag /app/index /app/onnx
 USER rag
 
 ENV PATH=/opt/venv/bin:$PATH \
     RAG_HOST=0.0.0.0 \
     RAG_PORT=8000 \
     RAG_CORPUS_DIR=/app/corpus \
-    RAG_INDEX_DIR=/app/index
+    RAG_INDEX_DIR=/app/index \
+    RAG_EMBED_CACHE_DIR=/app/onnx
+
+# The embedding model's ONNX export (RAG_EMBED_BACKEND, default onnx-int8), made once here from
+# the bundled weights, so a container starts without exporting. On a host whose CPU quantizes
+# differently (no AVX-512 VNNI, or arm64) the service exports its own variant at first start.
+RUN python -c "from ingest.embedders import build_embedder; \
+from ingest.settings import IngestSettings; build_embedder(IngestSettings()).warm_up()"
 EXPOSE 8000
 
 # `make serve`: uvicorn on RAG_HOST:RAG_PORT; it watches the corpus and, at start, ingests what

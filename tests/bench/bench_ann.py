@@ -23,7 +23,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from ingest.embedders import SentenceTransformerEmbedder
+from ingest.embedders import build_embedder
 from ingest.settings import IngestSettings
 from ingest.store.sqlite.dense import DenseParams, empty_index, search
 from tests.bench.bench_hnsw import K, Truth, query_texts
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     settings = IngestSettings()
     base = DenseParams.of(settings)
-    embedder = SentenceTransformerEmbedder()
+    embedder = build_embedder(IngestSettings())
     sentences = corpus_sentences()
     sentence_vecs = embedder.embed(sentences)
     queries = embedder.embed(query_texts())

@@ -31,7 +31,8 @@ from typing import Iterator
 
 import httpx
 
-from ingest.embedders import SentenceTransformerEmbedder
+from ingest.embedders import Embedder, build_embedder
+from ingest.settings import IngestSettings
 from ingest.store import open_reader
 from ingest.sync import run_ingest
 from app.conversation import retrieval_query
@@ -188,7 +189,7 @@ def storage(store: BenchStore, corpus: Path) -> dict[str, int]:
 
 
 def big_index(stores: list[BenchStore], tmp: Path, chunks: int,
-              embedder: SentenceTransformerEmbedder) -> dict[str, dict]:
+              embedder: Embedder) -> dict[str, dict]:
     """The generated index in each store; seconds per step and MB per part."""
     sentences = corpus_sentences()
     sentence_vecs = embedder.embed(sentences)
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = [json.loads(x) for x in QUESTIONS.read_text().splitlines() if x.strip()]
     questions = [r["q"] for r in rows if r["answerable"]]
     report: dict = {"stores": args.store, "latency": [], "memory": {}}
-    embedder = SentenceTransformerEmbedder()
+    embedder = build_embedder(IngestSettings())
     with tempfile.TemporaryDirectory(prefix="bench-ask-") as tmp, \
             postgres_url(args.store) as pg:
         tmp = Path(tmp)

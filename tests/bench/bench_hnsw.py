@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from app.eval.starter import load_questions
-from ingest.embedders import SentenceTransformerEmbedder
+from ingest.embedders import build_embedder
+from ingest.settings import IngestSettings
 from ingest.store.postgres.reader import PostgresReader
 from tests.bench.big_index import build_big_index, corpus_sentences
 from tests.bench.report import print_table, write_json
@@ -48,7 +49,7 @@ def query_texts(n: int = 200) -> list[str]:
 
 
 def query_vectors(n: int = 200) -> np.ndarray:
-    return SentenceTransformerEmbedder().embed(query_texts(n))
+    return build_embedder(IngestSettings()).embed(query_texts(n))
 
 
 def stored_vectors(url: str, schema: str) -> tuple[np.ndarray, np.ndarray]:
@@ -243,7 +244,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     with postgres_url(["postgres"]) as url, tempfile.TemporaryDirectory() as tmp:
-        embedder = SentenceTransformerEmbedder()
+        embedder = build_embedder(IngestSettings())
         queries = embedder.embed(query_texts())
         schema = args.schema
         if schema is None:

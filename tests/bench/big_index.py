@@ -19,13 +19,19 @@ from typing import Iterator
 import numpy as np
 
 from ingest.chunking import Chunk
-from ingest.embedders import SentenceTransformerEmbedder
-from ingest.settings import DEFAULT_MODEL, IngestSettings
+from ingest.embedders import build_embedder
+from ingest.settings import IngestSettings
 from ingest.store import open_store
 from ingest.store.records import IndexParams, NewDocument, vector_key
 from tests.helpers import ROOT
 
 BATCH_DOCS = 1000  # documents (10,000 chunks) per vector checkpoint
+
+
+def model_id() -> str:
+    """The identity the benchmark's services embed questions with (RAG_EMBED_BACKEND), which
+    the generated index must record for them to open it (nothing is loaded to know it)."""
+    return build_embedder(IngestSettings()).model_id
 
 
 def corpus_sentences() -> list[str]:
@@ -36,14 +42,14 @@ def corpus_sentences() -> list[str]:
 
 
 def sentence_vectors(sentences: list[str]) -> np.ndarray:
-    return SentenceTransformerEmbedder().embed(sentences)
+    return build_embedder(IngestSettings()).embed(sentences)
 
 
 def generated(sentences: list[str], sentence_vecs: np.ndarray, chunks: int, per_doc: int = 10,
               seed: int = 1) -> Iterator[tuple[list[NewDocument], np.ndarray]]:
     """Batches of (documents, their chunks' vectors in order), the same for a seed."""
     rng = random.Random(seed)
-    docs, picks = [], []
+    docs, picks, model = [], [], model_id()
     for d in range(chunks // per_doc):
         chosen = [[rng.randrange(len(sentences)) for _ in range(rng.randint(3, 7))]
                   for _ in range(per_doc)]
@@ -55,7 +61,7 @@ def generated(sentences: list[str], sentence_vecs: np.ndarray, chunks: int, per_
         for i, t in enumerate(texts):
             doc_chunks.append(Chunk(i, pos, pos + len(t), t, (f"Generated {d}",), None, 150))
             pos += len(t) + 2
-        keys = [vector_key(DEFAULT_MODEL, c.text) for c in doc_chunks]
+        keys = [vector_key(model, c.text) for c in doc_chunks]
         docs.append(NewDocument(f"generated/doc-{d:06d}.md", f"{d:064x}", len(text), "markdown",
                                 text, doc_chunks, keys))
         if len(docs) == BATCH_DOCS:
@@ -77,7 +83,7 @@ def build_big_index(settings: IngestSettings, chunks: int, sentences: list[str],
     times = {"vectors_s": 0.0}
     all_docs: list[NewDocument] = []
     started = time.perf_counter()
-    with open_store(settings, IndexParams(DEFAULT_MODEL, 200, 32)) as store:
+    with open_store(settings, IndexParams(model_id(), 200, 32)) as store:
         for docs, vecs in generated(sentences, sentence_vecs, chunks):
             t0 = time.perf_counter()
             store.put_vectors([k for d in docs for k in d.vec_keys], vecs)

@@ -76,11 +76,13 @@ class BenchStore:
                               database_url=self.url, database_schema=self.schema, **extra)
 
     def env(self) -> dict[str, str]:
-        """What a child service needs to open this index (with RAG_INDEX_DIR)."""
+        """What a child service needs to open this index (with RAG_INDEX_DIR): the store, and
+        the embedder backend the benchmark itself runs (RAG_EMBED_BACKEND, or the default)."""
+        backend = {"RAG_EMBED_BACKEND": IngestSettings().embed_backend}
         if self.name == "sqlite":
-            return {"RAG_STORE": "sqlite"}
+            return {"RAG_STORE": "sqlite", **backend}
         return {"RAG_STORE": "postgres", "RAG_DATABASE_URL": self.url or "",
-                "RAG_DATABASE_SCHEMA": self.schema}
+                "RAG_DATABASE_SCHEMA": self.schema, **backend}
 
     def fresh(self) -> "BenchStore":
         """Nothing of an earlier index left: its folder made empty, its schema dropped."""

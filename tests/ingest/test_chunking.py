@@ -50,14 +50,14 @@ def check_invariants(chunker: Chunker, doc: LoadedDocument, count_tokens) -> lis
 
 
 @pytest.mark.parametrize("max_tokens,overlap", [(254, 32), (64, 16), (16, 0)])
-def test_invariants_with_real_tokenizer(real_embedder, max_tokens, overlap):
+def test_invariants_with_real_tokenizer(real_embedder, torch_embedder, max_tokens, overlap):
     chunker = Chunker(real_embedder.count_tokens, max_tokens, overlap)
     text = prose(120, seed=max_tokens)
     chunks = check_invariants(chunker, doc_of(text), real_embedder.count_tokens)
     assert len(chunks) > 3
     # The model would not truncate any chunk: special tokens included, they fit its window.
-    window = real_embedder.model.max_seq_length
-    ids = real_embedder.model.tokenizer([c.text for c in chunks])["input_ids"]
+    window = torch_embedder.model.max_seq_length
+    ids = torch_embedder.model.tokenizer([c.text for c in chunks])["input_ids"]
     assert max(len(x) for x in ids) <= window
 
 

@@ -230,15 +230,16 @@ def test_a_rebuild_takes_the_new_size(settings, fake_llm: FakeLLM):
 # -- llama.cpp's real server against the local model --------------------------------------------
 
 @pytest.mark.slow
-def test_llama_cpp_vectors_match_the_local_model(remote_embedder, real_embedder):
+def test_llama_cpp_vectors_match_the_local_model(remote_embedder, torch_embedder):
     """Measured (README, "A remote embedder"): 50 starter chunks and 4 short texts, min cosine
-    0.999998, mean 0.999999 (f32 GGUF, mean pooling; the client normalizes)."""
-    texts = sample_texts(real_embedder.count_tokens)
-    cosines = np.sum(remote_embedder.embed(texts) * real_embedder.embed(texts), axis=1)
+    0.999998, mean 0.999999 (f32 GGUF, mean pooling; the client normalizes). Against torch's
+    vectors: the default onnx-int8's are close, not equal (0.985 min here)."""
+    texts = sample_texts(torch_embedder.count_tokens)
+    cosines = np.sum(remote_embedder.embed(texts) * torch_embedder.embed(texts), axis=1)
     assert cosines.min() >= 0.99, (cosines.min(), texts[int(cosines.argmin())][:80])
-    assert remote_embedder.dim == real_embedder.dim == 384
-    assert remote_embedder.max_tokens == real_embedder.max_tokens == 254
-    assert remote_embedder.count_tokens(texts) == real_embedder.count_tokens(texts)
+    assert remote_embedder.dim == torch_embedder.dim == 384
+    assert remote_embedder.max_tokens == torch_embedder.max_tokens == 254
+    assert remote_embedder.count_tokens(texts) == torch_embedder.count_tokens(texts)
 
 
 @pytest.mark.slow

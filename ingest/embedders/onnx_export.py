@@ -32,6 +32,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from ingest.errors import ModelUnavailableError
+
 log = logging.getLogger(__name__)
 
 RECIPE = 1  # bump when the export changes: old cached models are then not reused
@@ -107,6 +109,10 @@ def export(st_model, folder: Path, variant: str) -> dict:
             if leftover != final:
                 leftover.unlink()
         st_model.tokenizer.save_pretrained(str(work))
+        if not (work / "tokenizer.json").is_file():
+            raise ModelUnavailableError(
+                "the ONNX backends need a model with a fast tokenizer (tokenizer.json); "
+                "this one has none: set RAG_EMBED_BACKEND=torch")
         manifest = {"sha256": _sha256(final), "variant": variant, "recipe": RECIPE,
                     "dim": _dimension(st_model), "max_seq_length": int(st_model.max_seq_length)}
         (work / MANIFEST).write_text(json.dumps(manifest, indent=1))

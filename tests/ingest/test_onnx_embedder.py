@@ -13,7 +13,7 @@ from ingest.embedders import OnnxEmbedder
 from ingest.embedders.onnx_export import MANIFEST, MODEL_FILE, cached_model
 from ingest.errors import IndexMismatchError
 from ingest.sync import run_ingest
-from tests.helpers import write
+from tests.helpers import STARTER_CORPUS, write
 
 TEXTS = ["The refund window is thirty days.", "What is the refund window?",
          "Glaciers carve valleys over millennia.", "é ü 漢字 🙂",
@@ -33,8 +33,17 @@ def test_fp32_gives_torchs_vectors_and_int8_close_ones(torch_embedder, onnx_embe
 
 
 def test_same_tokens_and_window_as_torch(torch_embedder, onnx_embedder, real_embedder):
+    """The tokenizers library reads the tokenizer.json the export saved: token for token what
+    sentence-transformers' tokenizer gives, over every paragraph of the starter corpus."""
+    paragraphs = [p for f in sorted(STARTER_CORPUS.rglob("*.md"))
+                  for p in f.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    texts = TEXTS + paragraphs
+    assert len(paragraphs) > 100
+    ours = onnx_embedder._counter.encode_batch(texts, add_special_tokens=False)
+    theirs = torch_embedder.model.tokenizer(texts, add_special_tokens=False)["input_ids"]
+    assert [e.ids for e in ours] == theirs
     for embedder in (onnx_embedder, real_embedder):
-        assert embedder.count_tokens(TEXTS) == torch_embedder.count_tokens(TEXTS)
+        assert embedder.count_tokens(texts) == torch_embedder.count_tokens(texts)
         assert (embedder.max_tokens, embedder.dim) == (torch_embedder.max_tokens,
                                                        torch_embedder.dim)
 

@@ -50,7 +50,9 @@ class Embedder(Protocol):
         ...
 
 
-def build_embedder(settings: IngestSettings) -> Embedder:
+def build_embedder(settings: IngestSettings, *, bulk: bool = False) -> Embedder:
+    """The embedder the settings name. `bulk`: for a process that only ingests (`python -m
+    ingest`), which may keep every core busy."""
     if settings.embedder == "hashing":
         return HashingEmbedder()
     if settings.embedder == "openai":
@@ -65,7 +67,7 @@ def build_embedder(settings: IngestSettings) -> Embedder:
     if settings.embed_backend == "torch":
         return SentenceTransformerEmbedder(settings.embedding_model,
                                            batch_size=settings.embed_batch_size,
-                                           allow_download=settings.allow_model_download)
+                                           allow_download=settings.allow_model_download, bulk=bulk)
     return OnnxEmbedder(settings.embedding_model, quantized=settings.embed_backend == "onnx-int8",
                         cache_dir=settings.embed_cache_dir, batch_size=settings.embed_batch_size,
-                        allow_download=settings.allow_model_download)
+                        allow_download=settings.allow_model_download, bulk=bulk)

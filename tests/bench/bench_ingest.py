@@ -8,9 +8,9 @@ on each backend of `--backends` (torch, onnx, onnx-int8: built through the setti
 RAG_EMBED_BACKEND; loaded once, outside every timing) and with the hashing embedder (no model:
 the store's own cost shows):
 - a full ingest into an empty index: chunks/s and tokens/s (tokens = the model's, per chunk);
-- the same ingest with loading and chunking not overlapped with the embedding (read first,
-  on one thread; on the first store), and what loading and chunking alone take: the overlap's
-  gain, measured;
+- the same ingest with loading and chunking not overlapped with the embedding (on the
+  caller's thread, between checkpoints; on the first store), and what loading and chunking
+  alone take: the overlap's gain, measured;
 - the raw `model.encode` throughput on exactly the same chunk texts, and pipeline/raw
   (= raw encode time / pipeline time; 1.0 would mean the pipeline costs nothing but encoding;
   the target is >= 0.85);
@@ -123,7 +123,8 @@ def ingest_once(store: BenchStore, corpus: Path, embedder: Embedder) -> tuple[fl
 
 @contextlib.contextmanager
 def no_overlap() -> Iterator[None]:
-    """Ingests in the block read every file first, on the caller's thread (no reading ahead)."""
+    """Ingests in the block load and chunk on the caller's thread, each file when the
+    embedding asks for the next one (no reading ahead: the work done one thing at a time)."""
     ahead = sync.PREFETCH_CHECKPOINTS
     sync.PREFETCH_CHECKPOINTS = 0
     try:

@@ -4,6 +4,12 @@ embed what has no vector yet -> one atomic commit -> refresh the dense file.
 Unchanged files are neither loaded, chunked nor embedded. A changed file's chunks are replaced
 and a deleted (or now unreadable) file's chunks removed, all in the same commit. Vectors are
 checkpointed while embedding, so a run killed midway loses no embedding work.
+
+Loading and chunking run on a thread of their own (ingest/pipeline.py), at most
+PREFETCH_CHECKPOINTS checkpoints' worth of chunks ahead of the embedding on the caller's
+thread, so the model does not wait for a PDF parser. The store and `embed` are used from the
+caller's thread only (the chunker counts tokens on the reading thread: count_tokens is
+thread-safe), and the report lists files in the corpus' order as before.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from ingest.chunking import Chunker, check_overlap
 from ingest.embedders import Embedder, build_embedder
 from ingest.errors import IndexMismatchError, IngestError, LoadError
 from ingest.loaders import check_supported, load
+from ingest.pipeline import Prefetch
 from ingest.scan import check_corpus, scan_corpus
 from ingest.settings import IngestSettings
 from ingest.store import IndexStore, open_store
@@ -99,7 +106,26 @@ def _run(store: IndexStore, files, settings: IngestSettings, embedder: Embedder,
          progress: bool | None) -> IngestReport:
     indexed = store.documents()
     show = (sys.stderr.isatty() if progress is None else progress) or False
-    report, upserts, present = _read_changes(files, settings, embedder, indexed, rebuild, show)
+    failpoints.hit("after-scan")
+    report, upserts, present = IngestReport(), [], set()
+    checkpoints = _Checkpoints(store, embedder, rebuild, settings.embed_checkpoint, show)
+    # made (and the model loaded) for the first file that needs chunking, if any does
+    chunker = functools.cache(lambda: chunker_for(settings, embedder))
+    reads = ((f, _read(f, settings, chunker, embedder.model_id, indexed, rebuild))
+             for f in files)
+    with Prefetch(reads, limit=PREFETCH_CHECKPOINTS * settings.embed_checkpoint,
+                  weight=_weight, name="ingest-read") as ahead, \
+            checkpoints, tqdm(total=len(files), desc="files", unit="file", disable=not show,
+                              leave=False) as bar:
+        for f, outcome in ahead:
+            doc = _tally(report, present, f, outcome, indexed, rebuild)
+            if doc is not None:
+                upserts.append(doc)
+                checkpoints.add(doc)
+            bar.update()
+        checkpoints.finish()
+    report.embedded, report.truncated = checkpoints.embedded, checkpoints.truncated
+
     failed_paths = {p for p, _ in report.failed}
     report.deleted = sorted(p for p in indexed if p not in present)
     # A file that was indexed but can no longer be read leaves the index too: its old text is
@@ -107,11 +133,6 @@ def _run(store: IndexStore, files, settings: IngestSettings, embedder: Embedder,
     drops = report.deleted + sorted(p for p in indexed if p in failed_paths)
     if rebuild:
         drops = sorted(indexed)
-    failpoints.hit("after-scan")
-
-    report.embedded, report.truncated = _embed(store, embedder, upserts, rebuild,
-                                               settings.embed_checkpoint, show)
-
     replaced = set(drops) | {d.path for d in upserts}
     report.chunks_removed = sum(row.chunks for p, row in indexed.items() if p in replaced)
     report.chunks_added = sum(len(d.chunks) for d in upserts)
@@ -125,39 +146,52 @@ def _run(store: IndexStore, files, settings: IngestSettings, embedder: Embedder,
     return report
 
 
-def _read_changes(files, settings: IngestSettings, embedder: Embedder, indexed: dict,
-                  rebuild: bool, show: bool) -> tuple[IngestReport, list[NewDocument], set[str]]:
-    """Load and chunk what changed: the report so far (added, changed, unchanged, failed,
-    deferred), the new versions, and the paths still present in the corpus."""
-    report, upserts, present = IngestReport(), [], set()
-    # made (and the model loaded) for the first file that needs chunking, if any does
-    chunker = functools.cache(lambda: chunker_for(settings, embedder))
-    for f in tqdm(files, desc="files", unit="file", disable=not show, leave=False):
-        try:
-            doc = _load_and_chunk(f, settings, chunker, embedder.model_id, indexed, rebuild)
-        except FileNotFoundError:
-            # Gone since the scan: an editor mid-save (renamed away, about to be rewritten)
-            # or a deletion. An indexed file keeps its version this run; the next run (the
-            # watcher's next event) sees which it was.
-            if f.rel not in indexed:
-                continue
-            doc = _BUSY
-        except LoadError as exc:
-            present.add(f.rel)
-            report.failed.append((f.rel, str(exc)))
-            continue
-        present.add(f.rel)
-        if doc is _BUSY and rebuild:  # a rebuild replaces everything: it cannot keep it
-            report.failed.append((f.rel, "changed while being read; run again once it is "
-                                         "written"))
-        elif doc is _BUSY:
-            report.deferred.append(f.rel)
-        elif doc is None:
-            report.unchanged.append(f.rel)
-        else:
-            (report.changed if f.rel in indexed else report.added).append(f.rel)
-            upserts.append(doc)
-    return report, upserts, present
+# How far (in checkpoints' worth of chunks) loading and chunking may run ahead of embedding:
+# one to embed next while another is read, bounded in memory whatever the corpus.
+PREFETCH_CHECKPOINTS = 2
+
+
+def _weight(read: tuple) -> int:
+    outcome = read[1]
+    return len(outcome.chunks) if isinstance(outcome, NewDocument) else 1
+
+
+def _read(f, settings: IngestSettings, chunker: Callable[[], Chunker], model_id: str,
+          indexed: dict, rebuild: bool):
+    """On the reading thread: what `_load_and_chunk` gives, or the FileNotFoundError or
+    LoadError it raised (the caller's thread tallies them in the corpus' order). Any other
+    exception stops the run."""
+    try:
+        return _load_and_chunk(f, settings, chunker, model_id, indexed, rebuild)
+    except (FileNotFoundError, LoadError) as exc:
+        return exc
+
+
+def _tally(report: IngestReport, present: set[str], f, outcome, indexed: dict,
+           rebuild: bool) -> NewDocument | None:
+    """Record one file's outcome in the report (added, changed, unchanged, failed, deferred)
+    and in `present` (the paths still in the corpus); returns its new version, if any."""
+    if isinstance(outcome, FileNotFoundError):
+        # Gone since the scan: an editor mid-save (renamed away, about to be rewritten)
+        # or a deletion. An indexed file keeps its version this run; the next run (the
+        # watcher's next event) sees which it was.
+        if f.rel not in indexed:
+            return None
+        outcome = _BUSY
+    present.add(f.rel)
+    if isinstance(outcome, LoadError):
+        report.failed.append((f.rel, str(outcome)))
+    elif outcome is _BUSY and rebuild:  # a rebuild replaces everything: it cannot keep it
+        report.failed.append((f.rel, "changed while being read; run again once it is "
+                                     "written"))
+    elif outcome is _BUSY:
+        report.deferred.append(f.rel)
+    elif outcome is None:
+        report.unchanged.append(f.rel)
+    else:
+        (report.changed if f.rel in indexed else report.added).append(f.rel)
+        return outcome
+    return None
 
 
 _BUSY = object()  # the file changed while it was read
@@ -195,27 +229,72 @@ def _load_and_chunk(f, settings: IngestSettings, chunker: Callable[[], Chunker],
     return NewDocument(f.rel, sha, len(data), loaded.kind, loaded.text, chunks, keys)
 
 
-def _embed(store: IndexStore, embedder: Embedder, upserts: list[NewDocument], everything: bool,
-           checkpoint: int, show: bool) -> tuple[int, int]:
-    """Embed the chunk texts that have no stored vector (or all of them, for a rebuild),
-    longest first (less padding), committing vectors every `checkpoint` texts. Returns (texts
-    embedded, texts the model truncated), counted with its tokenizer just before embedding."""
-    text_of = {k: c.text for d in upserts for c, k in zip(d.chunks, d.vec_keys)}
-    missing = list(text_of) if everything else store.missing_vectors(text_of)
-    missing.sort(key=lambda k: len(text_of[k]), reverse=True)
-    truncated = 0
-    dim = None if everything else int(store.meta.get("dim") or 0)  # 0: nothing committed
-    with tqdm(total=len(missing), desc="chunks", unit="chunk", disable=not show,
-              leave=False) as bar:
-        for i in range(0, len(missing), checkpoint):
-            texts = [text_of[k] for k in missing[i:i + checkpoint]]
-            truncated += sum(n > embedder.max_tokens for n in embedder.count_tokens(texts))
-            vectors = embedder.embed(texts)
-            _check_size(vectors, dim, embedder.model_id)
-            store.put_vectors(missing[i:i + checkpoint], vectors, replace=everything)
-            bar.update(len(texts))
-            failpoints.hit("mid-embed")
-    return len(missing), truncated
+class _Checkpoints:
+    """Embeds, as documents arrive, the chunk texts that have no stored vector (or all of them,
+    for a rebuild), each text once, and stores their vectors every `checkpoint` texts (a
+    commit of their own a rerun reuses; the last checkpoint takes what is left). Within each
+    checkpoint the longest texts go first (less padding). `truncated` counts the texts the
+    model cut, with its tokenizer, just before embedding them."""
+
+    def __init__(self, store: IndexStore, embedder: Embedder, everything: bool,
+                 checkpoint: int, show: bool) -> None:
+        self._store, self._embedder, self._everything = store, embedder, everything
+        self._checkpoint = checkpoint
+        self._show = show
+        self._seen: set[str] = set()  # keys met in this run
+        self._unchecked: dict[str, str] = {}  # key -> text, not yet looked up in the store
+        self._missing: list[tuple[str, str]] = []  # (key, text) to embed, in arrival order
+        # the size of the vectors stored so far (0: none yet); a rebuild replaces them all
+        self._dim = 0 if everything else int(store.meta.get("dim") or 0)
+        self.embedded = self.truncated = 0
+
+    def __enter__(self) -> _Checkpoints:
+        self._bar = tqdm(total=0, desc="chunks", unit="chunk", disable=not self._show,
+                         leave=False)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._bar.close()
+
+    def add(self, doc: NewDocument) -> None:
+        for chunk, key in zip(doc.chunks, doc.vec_keys):
+            if key not in self._seen:
+                self._seen.add(key)
+                self._unchecked[key] = chunk.text
+        if len(self._unchecked) >= self._checkpoint:
+            self._check()
+        while len(self._missing) >= self._checkpoint:
+            self._embed(self._checkpoint)
+
+    def finish(self) -> None:
+        self._check()
+        while self._missing:
+            self._embed(min(self._checkpoint, len(self._missing)))
+
+    def _check(self) -> None:
+        """Move the keys without a stored vector to the texts to embed (one look-up per
+        checkpoint's worth of new keys, not one per document)."""
+        if not self._unchecked:
+            return
+        keys = (list(self._unchecked) if self._everything
+                else self._store.missing_vectors(self._unchecked))
+        self._missing += [(k, self._unchecked[k]) for k in keys]
+        self._unchecked.clear()
+        self._bar.total += len(keys)
+        self._bar.refresh()
+
+    def _embed(self, n: int) -> None:
+        batch = sorted(self._missing[:n], key=lambda kt: len(kt[1]), reverse=True)
+        del self._missing[:n]
+        texts = [t for _, t in batch]
+        embedder = self._embedder
+        self.truncated += sum(t > embedder.max_tokens for t in embedder.count_tokens(texts))
+        vectors = embedder.embed(texts)
+        _check_size(vectors, self._dim, embedder.model_id)
+        self._store.put_vectors([k for k, _ in batch], vectors, replace=self._everything)
+        self.embedded += len(batch)
+        self._bar.update(len(batch))
+        failpoints.hit("mid-embed")
 
 
 def _check_size(vectors, dim: int | None, model_id: str) -> None:

@@ -38,11 +38,15 @@ def test_bench_ingest_runs_on_both_stores(pg_url, monkeypatch, capsys):
     from tests.bench import bench_ingest
 
     monkeypatch.setenv("RAG_DATABASE_URL", pg_url)
-    rows = bench_ingest.main(["--docs", "3", "--repeat", "2", "--embedder", "hashing",
-                              "--store", "sqlite,postgres"])
+    rows = bench_ingest.main(["--docs", "3", "--pdfs", "2", "--pdf-pages", "2", "--repeat", "2",
+                              "--embedder", "hashing", "--store", "sqlite,postgres"])
     assert {(r["corpus"], r["store"]) for r in rows} == {
-        (c, s) for c in ("starter", "generated") for s in ("sqlite", "postgres")}
-    assert "| starter | hashing-v1 |" in capsys.readouterr().out  # the ratio table
+        (c, s) for c in ("starter", "generated", "pdf") for s in ("sqlite", "postgres")}
+    # with and without the overlap, on the first store
+    assert all(("overlap_gain" in r) == (r["store"] == "sqlite") for r in rows)
+    out = capsys.readouterr().out
+    assert "| starter | hashing-v1 |" in out  # the ratio table
+    assert "| pdf | sqlite | hashing-v1 |" in out  # the overlap table
 
 
 def test_the_big_index_lands_in_both_stores_and_hnsw_recall_is_measured(pg_url, tmp_path):

@@ -28,7 +28,6 @@ import platform
 import random
 import re
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -304,32 +303,23 @@ def _choices(text: str, allowed: tuple[str, ...], flag: str) -> list[str]:
 
 
 def _embedders(names: list[str], backends: list[str]) -> list[tuple[str, Embedder]]:
-    """(label, warm embedder) of each one asked for; a backend these settings do not know is
-    said to be not available, and skipped."""
+    """(label, warm embedder) of each one asked for."""
     out: list[tuple[str, Embedder]] = []
     for name in names:
         if name == "hashing":
             out.append(("hashing-v1", HashingEmbedder()))
             continue
         for backend in backends:
-            embedder = _real_model(backend)
-            if embedder is not None:
-                out.append((f"minilm {backend}", embedder))
+            out.append((f"minilm {backend}", _real_model(backend)))
     return out
 
 
-def _real_model(backend: str) -> Embedder | None:
-    """all-MiniLM-L6-v2 on `backend`, built through the settings as `make ingest` builds it,
-    loaded and warmed (kernels, allocations) outside every timing."""
-    if "embed_backend" in IngestSettings.model_fields:
-        settings = IngestSettings(embedder="sentence-transformers", embed_backend=backend)
-    elif backend == "torch":  # settings without RAG_EMBED_BACKEND: torch is all there is
-        settings = IngestSettings(embedder="sentence-transformers")
-    else:
-        print(f"--backends {backend}: not available (these settings have no "
-              "RAG_EMBED_BACKEND); skipped", file=sys.stderr)
-        return None
-    embedder = build_embedder(settings)
+def _real_model(backend: str) -> Embedder:
+    """all-MiniLM-L6-v2 on `backend`, built through the settings as `make ingest` builds it
+    (bulk: ONNX Runtime's threads may spin), loaded and warmed (kernels, allocations) outside
+    every timing."""
+    settings = IngestSettings(embedder="sentence-transformers", embed_backend=backend)
+    embedder = build_embedder(settings, bulk=True)
     embedder.embed([f"warm-up passage {i} " * (i * 4 + 1) for i in range(64)])
     return embedder
 

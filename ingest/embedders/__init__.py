@@ -67,7 +67,7 @@ def build_embedder(settings: IngestSettings, *, bulk: bool = False) -> Embedder:
     if settings.embed_backend == "torch":
         return SentenceTransformerEmbedder(settings.embedding_model,
                                            batch_size=settings.embed_batch_size,
-                                           allow_download=settings.allow_model_download, bulk=bulk)
+                                           allow_download=settings.allow_model_download)
     return OnnxEmbedder(settings.embedding_model, quantized=settings.embed_backend == "onnx-int8",
                         cache_dir=settings.embed_cache_dir, batch_size=settings.embed_batch_size,
                         allow_download=settings.allow_model_download, bulk=bulk)

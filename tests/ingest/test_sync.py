@@ -206,7 +206,8 @@ def test_a_second_ingest_waits_for_the_first(settings):
 @SQLITE_ONLY
 @pytest.mark.slow
 def test_changing_embedder_needs_a_rebuild(settings):
-    """hashing -> sentence-transformers through the CLI: refused, then rebuilt on request."""
+    """hashing -> sentence-transformers (onnx-int8, the default) -> the same model on torch,
+    through the CLI: each change refused, then rebuilt on request."""
     write(settings.corpus_dir, "a.md", "# A\n\nAardvarks dig burrows.\n")
     args = ["--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), "--json"]
     assert run_cli(*args, RAG_EMBEDDER="hashing").returncode == 0
@@ -214,6 +215,11 @@ def test_changing_embedder_needs_a_rebuild(settings):
     assert refused.returncode == 2 and "all-MiniLM-L6-v2" in refused.stderr
     assert "--rebuild" in refused.stderr
     rebuilt = run_cli(*args, "--rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert json.loads(rebuilt.stdout)["chunks"]["embedded"] == 1
+    on_torch = run_cli(*args, RAG_EMBED_BACKEND="torch")
+    assert on_torch.returncode == 2 and "onnx-int8:" in on_torch.stderr
+    rebuilt = run_cli(*args, "--rebuild", RAG_EMBED_BACKEND="torch")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert json.loads(rebuilt.stdout)["chunks"]["embedded"] == 1
 

@@ -114,14 +114,19 @@ class Retriever:
         return [i for i, _ in self.snapshot.search_lexical(" ".join(words) or question,
                                                            self.candidates, where)]
 
+    def dense(self, query_vector: np.ndarray, where: ChunkFilter | None = None) -> list[int]:
+        """The FAISS ranking (chunk ids)."""
+        return [i for i, _ in self.snapshot.search_dense(query_vector, self.candidates, where)]
+
     def retrieve(self, question: str, query_vector: np.ndarray, k: int, mode: Mode = Mode.HYBRID,
-                 where: ChunkFilter | None = None,
-                 lexical: list[int] | None = None) -> list[Source]:
-        """The top k passages. `lexical` is the BM25 ranking if already computed."""
+                 where: ChunkFilter | None = None, lexical: list[int] | None = None,
+                 dense: list[int] | None = None) -> list[Source]:
+        """The top k passages. `lexical` and `dense` are the BM25 and FAISS rankings if
+        already computed."""
         snap = self.snapshot
         rankings, weights = [], []
         if mode in (Mode.HYBRID, Mode.DENSE):
-            rankings.append([i for i, _ in snap.search_dense(query_vector, self.candidates, where)])
+            rankings.append(dense if dense is not None else self.dense(query_vector, where))
             weights.append(1.0)
         if mode in (Mode.HYBRID, Mode.LEXICAL):
             rankings.append(lexical if lexical is not None else self.lexical(question, where))

@@ -163,10 +163,13 @@ class RagService:
                 t0 = time.perf_counter()
                 vector = self._embed_now([query])[0]
                 t1 = time.perf_counter()
+                # while BM25 may still run on the other core (FAISS and SQLite both let go
+                # of the GIL): at 100,000 chunks BM25 takes longer than the embedding
+                dense = (retriever.dense(vector, where) if q.mode != Mode.LEXICAL else None)
             finally:  # both read the snapshot: done before the lease ends
                 hits = lexical.result() if lexical else None
                 question_weights = weights.result() if weights else []
-            sources = retriever.retrieve(query, vector, q.top_k, q.mode, where, hits)
+            sources = retriever.retrieve(query, vector, q.top_k, q.mode, where, hits, dense)
             generation, index_id = snapshot.generation, snapshot.index_id
         coverage = term_coverage(question_weights, sources)
         t2 = time.perf_counter()

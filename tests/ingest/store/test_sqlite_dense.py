@@ -93,33 +93,46 @@ def test_a_selector_the_graph_walk_misses_falls_back_to_exact_search():
     assert [i for i, _ in hits] == allowed[np.argsort(-scores)][:10].tolist()
 
 
-def test_hnsw_file_rebuilt_from_the_store_when_deleted(settings, hashing_embedder):
+def test_a_reader_without_the_graph_searches_exactly_and_the_ingest_writes_it(
+        settings, hashing_embedder):
+    """Building a graph takes minutes at 1M chunks: a reader whose HNSW file is missing (a
+    publish not done yet, a crash, a deleted file) searches an exact index built in memory
+    instead, and the next ingest's publish writes the graph."""
     s = _ingested(settings, hashing_embedder, HNSW)
+    query = hashing_embedder.embed(["the osprey nests"])[0]
     with SqliteSnapshot.open(s.index_dir, dense_params=HNSW) as snap:
         path = dense_path(s.index_dir, snap.commit, HNSW.kind(40))
-        before = snap.search_dense(hashing_embedder.embed(["the osprey nests"])[0], 3)
+        assert _is_hnsw(snap.dense)
+        before = snap.search_dense(query, 3)
     path.unlink()
     with SqliteSnapshot.open(s.index_dir, dense_params=HNSW) as snap:
-        assert _is_hnsw(snap.dense) and snap.dense.ntotal == 40
-        after = snap.search_dense(hashing_embedder.embed(["the osprey nests"])[0], 3)
-        assert after[0] == before[0] and np.allclose([s for _, s in after],
-                                                     [s for _, s in before])
+        assert not _is_hnsw(snap.dense) and snap.dense.ntotal == 40
+        after = snap.search_dense(query, 3)
+        assert after[0][0] == before[0][0] and np.isclose(after[0][1], before[0][1])
+    assert not path.exists()
+    run_ingest(s, hashing_embedder)  # nothing changed: its publish writes the missing graph
     assert path.exists()
+    with SqliteSnapshot.open(s.index_dir, dense_params=HNSW) as snap:
+        assert _is_hnsw(snap.dense)
 
 
 def test_the_kind_of_index_decides_whether_a_saved_file_is_current(settings, hashing_embedder):
-    """An index published exact is rebuilt as HNSW for a reader whose settings ask for HNSW
-    (and back), and the next ingest with those settings drops the other kind's file."""
+    """An index published exact is not taken for the graph a reader's settings ask for (it
+    searches exactly, in memory, until an ingest writes the graph), an HNSW file is not taken
+    for an exact one, and the next ingest with those settings drops the other kind's file."""
     s = _ingested(settings, hashing_embedder, FLAT)
     with SqliteSnapshot.open(s.index_dir, dense_params=FLAT) as snap:
         commit, flat = snap.commit, dense_path(s.index_dir, snap.commit, EXACT)
         assert not _is_hnsw(snap.dense) and flat.exists()
-    with SqliteSnapshot.open(s.index_dir, dense_params=HNSW) as snap:
-        assert _is_hnsw(snap.dense)
     hnsw = dense_path(s.index_dir, commit, HNSW.kind(40))
-    assert hnsw.exists() and hnsw != flat
+    with SqliteSnapshot.open(s.index_dir, dense_params=HNSW) as snap:
+        assert not _is_hnsw(snap.dense) and not hnsw.exists()
+    run_ingest(s.model_copy(update={"ann_min_chunks": 10, "hnsw_m": 8,
+                                    "hnsw_ef_construction": 40}), hashing_embedder)
+    assert hnsw.exists() and not flat.exists()
     with SqliteSnapshot.open(s.index_dir, dense_params=FLAT) as snap:
-        assert not _is_hnsw(snap.dense)
+        assert not _is_hnsw(snap.dense)  # rebuilt exact: the graph's file is not its kind
+    assert flat.exists()
     other_m = DenseParams(ann_min_chunks=10, m=12, ef_construction=40)
     assert other_m.kind(40) != HNSW.kind(40)  # the graph's build parameters name it too
     write(s.corpus_dir, "birds/wren.md", "# wren\n\nThe wren sings.\n")

@@ -17,8 +17,8 @@ needs only torch (already installed), onnx and onnxruntime:
    AVX2's u8s8 multiply-add saturates.
 
 Each model is written whole to a temporary folder, checked, and renamed into place: a crash
-leaves no half-written model. A cached model whose file does not match the checksum written
-beside it is removed and exported again, never loaded.
+leaves no half-written model. A cached model any of whose files (the model, the tokenizer's)
+does not match the checksum written beside it is removed and exported again, never loaded.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from ingest.errors import ModelUnavailableError
 
 log = logging.getLogger(__name__)
 
-RECIPE = 1  # bump when the export changes: old cached models are then not reused
+RECIPE = 2  # bump when the export changes: old cached models are then not reused
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.onnx"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -81,8 +81,11 @@ def cached_model(folder: Path) -> dict | None:
         return None
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
-        whole = _sha256(folder / MODEL_FILE) == manifest.get("sha256")
-    except (OSError, ValueError, AttributeError):
+        files = manifest["files"]
+        whole = bool(files) and all(_sha256(folder / name) == digest
+                                    for name, digest in files.items())
+        whole = whole and {"dim", "max_seq_length"} <= manifest.keys()
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
         whole = False
     if not whole:
         log.warning("the cached ONNX model in %s is damaged: exporting it again", folder)
@@ -113,7 +116,8 @@ def export(st_model, folder: Path, variant: str) -> dict:
             raise ModelUnavailableError(
                 "the ONNX backends need a model with a fast tokenizer (tokenizer.json); "
                 "this one has none: set RAG_EMBED_BACKEND=torch")
-        manifest = {"sha256": _sha256(final), "variant": variant, "recipe": RECIPE,
+        manifest = {"files": {p.name: _sha256(p) for p in sorted(work.iterdir())},
+                    "variant": variant, "recipe": RECIPE,
                     "dim": _dimension(st_model), "max_seq_length": int(st_model.max_seq_length)}
         (work / MANIFEST).write_text(json.dumps(manifest, indent=1))
         _fsync_all(work)

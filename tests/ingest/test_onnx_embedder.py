@@ -101,7 +101,8 @@ def test_a_damaged_cached_model_is_removed_not_loaded(exported, tmp_path, caplog
 
     _, embedder = exported
     good = json.loads((embedder.folder / MANIFEST).read_text())
-    for damage in ("flip a byte", "no manifest", "manifest garbage", "no model"):
+    for damage in ("flip a byte", "no manifest", "manifest garbage", "no model",
+                   "tokenizer changed", "manifest without the window"):
         copy = tmp_path / damage.replace(" ", "-")
         shutil.copytree(embedder.folder, copy)
         model = copy / MODEL_FILE
@@ -113,6 +114,11 @@ def test_a_damaged_cached_model_is_removed_not_loaded(exported, tmp_path, caplog
             (copy / MANIFEST).unlink()
         elif damage == "manifest garbage":
             (copy / MANIFEST).write_text("{not json")
+        elif damage == "tokenizer changed":
+            (copy / "tokenizer.json").write_text("{}")
+        elif damage == "manifest without the window":
+            (copy / MANIFEST).write_text(json.dumps({k: v for k, v in good.items()
+                                                     if k != "max_seq_length"}))
         else:
             model.unlink()
         with caplog.at_level(logging.WARNING):

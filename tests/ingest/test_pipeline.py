@@ -263,3 +263,5 @@ def test_the_reading_runs_at_most_its_bound_ahead_of_the_embedding(tmp_path, mon
     for started, last_embedded in embedder.calls:
         # files 0..last_embedded taken; two checkpoints' worth queued; one in the making
         assert started - (last_embedded + 1) <= 2 * 4 + 1
+    # and it does read ahead: while the model works, the next files are being read
+    assert max(started - (last_embedded + 1) for started, last_embedded in embedder.calls) > 0

@@ -52,7 +52,7 @@ def _build(vecs: np.ndarray, params: DenseParams, flat_codes: bool = False) -> t
         inner.hnsw.efConstruction = params.ef_construction
         index = faiss.IndexIDMap2(inner)
     else:
-        index = empty_index(vecs.shape[1], len(vecs), params)
+        index = empty_index(vecs.shape[1], params.kind(len(vecs)), params)
     ids = np.arange(1, len(vecs) + 1, dtype=np.int64)
     for start in range(0, len(vecs), 100_000):
         index.add_with_ids(vecs[start:start + 100_000], ids[start:start + 100_000])

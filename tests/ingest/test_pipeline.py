@@ -40,26 +40,23 @@ def reading_threads() -> list[threading.Thread]:
 
 # --- Prefetch on its own ---------------------------------------------------------------------
 
-def test_items_arrive_in_order_from_another_thread():
-    threads = []
+def counted(n: int, threads: list):
+    """0..n-1, noting the thread that makes each."""
+    for i in range(n):
+        threads.append(threading.current_thread())
+        yield i
 
-    def items():
-        for i in range(50):
-            threads.append(threading.current_thread())
-            yield i
-    with Prefetch(items(), limit=3) as ahead:
+
+def test_items_arrive_in_order_from_another_thread():
+    threads: list = []
+    with Prefetch(counted(50, threads), limit=3) as ahead:
         assert list(ahead) == list(range(50))
     assert threading.current_thread() not in threads
 
 
 def test_limit_zero_makes_the_items_on_the_callers_thread():
-    threads = []
-
-    def items():
-        for i in range(5):
-            threads.append(threading.current_thread())
-            yield i
-    with Prefetch(items(), limit=0) as ahead:
+    threads: list = []
+    with Prefetch(counted(5, threads), limit=0) as ahead:
         assert list(ahead) == list(range(5))
     assert set(threads) == {threading.current_thread()}
 

@@ -328,9 +328,10 @@ class SqliteStore:
         with self.conn:  # one read transaction: the file matches the commit just made
             self.conn.execute("BEGIN")
             chunks = self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-            target = dense_path(self.index_dir, commit, self.dense.kind(chunks))
+            kind = self.dense.kind(chunks)
+            target = dense_path(self.index_dir, commit, kind)
             dense = None if target.exists() else build_dense(self.conn, int(self.meta["dim"]),
-                                                             self.dense)
+                                                             kind, self.dense)
         if dense is not None:
             try:
                 write_dense(dense, target)

@@ -28,8 +28,13 @@ class Mode(StrEnum):
     LEXICAL = "lexical"
 
 
-KIND_ALIASES = {"md": "markdown", "markdown": "markdown", "txt": "text", "text": "text",
-                "html": "html", "htm": "html", "pdf": "pdf"}
+# The file types filters.type accepts, and the document kinds each stands for ("pdf" takes in
+# the PDFs read by OCR too).
+KIND_ALIASES: dict[str, tuple[str, ...]] = {
+    "md": ("markdown",), "markdown": ("markdown",), "txt": ("text",), "text": ("text",),
+    "html": ("html",), "htm": ("html",), "pdf": ("pdf", "pdf-ocr"), "pdf-ocr": ("pdf-ocr",),
+    "docx": ("docx",), "pptx": ("pptx",), "xlsx": ("xlsx",), "csv": ("csv",), "tsv": ("csv",),
+    "epub": ("epub",)}
 
 
 def make_filter(path: str | None, types: Sequence[str] | None) -> ChunkFilter | None:
@@ -37,7 +42,8 @@ def make_filter(path: str | None, types: Sequence[str] | None) -> ChunkFilter | 
     glob = None
     if path:
         glob = path if any(ch in path for ch in "*?[") else path.rstrip("*") + "*"
-    kinds = tuple(sorted({KIND_ALIASES[t.lower().lstrip(".")] for t in types})) if types else None
+    kinds = tuple(sorted({kind for t in types for kind in KIND_ALIASES[t.lower().lstrip(".")]})
+                  ) if types else None
     return ChunkFilter(glob, kinds) if (glob or kinds) else None
 
 

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest.chunking import check_overlap
 from ingest.errors import SettingsError
+from ingest.loaders.base import LoadOptions
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -79,6 +80,17 @@ class IngestSettings(BaseSettings):
     chunk_overlap: int = Field(32, ge=0)
 
     max_file_bytes: int = Field(50_000_000, ge=1)
+    # What a small file may grow into (README, "Formats"): an Office file or EPUB is a zip, and
+    # one whose entries would inflate past this is refused (a zip bomb); a spreadsheet (.xlsx,
+    # .csv, .tsv) with more non-empty cells than this is refused.
+    max_unzipped_bytes: int = Field(100_000_000, ge=1)
+    max_sheet_cells: int = Field(1_000_000, ge=1)
+    # Read PDF pages that have no text layer (scans) with tesseract (Debian's tesseract-ocr).
+    ocr: bool = False
+
+    def load_options(self) -> LoadOptions:
+        return LoadOptions(max_unzipped_bytes=self.max_unzipped_bytes,
+                           max_sheet_cells=self.max_sheet_cells, ocr=self.ocr)
 
     # Where the index lives: "sqlite" (embedded: one database file + a FAISS file in
     # RAG_INDEX_DIR) or "postgres" (PostgreSQL with pgvector at RAG_DATABASE_URL, for several

@@ -221,7 +221,7 @@ def _load_and_chunk(f, settings: IngestSettings, chunker: Callable[[], Chunker],
     old = indexed.get(f.rel)
     if old is not None and old.sha256 == sha and not rebuild:
         return None
-    loaded = load(f.path, data)
+    loaded = load(f.path, data, settings.load_options())
     chunks = chunker().split(loaded)
     if not chunks:
         raise LoadError("no text left to index after extraction")

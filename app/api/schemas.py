@@ -51,7 +51,8 @@ def check_text(value: str, what: str) -> str:
     return value
 
 
-FileType = Literal["htm", "html", "markdown", "md", "pdf", "text", "txt"]
+FileType = Literal["csv", "docx", "epub", "htm", "html", "markdown", "md", "pdf", "pdf-ocr",
+                   "pptx", "text", "tsv", "txt", "xlsx"]
 assert set(FileType.__args__) == set(KIND_ALIASES), "a file type the filter does not know"
 
 

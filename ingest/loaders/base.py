@@ -18,4 +18,16 @@ class Section:
 class LoadedDocument:
     text: str
     sections: tuple[Section, ...]
-    kind: str  # "markdown" | "text" | "html" | "pdf"
+    # "markdown" | "text" | "html" | "pdf" | "pdf-ocr" (some pages read by OCR) | "docx" |
+    # "pptx" | "xlsx" | "csv" (.csv and .tsv) | "epub"
+    kind: str
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What the settings let a loader do: limits on what a small file may grow into, and OCR."""
+
+    # Office files and EPUBs are zips: the most their entries may inflate to, together.
+    max_unzipped_bytes: int = 100_000_000
+    max_sheet_cells: int = 1_000_000  # non-empty cells a spreadsheet (.xlsx, .csv) may hold
+    ocr: bool = False  # read PDF pages without a text layer with tesseract

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ingest.errors import LoadError
-from ingest.loaders.base import LoadedDocument
+from ingest.loaders.base import LoadedDocument, LoadOptions
 from ingest.loaders.common import build_sections, normalize_newlines, short_exc
 
 _HEADER_WINDOW = 1024  # readers accept a header a little way into the file
@@ -75,7 +75,7 @@ def page_texts(data: bytes) -> list[str]:
     return texts
 
 
-def load_pdf(data: bytes) -> LoadedDocument:
+def load_pdf(data: bytes, options: LoadOptions = LoadOptions()) -> LoadedDocument:
     """Load a PDF: the pages with text joined by blank lines, each its own section (page=N)."""
     parts: list[str] = []
     marks: list[tuple[int, tuple[str, ...], int | None]] = []

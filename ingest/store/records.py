@@ -99,7 +99,7 @@ class ChunkRecord:
 class ChunkFilter:
     """Which documents a search may return: a path glob (fnmatch-style, e.g. "guides/*.md":
     `*` and `?` match across folders, `[...]` is a character class), and/or document kinds
-    ("markdown", "text", "html", "pdf"). Each backend renders it in its own query language."""
+    ("markdown", "text", "html", "pdf", "pdf-ocr", "docx", "pptx", "xlsx", "csv", "epub"). Each backend renders it in its own query language."""
 
     path_glob: str | None = None
     kinds: tuple[str, ...] | None = None

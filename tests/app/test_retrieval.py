@@ -106,11 +106,14 @@ def test_make_filter_path_prefix_or_glob(path: str, glob: str) -> None:
 
 @pytest.mark.parametrize("types, kinds", [
     (["md"], ("markdown",)),
-    ([".pdf"], ("pdf",)),
+    ([".pdf"], ("pdf", "pdf-ocr")),
+    (["pdf-ocr"], ("pdf-ocr",)),
+    (["tsv", "csv"], ("csv",)),
+    (["docx", "pptx", "xlsx", "epub"], ("docx", "epub", "pptx", "xlsx")),
     (["htm"], ("html",)),
     (["HTML", ".htm"], ("html",)),
     (["txt", "markdown", "MD", ".text"], ("markdown", "text")),
-    (["pdf", "md", "htm", "txt"], ("html", "markdown", "pdf", "text")),
+    (["pdf", "md", "htm", "txt"], ("html", "markdown", "pdf", "pdf-ocr", "text")),
 ])
 def test_make_filter_type_aliases(types: list[str], kinds: tuple[str, ...]) -> None:
     assert make_filter(None, types) == ChunkFilter(None, kinds)

@@ -12,53 +12,7 @@ import pytest
 
 from ingest.errors import LoadError
 from ingest.loaders import SUPPORTED_EXTENSIONS, LoadedDocument, Section, load
-
-# --------------------------------------------------------------------------- shared helpers
-
-
-def assert_well_formed(doc: LoadedDocument) -> None:
-    """The invariants every loader's output must hold (chunking relies on them)."""
-    text = doc.text
-    assert isinstance(doc, LoadedDocument)
-    assert "\r" not in text, "newlines must be normalised to \\n"
-    assert doc.sections, "a loaded document has at least one section"
-    covered = [False] * len(text)
-    previous_end = 0
-    for section in doc.sections:
-        assert isinstance(section, Section)
-        assert 0 <= section.start < section.end <= len(text), section
-        assert section.start >= previous_end, f"sections overlap or are out of order: {section}"
-        assert text[section.start : section.end].strip(), f"whitespace-only section {section}"
-        assert all(isinstance(title, str) and title for title in section.heading), section
-        if doc.kind == "pdf":
-            assert isinstance(section.page, int) and section.page >= 1
-        else:
-            assert section.page is None
-        previous_end = section.end
-        covered[section.start : section.end] = [True] * (section.end - section.start)
-    lost = [i for i, ch in enumerate(text) if not ch.isspace() and not covered[i]]
-    assert not lost, f"text outside every section: {text[lost[0]:lost[0] + 40]!r}"
-
-
-def loaded(name: str, data: bytes | str) -> LoadedDocument:
-    """Load `data` (str is UTF-8 encoded) as a file called `name`, checking the invariants."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    doc = load(PurePath("corpus", "sub", name), raw)
-    assert_well_formed(doc)
-    return doc
-
-
-def refusal(name: str, data: bytes | str) -> str:
-    """The LoadError reason for loading `data` as `name`; checks the reason is one short line."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    with pytest.raises(LoadError) as info:
-        load(PurePath("corpus", "sub", name), raw)
-    reason = str(info.value)
-    assert reason and "\n" not in reason and "\r" not in reason, repr(reason)
-    assert len(reason) <= 120, reason
-    assert "corpus" not in reason and name not in reason, f"path leaked into {reason!r}"
-    return reason
-
+from tests.ingest.loader_checks import assert_well_formed, loaded, refusal
 
 def texts(doc: LoadedDocument) -> list[str]:
     return [doc.text[s.start : s.end] for s in doc.sections]

@@ -64,7 +64,7 @@ def test_nothing_retrieved_abstains_even_when_abstention_is_off(small_index, str
 @pytest.mark.parametrize("body", [
     {}, {"question": ""}, {"question": "   "}, {"question": "x" * 2001},
     {"question": "ok", "top_k": 0}, {"question": "ok", "top_k": 51},
-    {"question": "ok", "mode": "fuzzy"}, {"question": "ok", "filters": {"type": "docx"}},
+    {"question": "ok", "mode": "fuzzy"}, {"question": "ok", "filters": {"type": "doc"}},
     {"question": "ok", "surprise": 1}, {"question": 42},
 ])
 def test_invalid_input_is_422(client, body):

@@ -133,7 +133,11 @@ def test_bad_settings_are_one_error_line_not_a_traceback():
                             (["ingest"], {"RAG_EMBED_MAX_TOKENS": "2"}, "RAG_EMBED_MAX_TOKENS"),
                             (["ingest"], {"RAG_EMBED_BACKEND": "tensorflow"},
                              "RAG_EMBED_BACKEND"),
-                            (["serve"], {"RAG_EMBED_BACKEND": "int8"}, "RAG_EMBED_BACKEND")):
+                            (["serve"], {"RAG_EMBED_BACKEND": "int8"}, "RAG_EMBED_BACKEND"),
+                            (["ingest"], {"RAG_MAX_UNZIPPED_BYTES": "0"},
+                             "RAG_MAX_UNZIPPED_BYTES"),
+                            (["ingest"], {"RAG_MAX_SHEET_CELLS": "lots"}, "RAG_MAX_SHEET_CELLS"),
+                            (["ingest"], {"RAG_OCR": "maybe"}, "RAG_OCR")):
         out = ragfirst(*args, **env)
         assert out.returncode == 2 and out.stderr.startswith("error: invalid settings: ")
         assert name in out.stderr and "Traceback" not in out.stderr

@@ -10,7 +10,7 @@ Q      ?= What does the Business plan cost?
 # carry the CPU wheel locally). Elsewhere: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: help install install-dev system-deps run ingest serve ask demo eval eval-beir test test-fast fuzz bench bench-ingest bench-ask bench-ann bench-extractive bench-freshness bench-middleware bench-limits corpus-pdfs clean
+.PHONY: help install install-dev system-deps run ingest serve ask demo eval eval-beir test test-fast fuzz bench bench-ingest bench-ask bench-ann bench-extractive bench-freshness bench-middleware bench-limits corpus-pdfs corpus-docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -92,6 +92,9 @@ bench: bench-ingest bench-ask bench-extractive bench-freshness bench-middleware 
 
 corpus-pdfs: $(DEV)  ## rebuild the starter corpus' PDFs from scripts/pdf_sources (deterministic)
 	$(PY) scripts/build_corpus_pdfs.py
+
+corpus-docs: $(DEV)  ## rebuild the starter corpus' Word, PowerPoint, Excel, CSV and EPUB files (deterministic)
+	$(PY) scripts/build_corpus_docs.py
 
 clean:  ## remove the virtual environment and the default index
 	rm -rf $(VENV) index

@@ -10,7 +10,7 @@ Q      ?= What does the Business plan cost?
 # carry the CPU wheel locally). Elsewhere: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: help install install-dev system-deps run ingest serve ask demo eval eval-beir test test-fast fuzz bench bench-ingest bench-ask bench-ann bench-extractive bench-freshness bench-middleware bench-limits corpus-pdfs corpus-docs clean
+.PHONY: help install install-dev system-deps run ingest serve ask demo eval eval-beir test test-fast fuzz bench bench-ingest bench-formats bench-ask bench-ann bench-extractive bench-freshness bench-middleware bench-limits corpus-pdfs corpus-docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -73,6 +73,9 @@ bench-ingest: $(DEV)  ## ingest throughput: pipeline vs raw model.encode, and an
 bench-ask: $(DEV)  ## /ask latency percentiles at 1 and 8 clients, starter corpus and 100k chunks (1M: ARGS="--chunks 1000000 --store sqlite --no-starter")
 	$(PY) -m tests.bench.bench_ask $(ARGS)
 
+bench-formats: $(DEV)  ## load+chunk MB/s and chunks/s per document format, beside the embedder's rate (ARGS="--ocr 5": OCR pages/s)
+	$(PY) -m tests.bench.bench_formats $(ARGS)
+
 bench-ann: $(DEV)  ## FAISS exact vs HNSW: recall@10, ms per search, build time at 100k and 1M (~10 min; not in `make bench`)
 	$(PY) -m tests.bench.bench_ann $(ARGS)
 
@@ -88,7 +91,7 @@ bench-middleware: $(DEV)  ## what the request log line, metrics and API-key chec
 bench-limits: $(DEV)  ## what hostile clients make the service hold: big bodies, half-sent headers
 	$(PY) -m tests.bench.bench_limits $(ARGS)
 
-bench: bench-ingest bench-ask bench-extractive bench-freshness bench-middleware bench-limits  ## every benchmark (about 15 minutes)
+bench: bench-ingest bench-formats bench-ask bench-extractive bench-freshness bench-middleware bench-limits  ## every benchmark (about 15 minutes)
 
 corpus-pdfs: $(DEV)  ## rebuild the starter corpus' PDFs from scripts/pdf_sources (deterministic)
 	$(PY) scripts/build_corpus_pdfs.py

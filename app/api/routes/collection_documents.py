@@ -212,7 +212,15 @@ def _remove(collection: Collection, path: str) -> int:
 # change the type.
 TEXT = "text/plain; charset=utf-8"
 CONTENT_TYPES = {".pdf": "application/pdf", ".md": TEXT, ".markdown": TEXT, ".txt": TEXT,
-                 ".text": TEXT, ".html": TEXT, ".htm": TEXT}
+                 ".text": TEXT, ".html": TEXT, ".htm": TEXT, ".csv": TEXT, ".tsv": TEXT,
+                 ".docx": "application/vnd.openxmlformats-officedocument."
+                          "wordprocessingml.document",
+                 ".pptx": "application/vnd.openxmlformats-officedocument."
+                          "presentationml.presentation",
+                 ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                 ".epub": "application/epub+zip"}
+# Shown in the browser; anything else (Office files, EPUBs) is saved, to open in its own program.
+INLINE = frozenset({"application/pdf", TEXT})
 SAFE_HEADERS = {"x-content-type-options": "nosniff",
                 "cache-control": "private, no-cache"}  # behind a key: no shared caches
 # Text gets the CSP sandbox too. A PDF does not: Chrome's and Safari's viewers refuse to show a
@@ -232,7 +240,8 @@ async def download(request: Request, name: str, path: str) -> FileResponse:
     media_type = CONTENT_TYPES[target.suffix.lower()]
     return FileResponse(target, stat_result=st, media_type=media_type,
                         headers={**(TEXT_HEADERS if media_type == TEXT else SAFE_HEADERS),
-                                 "content-disposition": content_disposition(target.name)})
+                                 "content-disposition": content_disposition(
+                                     target.name, inline=media_type in INLINE)})
 
 
 def _document_name(path: str, indexed: Callable[[], dict]) -> PurePosixPath:
@@ -264,11 +273,11 @@ def _readable(collection: Collection, path: str):
     return target, st
 
 
-def content_disposition(filename: str) -> str:
-    """`inline` with the name: a plain ASCII `filename`, and RFC 5987's `filename*` (UTF-8,
-    percent-encoded) when the name is anything else."""
+def content_disposition(filename: str, inline: bool = True) -> str:
+    """`inline` (or `attachment`) with the name: a plain ASCII `filename`, and RFC 5987's
+    `filename*` (UTF-8, percent-encoded) when the name is anything else."""
     ascii_name = "".join(c if " " <= c <= "~" and c not in '"\\%' else "_" for c in filename)
-    value = f'inline; filename="{ascii_name}"'
+    value = f'{"inline" if inline else "attachment"}; filename="{ascii_name}"'
     if ascii_name != filename:
         value += f"; filename*=UTF-8''{quote(filename, safe='')}"
     return value

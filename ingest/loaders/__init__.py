@@ -14,6 +14,7 @@ from pathlib import PurePath
 from ingest.errors import LoadError
 from ingest.loaders.base import LoadedDocument, LoadOptions, Section
 from ingest.loaders.common import one_line, short_exc
+from ingest.loaders.epub import load_epub
 from ingest.loaders.html import load_html
 from ingest.loaders.markdown import load_markdown
 from ingest.loaders.pdf import load_pdf
@@ -44,6 +45,7 @@ _LOADERS: dict[str, Loader] = {
     ".html": _plain(load_html),
     ".htm": _plain(load_html),
     ".pdf": load_pdf,
+    ".epub": load_epub,
 }
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_LOADERS)
 

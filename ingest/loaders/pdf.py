@@ -1,4 +1,5 @@
-"""PDF: the text layer of each page (pypdf), one section per page that has text."""
+"""PDF: the text layer of each page (pypdf), one section per page that has text; with RAG_OCR,
+pages without one are read by OCR (ocr.py: pypdfium2 + tesseract)."""
 from __future__ import annotations
 
 import io
@@ -75,18 +76,52 @@ def page_texts(data: bytes) -> list[str]:
     return texts
 
 
+SCANNED = "scanned PDF: enable RAG_OCR (needs tesseract)"
+NO_TESSERACT = "scanned PDF: RAG_OCR is on but tesseract is not installed"
+
+
+def _with_ocr(data: bytes, texts: list[str]) -> tuple[list[str], bool]:
+    """The page texts with the (nearly) empty ones read by OCR; whether any page was."""
+    from ingest.loaders import ocr  # its imports are deferred too
+
+    blank = [number for number, text in enumerate(texts, start=1) if ocr.needs_ocr(text)]
+    if not blank:
+        return texts, False
+    if not ocr.tesseract_available():
+        if all(not text.strip() for text in texts):
+            raise LoadError(NO_TESSERACT)
+        return texts, False  # the pages with a text layer are still worth indexing
+    read = ocr.ocr_pages(data, blank)
+    merged = list(texts)
+    used = False
+    for number, text in read.items():
+        layer = texts[number - 1]
+        if sum(not ch.isspace() for ch in text) > sum(not ch.isspace() for ch in layer):
+            merged[number - 1] = text
+            used = True
+    return merged, used
+
+
 def load_pdf(data: bytes, options: LoadOptions = LoadOptions()) -> LoadedDocument:
-    """Load a PDF: the pages with text joined by blank lines, each its own section (page=N)."""
+    """Load a PDF: the pages with text joined by blank lines, each its own section (page=N).
+
+    With `options.ocr`, pages whose text layer is (almost) empty are read by OCR (ocr.py), and
+    the kind is "pdf-ocr" if any page was."""
+    texts = page_texts(data)
+    used_ocr = False
+    if options.ocr:
+        texts, used_ocr = _with_ocr(data, texts)
     parts: list[str] = []
     marks: list[tuple[int, tuple[str, ...], int | None]] = []
     offset = 0
-    for number, page_text in enumerate(page_texts(data), start=1):
+    for number, page_text in enumerate(texts, start=1):
         if not page_text.strip():
             continue
         marks.append((offset, (), number))
         parts.append(page_text)
         offset += len(page_text) + 2
     if not parts:
-        raise LoadError("PDF has no text layer (scanned?); run OCR on it first")
+        raise LoadError("scanned PDF: OCR found no text on any page" if options.ocr else SCANNED)
     text = "\n\n".join(parts)
-    return LoadedDocument(text=text, sections=build_sections(text, marks), kind="pdf")
+    kind = "pdf-ocr" if used_ocr else "pdf"
+    return LoadedDocument(text=text, sections=build_sections(text, marks), kind=kind)

@@ -27,14 +27,14 @@ def headings(doc: LoadedDocument) -> list[tuple[str, ...]]:
 
 def test_supported_extensions() -> None:
     assert SUPPORTED_EXTENSIONS == frozenset(
-        {".md", ".markdown", ".txt", ".text", ".html", ".htm", ".pdf"}
+        {".md", ".markdown", ".txt", ".text", ".html", ".htm", ".pdf", ".epub"}
     )
 
 
 def test_unsupported_extension_is_refused_with_the_supported_list() -> None:
     reason = refusal("report.docx", b"PK\x03\x04 whatever")
     assert reason == (
-        "unsupported file type '.docx' (supported: .htm, .html, .markdown, .md, .pdf, .text, .txt)"
+        "unsupported file type '.docx' (supported: .epub, .htm, .html, .markdown, .md, .pdf, .text, .txt)"
     )
 
 
@@ -522,9 +522,7 @@ def test_pdf_blank_middle_page_is_skipped() -> None:
 
 
 def test_pdf_without_text_layer_is_refused() -> None:
-    assert refusal("scan.pdf", make_pdf(["", ""])) == (
-        "PDF has no text layer (scanned?); run OCR on it first"
-    )
+    assert refusal("scan.pdf", make_pdf(["", ""])) == "scanned PDF: enable RAG_OCR (needs tesseract)"
 
 
 def test_pdf_with_user_password_is_refused(three_page_pdf: bytes) -> None:

@@ -1,0 +1,81 @@
+"""OCR for PDF pages without a text layer (scans): render the page, read it with tesseract.
+
+Used by the PDF loader when `LoadOptions.ocr` (RAG_OCR) is on, for the pages whose text layer
+is empty or nearly so. Each page is rendered with pypdfium2 (PDFium, a self-contained PyPI wheel)
+at ~300 dpi and read by pytesseract, which runs Debian's `tesseract` binary (tesseract-ocr,
+tesseract-ocr-eng; scripts/system-deps.sh installs them). Why not ocrmypdf: we need each page's
+text, to keep citations pointing at page numbers, not a rewritten PDF with a text layer added;
+ocrmypdf rewrites the file (we serve originals back unchanged), and needs ghostscript and more
+system programs. The work is bounded: a page is rendered at most MAX_PIXELS pixels (a page
+with a huge mediabox is rendered smaller, never into gigabytes of bitmap), and tesseract gets
+PAGE_TIMEOUT seconds per page.
+"""
+from __future__ import annotations
+
+import math
+import re
+import shutil
+
+from ingest.errors import LoadError
+from ingest.loaders.common import normalize_newlines, short_exc
+
+DPI = 300
+MAX_PIXELS = 25_000_000  # ~A4 at 300 dpi is 8.7 MP; US Letter 8.4 MP
+MIN_CHARS = 20  # a page with fewer non-space characters in its text layer is treated as scanned
+PAGE_TIMEOUT = 120  # seconds tesseract may spend on one page
+LANGUAGE = "eng"
+_JUNK_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def tesseract_available() -> bool:
+    """Whether the tesseract binary pytesseract drives is on PATH."""
+    return shutil.which("tesseract") is not None
+
+
+def needs_ocr(page_text: str) -> bool:
+    """Whether a page's text layer is (almost) empty: a scan, or a page of images."""
+    return sum(not ch.isspace() for ch in page_text) < MIN_CHARS
+
+
+def render_scale(width_pt: float, height_pt: float) -> float:
+    """PDFium's scale (pixels per point) for DPI, lowered so the bitmap stays <= MAX_PIXELS."""
+    scale = DPI / 72
+    area = max(width_pt, 1.0) * max(height_pt, 1.0)
+    if area * scale * scale > MAX_PIXELS:
+        scale = math.sqrt(MAX_PIXELS / area)
+    return scale
+
+
+def clean(text: str) -> str:
+    """OCR output normalised like a text layer: \\n newlines, no control characters, no
+    trailing whitespace, no form feed (tesseract ends each page with one)."""
+    return _JUNK_CONTROLS.sub("", normalize_newlines(text)).rstrip()
+
+
+def ocr_pages(data: bytes, numbers: list[int]) -> dict[int, str]:
+    """The OCR text of the (1-based) pages `numbers` of the PDF in `data`."""
+    import pypdfium2  # imported here: only OCR pays for them
+    import pytesseract
+
+    try:
+        document = pypdfium2.PdfDocument(data)
+    except Exception as exc:
+        raise LoadError(f"PDF could not be rendered for OCR: {short_exc(exc, 60)}") from exc
+    texts: dict[int, str] = {}
+    try:
+        for number in numbers:
+            page = document[number - 1]
+            try:
+                width, height = page.get_size()
+                bitmap = page.render(scale=render_scale(width, height), grayscale=True)
+                image = bitmap.to_pil()
+                raw = pytesseract.image_to_string(image, lang=LANGUAGE, timeout=PAGE_TIMEOUT)
+            except Exception as exc:
+                raise LoadError(f"page {number} could not be read by OCR: "
+                                f"{short_exc(exc, 60)}") from exc
+            finally:
+                page.close()
+            texts[number] = clean(raw)
+    finally:
+        document.close()
+    return texts

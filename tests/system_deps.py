@@ -5,6 +5,7 @@ reason for tests to pass silently."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,3 +38,9 @@ def small_disk(where: Path, size: str = "4m") -> Iterator[Path]:
         yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def require_tesseract() -> None:
+    """tesseract (and its English model), which the OCR tests run through pytesseract."""
+    require_system("tesseract", shutil.which("tesseract") is not None,
+                   "apt-get install tesseract-ocr tesseract-ocr-eng, or scripts/system-deps.sh")

@@ -3,7 +3,6 @@ with Pillow, the image embedded in a PDF with fpdf2, so the page has no text lay
 from __future__ import annotations
 
 import io
-import shutil
 from unittest import mock
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from ingest.loaders import LoadOptions
 from ingest.loaders.ocr import MAX_PIXELS, render_scale
 from tests.ingest.loader_checks import assert_exact_spans, loaded, refusal
-from tests.system_deps import require_system
+from tests.system_deps import require_tesseract
 
 OCR = LoadOptions(ocr=True)
 SCAN_LINES = ["Kestrelbook archive", "retention ninety days", "invoice number 4711"]
@@ -19,8 +18,7 @@ SCAN_LINES = ["Kestrelbook archive", "retention ninety days", "invoice number 47
 
 @pytest.fixture
 def tesseract() -> None:
-    require_system("tesseract", shutil.which("tesseract") is not None,
-                   "apt-get install tesseract-ocr tesseract-ocr-eng, or run scripts/system-deps.sh")
+    require_tesseract()
 
 
 def scanned_page_png(lines: list[str]) -> bytes:

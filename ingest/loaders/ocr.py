@@ -8,11 +8,14 @@ text, to keep citations pointing at page numbers, not a rewritten PDF with a tex
 ocrmypdf rewrites the file (we serve originals back unchanged), and needs ghostscript and more
 system programs. The work is bounded: a page is rendered at most MAX_PIXELS pixels (a page
 with a huge mediabox is rendered smaller, never into gigabytes of bitmap), and tesseract gets
-PAGE_TIMEOUT seconds per page.
+PAGE_TIMEOUT seconds per page. Tesseract runs one OpenMP thread (OMP_THREAD_LIMIT=1 unless the
+operator set it): its default threads fight over a small machine's cores, and on 2 cores one
+thread read a page ~7x faster (0.06 vs 0.49 pages/s, tests/bench/bench_ocr.py).
 """
 from __future__ import annotations
 
 import math
+import os
 import re
 import shutil
 
@@ -57,6 +60,7 @@ def ocr_pages(data: bytes, numbers: list[int]) -> dict[int, str]:
     import pypdfium2  # imported here: only OCR pays for them
     import pytesseract
 
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # read by each tesseract child at start
     try:
         document = pypdfium2.PdfDocument(data)
     except Exception as exc:

@@ -111,3 +111,25 @@ def test_render_scale_is_capped_for_huge_pages() -> None:
     huge = 14400.0  # the largest mediabox PDF allows: 200 inches square
     scale = render_scale(huge, huge)
     assert (huge * scale) ** 2 <= MAX_PIXELS * 1.0001
+
+
+def test_huge_scanned_page_is_rendered_within_the_pixel_cap(tesseract: None) -> None:
+    import pypdfium2
+    from fpdf import FPDF
+
+    pdf = FPDF(format=(5080, 5080))  # 200 inches square: 3.6 GP at 300 dpi if not capped
+    pdf.add_page()
+    pdf.image(io.BytesIO(scanned_page_png(SCAN_LINES)), x=0, y=0, w=5080, h=5080)
+    sizes: list[tuple[int, int]] = []
+    original = pypdfium2.PdfPage.render
+
+    def render(page, **kwargs):
+        bitmap = original(page, **kwargs)
+        sizes.append((bitmap.width, bitmap.height))
+        return bitmap
+
+    with mock.patch.object(pypdfium2.PdfPage, "render", render):
+        doc = loaded("huge.pdf", bytes(pdf.output()), OCR)
+    assert sizes and all(w * h <= MAX_PIXELS for w, h in sizes), sizes
+    assert doc.kind == "pdf-ocr"
+    assert "retention ninety" in doc.text.lower()  # the image is blurred by the scaling

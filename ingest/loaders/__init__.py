@@ -14,9 +14,11 @@ from pathlib import PurePath
 from ingest.errors import LoadError
 from ingest.loaders.base import LoadedDocument, LoadOptions, Section
 from ingest.loaders.common import one_line, short_exc
+from ingest.loaders.docx import load_docx
 from ingest.loaders.html import load_html
 from ingest.loaders.markdown import load_markdown
 from ingest.loaders.pdf import load_pdf
+from ingest.loaders.pptx import load_pptx
 from ingest.loaders.text import load_text
 
 __all__ = ["LoadedDocument", "LoadOptions", "Section", "SUPPORTED_EXTENSIONS",
@@ -44,6 +46,8 @@ _LOADERS: dict[str, Loader] = {
     ".html": _plain(load_html),
     ".htm": _plain(load_html),
     ".pdf": load_pdf,
+    ".docx": load_docx,
+    ".pptx": load_pptx,
 }
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_LOADERS)
 

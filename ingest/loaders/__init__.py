@@ -14,10 +14,12 @@ from pathlib import PurePath
 from ingest.errors import LoadError
 from ingest.loaders.base import LoadedDocument, LoadOptions, Section
 from ingest.loaders.common import one_line, short_exc
+from ingest.loaders.docx import load_docx
 from ingest.loaders.epub import load_epub
 from ingest.loaders.html import load_html
 from ingest.loaders.markdown import load_markdown
 from ingest.loaders.pdf import load_pdf
+from ingest.loaders.pptx import load_pptx
 from ingest.loaders.text import load_text
 
 __all__ = ["LoadedDocument", "LoadOptions", "Section", "SUPPORTED_EXTENSIONS",
@@ -46,6 +48,8 @@ _LOADERS: dict[str, Loader] = {
     ".htm": _plain(load_html),
     ".pdf": load_pdf,
     ".epub": load_epub,
+    ".docx": load_docx,
+    ".pptx": load_pptx,
 }
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_LOADERS)
 

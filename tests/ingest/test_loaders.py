@@ -27,14 +27,15 @@ def headings(doc: LoadedDocument) -> list[tuple[str, ...]]:
 
 def test_supported_extensions() -> None:
     assert SUPPORTED_EXTENSIONS == frozenset(
-        {".md", ".markdown", ".txt", ".text", ".html", ".htm", ".pdf", ".epub"}
+        {".md", ".markdown", ".txt", ".text", ".html", ".htm", ".pdf", ".epub", ".docx", ".pptx"}
     )
 
 
 def test_unsupported_extension_is_refused_with_the_supported_list() -> None:
-    reason = refusal("report.docx", b"PK\x03\x04 whatever")
+    reason = refusal("report.odt", b"PK\x03\x04 whatever")
     assert reason == (
-        "unsupported file type '.docx' (supported: .epub, .htm, .html, .markdown, .md, .pdf, .text, .txt)"
+        "unsupported file type '.odt' (supported: .docx, .epub, .htm, .html, .markdown, .md, "
+        ".pdf, .pptx, .text, .txt)"
     )
 
 

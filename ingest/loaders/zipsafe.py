@@ -25,21 +25,26 @@ _PIECE = 1 << 16
 _MACRO_PARTS = ("vbaproject.bin",)
 
 
+def _a(what: str) -> str:
+    """`what` with its article: "a Word document", "an EPUB"."""
+    return f"{'an' if what[:1] in 'AEIOU' else 'a'} {what}"
+
+
 def _not_a_zip(data: bytes, what: str) -> LoadError:
     """The reason a file that is not a zip cannot be `what`."""
     if data.startswith(_OLE2_MAGIC):
         if "EncryptedPackage".encode("utf-16-le") in data:
             return LoadError(f"password-protected {what}: save a copy without the password")
-        return LoadError(f"not a {what}: an older binary Office file (.doc/.xls/.ppt); "
+        return LoadError(f"not {_a(what)}: an older binary Office file (.doc/.xls/.ppt); "
                          "save it in the current format")
     head = data[:512].lstrip().lower()
     if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
-        return LoadError(f"not a {what}: the file is HTML; rename it to .html")
+        return LoadError(f"not {_a(what)}: the file is HTML; rename it to .html")
     try:
         data[:4096].decode("utf-8")
     except UnicodeDecodeError:
-        return LoadError(f"not a {what} (not a zip file)")
-    return LoadError(f"not a {what}: the file is plain text; rename it to .txt")
+        return LoadError(f"not {_a(what)} (not a zip file)")
+    return LoadError(f"not {_a(what)}: the file is plain text; rename it to .txt")
 
 
 def open_zip(data: bytes, what: str, options: LoadOptions) -> zipfile.ZipFile:

@@ -151,7 +151,7 @@ def test_missing_container_and_package() -> None:
     assert refusal("a.epub", no_container) == "not an EPUB (no META-INF/container.xml)"
     no_opf = build({"META-INF/container.xml": CONTAINER})
     assert refusal("b.epub", no_opf) == "not an EPUB (the OPF package 'OEBPS/content.opf' is missing)"
-    assert refusal("c.epub", b"just some text\n") == "not a EPUB: the file is plain text; rename it to .txt"
+    assert refusal("c.epub", b"just some text\n") == "not an EPUB: the file is plain text; rename it to .txt"
 
 
 def test_entity_bomb_refused() -> None:

@@ -409,3 +409,37 @@ def test_files_copied_in_by_hand_with_names_no_upload_could_have_open_and_go(ser
         assert httpx.delete(url, timeout=120).status_code == 200
         assert not (service.corpus / name).exists()
     assert httpx.get(f"{service.url}{DOCS}/{quote('hand/caf%C3%A9.md')}").status_code == 404
+
+
+OFFICE = {"docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+          "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation"}
+
+
+def test_office_files_upload_are_cited_and_download_as_attachments(service):
+    """A Word file and a slide deck over the same path a browser uploads by: both indexed,
+    both cited, both handed back as files to save (never shown in the page's origin); a
+    macro-enabled file is refused by name and written nowhere."""
+    files = [("office/handbook.docx",
+              (STARTER_CORPUS / "kestrelbook" / "onboarding-handbook.docx").read_bytes()),
+             ("office/roadmap.pptx",
+              (STARTER_CORPUS / "kestrelbook" / "q3-roadmap-review.pptx").read_bytes()),
+             ("office/tool.docm", b"PK\x03\x04 anything")]
+    r = upload(service, files)
+    assert r.status_code == 201, r.text
+    status = {p: f["status"] for p, f in by_path(r).items()}
+    assert status == {"office/handbook.docx": "added", "office/roadmap.pptx": "added",
+                      "office/tool.docm": "refused"}, r.text
+    assert "macro-enabled" in by_path(r)["office/tool.docm"]["reason"]
+    assert not (service.corpus / "office" / "tool.docm").exists()
+    assert "office/handbook.docx" in cited(
+        service, "For how many working days is a new support engineer paired with a buddy?")
+    assert "office/roadmap.pptx" in cited(service, "When does the Starling beta open?")
+    for ext, rel in (("docx", "office/handbook.docx"), ("pptx", "office/roadmap.pptx")):
+        got = httpx.get(f"{service.url}{DOCS}/{rel}", timeout=30)
+        assert got.status_code == 200 and got.content == (service.corpus / rel).read_bytes()
+        assert got.headers["content-type"] == OFFICE[ext]
+        name = rel.rsplit("/", 1)[1]
+        assert got.headers["content-disposition"] == f'attachment; filename="{name}"'
+    kinds = {d["path"]: d["kind"] for d in
+             httpx.get(f"{service.url}/documents", timeout=30).json()["documents"]}
+    assert kinds["office/handbook.docx"] == "docx" and kinds["office/roadmap.pptx"] == "pptx"

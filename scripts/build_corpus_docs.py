@@ -24,7 +24,7 @@ DOCUMENTS = {
     "docx": "kestrelbook/onboarding-handbook.docx",
     "pptx": "kestrelbook/q3-roadmap-review.pptx",
     "xlsx": "kestrelbook/regional-data-centers.xlsx",
-    "csv": "kestrelbook/integrations-catalog.csv",
+    "delimited": "kestrelbook/integrations-catalog.csv",
     "epub": "kestrelbook/field-guide-for-admins.epub",
 }
 

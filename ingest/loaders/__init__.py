@@ -14,6 +14,7 @@ from pathlib import PurePath
 from ingest.errors import LoadError
 from ingest.loaders.base import LoadedDocument, LoadOptions, Section
 from ingest.loaders.common import one_line, short_exc
+from ingest.loaders.delimited import load_delimited, load_tsv
 from ingest.loaders.docx import load_docx
 from ingest.loaders.epub import load_epub
 from ingest.loaders.html import load_html
@@ -21,6 +22,7 @@ from ingest.loaders.markdown import load_markdown
 from ingest.loaders.pdf import load_pdf
 from ingest.loaders.pptx import load_pptx
 from ingest.loaders.text import load_text
+from ingest.loaders.xlsx import load_xlsx
 
 __all__ = ["LoadedDocument", "LoadOptions", "Section", "SUPPORTED_EXTENSIONS",
            "check_supported", "load"]
@@ -50,6 +52,9 @@ _LOADERS: dict[str, Loader] = {
     ".epub": load_epub,
     ".docx": load_docx,
     ".pptx": load_pptx,
+    ".xlsx": load_xlsx,
+    ".csv": load_delimited,
+    ".tsv": load_tsv,
 }
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_LOADERS)
 
@@ -62,7 +67,7 @@ def check_supported(path: PurePath) -> Loader:
         raise LoadError(f"macro-enabled Office file ('{suffix}'): save a copy without macros "
                         "(.docx, .xlsx, .pptx) to index it")
     if loader is None:
-        supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+        supported = ", ".join(sorted(ext.lstrip(".") for ext in SUPPORTED_EXTENSIONS))
         what = f"unsupported file type '{suffix}'" if suffix else "file has no extension"
         raise LoadError(f"{what} (supported: {supported})")
     return loader

@@ -60,7 +60,7 @@ def test_names_that_could_mean_another_file_or_never_be_indexed_are_refused(name
 
 
 def test_an_unsupported_type_names_the_supported_ones():
-    with pytest.raises(BadName, match=r"supported: \.csv, \.docx, \.epub, \.htm, \.html, \.markdown, "):
+    with pytest.raises(BadName, match=r"supported: csv, docx, epub, htm, html, markdown, "):
         check_name("slides.key")
 
 

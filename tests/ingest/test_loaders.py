@@ -27,15 +27,16 @@ def headings(doc: LoadedDocument) -> list[tuple[str, ...]]:
 
 def test_supported_extensions() -> None:
     assert SUPPORTED_EXTENSIONS == frozenset(
-        {".md", ".markdown", ".txt", ".text", ".html", ".htm", ".pdf", ".epub", ".docx", ".pptx"}
+        {".md", ".markdown", ".txt", ".text", ".html", ".htm", ".pdf", ".epub", ".docx", ".pptx",
+         ".xlsx", ".csv", ".tsv"}
     )
 
 
 def test_unsupported_extension_is_refused_with_the_supported_list() -> None:
     reason = refusal("report.odt", b"PK\x03\x04 whatever")
     assert reason == (
-        "unsupported file type '.odt' (supported: .docx, .epub, .htm, .html, .markdown, .md, "
-        ".pdf, .pptx, .text, .txt)"
+        "unsupported file type '.odt' (supported: csv, docx, epub, htm, html, markdown, md, pdf, "
+        "pptx, text, tsv, txt, xlsx)"
     )
 
 

@@ -23,7 +23,7 @@ BUILDERS = ROOT / "scripts" / "corpus_docs"
 DOCUMENTS = {
     "docx": "kestrelbook/onboarding-handbook.docx",
     "pptx": "kestrelbook/q3-roadmap-review.pptx",
-    "xlsx": "kestrelbook/regional-data-centers.xlsx",
+    "xlsx": "kestrelbook/offices-and-training.xlsx",
     "delimited": "kestrelbook/integrations-catalog.csv",
     "epub": "kestrelbook/field-guide-for-admins.epub",
 }

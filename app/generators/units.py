@@ -17,6 +17,8 @@ MIN_WORDS = 4  # "Post-incident reports." or "Yes." states nothing on its own
 _MARKUP = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)")
 _EMPHASIS = re.compile(r"\*\*|__|`")
 _SEPARATOR_CELL = re.compile(r":?-{3,}:?")
+# a cell that names its column ("Plan: Pro"): the loaders' table rows (ingest/loaders/tables.py)
+_NAMED_CELL = re.compile(r"[^:]{1,80}: \S")
 _LIST_START = re.compile(rf"{LIST_NUMBER.pattern}\s")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 ANAPHOR = re.compile(r"^(this|these|that|those|it|its|they|their|them|such|both|the same)\b",
@@ -91,6 +93,23 @@ def _mended(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
+def _rows_apart(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """A span that holds table rows on lines of their own, cut at its line breaks: rows end in
+    no full stop, so a sheet's rows read as one "sentence" otherwise."""
+    out: list[tuple[int, int]] = []
+    for s, e in spans:
+        if "\n" not in text[s:e] or " | " not in text[s:e]:
+            out.append((s, e))
+            continue
+        start = s
+        for line in text[s:e].split("\n"):
+            end = start + len(line)
+            if line.strip():
+                out.append((start, end))
+            start = end + 1
+    return out
+
+
 def _without_heading_line(text: str, s: int, e: int) -> int:
     """Where a sentence starts once a PDF heading fused to it is dropped ("Guests\\nGuests
     are people outside..."): a short first line without punctuation, at the start of a line,
@@ -125,7 +144,8 @@ class _Reader:
     def units(self) -> list[Unit]:
         last: list[str] | None = None  # the previous span's cells, if it was a table row
         prev_end = 0
-        for pos, (s, e) in enumerate(_mended(self.text, sentence_spans(self.text))):
+        spans = _rows_apart(self.text, _mended(self.text, sentence_spans(self.text)))
+        for pos, (s, e) in enumerate(spans):
             raw = self.text[s:e]
             cells = _cells(raw) if _is_row(raw) else None
             if pos and ((cells is None) != (last is None)
@@ -149,7 +169,9 @@ class _Reader:
             self.header = previous  # markdown: the row above was the header
             self.out = [u for u in self.out if not (u.row and u.pos == pos - 1)]
             return
-        if previous is None:  # the table's first row in this passage
+        if all(_NAMED_CELL.match(c) for c in cells if c):
+            self.header = None  # a row that names its own cells: it needs no header row
+        elif previous is None:  # the table's first row in this passage
             self.header = None
             if not raw.lstrip().startswith("|") and not any(ch.isdigit() for ch in raw):
                 self.header = cells  # an HTML table's first row, without numbers: its header

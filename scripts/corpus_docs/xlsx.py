@@ -1,4 +1,4 @@
-"""The starter workbook: Kestrelbook's regional data centres and per-plan limits, two sheets."""
+"""The starter workbook: Orrery Lane's offices and Kestrelbook's training courses, two sheets."""
 from __future__ import annotations
 
 import datetime as dt
@@ -14,33 +14,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _zipfix import write_fixed  # noqa: E402
 
 FIXED = dt.datetime(2026, 1, 1)
-REGIONS = [
-    ("Region", "City", "Opened", "Uptime SLA", "Nightly backup copy in"),
-    ("eu-north", "Tampere", 2021, "99.95%", "eu-west"),
-    ("eu-west", "Galway", 2019, "99.95%", "eu-north"),
-    ("us-east", "Columbus", 2020, "99.9%", "us-west"),
-    ("us-west", "Boise", 2023, "99.9%", "us-east"),
-    ("ap-south", "Pune", 2025, "99.5%", "ap-southeast"),
-    ("ap-southeast", "Auckland", 2026, "99.5%", "ap-south"),
+OFFICES = [
+    ("Office", "City", "Opened", "Staff", "Teams"),
+    ("Foundry House", "Leeds", 2016, 212, "engineering, finance"),
+    ("Tejo Studio", "Lisbon", 2022, 64, "product design"),
+    ("Harbourfront", "Toronto", 2024, 41, "customer success"),
+    ("Kaiwharawhara", "Wellington", 2025, 18, "support (night shift)"),
 ]
-LIMITS = [
-    ("Plan", "Storage per seat", "API calls per day", "Page history kept"),
-    ("Free", "2 GB", "1,000", "14 days"),
-    ("Team", "25 GB", "40,000", "180 days"),
-    ("Business", "120 GB", "250,000", "2 years"),
-    ("Enterprise", "unlimited", "2,000,000", "unlimited"),
+COURSES = [
+    ("Course", "Length", "Format", "Price per person"),
+    ("Kestrelbook Foundations", "2 hours", "live online", "free"),
+    ("Workspace Architect", "1 day", "live online", "$290"),
+    ("Migration Clinic", "3 half-days", "on site", "$1,150"),
+    ("Admin Certification", "2 days", "on site", "$1,480"),
 ]
 
 
 def build(target: Path) -> None:
     book = Workbook()
-    regions = book.active
-    regions.title = "Regions"
-    for row in REGIONS:
-        regions.append(row)
-    limits = book.create_sheet("Limits")
-    for row in LIMITS:
-        limits.append(row)
+    offices = book.active
+    offices.title = "Offices"
+    for row in OFFICES:
+        offices.append(row)
+    courses = book.create_sheet("Training courses")
+    for row in COURSES:
+        courses.append(row)
     book.properties.created = book.properties.modified = FIXED
     book.properties.creator = "Kestrelbook"
     out = io.BytesIO()

@@ -23,7 +23,7 @@ BUILDERS = ROOT / "scripts" / "corpus_docs"
 DOCUMENTS = {
     "docx": "kestrelbook/onboarding-handbook.docx",
     "pptx": "kestrelbook/q3-roadmap-review.pptx",
-    "xlsx": "kestrelbook/offices-and-training.xlsx",
+    "xlsx": "kestrelbook/partners-and-training.xlsx",
     "delimited": "kestrelbook/integrations-catalog.csv",
     "epub": "kestrelbook/field-guide-for-admins.epub",
 }

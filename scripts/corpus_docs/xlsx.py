@@ -1,4 +1,4 @@
-"""The starter workbook: Orrery Lane's offices and Kestrelbook's training courses, two sheets."""
+"""The starter workbook: Kestrelbook's implementation partners and Kestrelbook's training courses, two sheets."""
 from __future__ import annotations
 
 import datetime as dt
@@ -14,12 +14,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _zipfix import write_fixed  # noqa: E402
 
 FIXED = dt.datetime(2026, 1, 1)
-OFFICES = [
-    ("Office", "City", "Opened", "Staff", "Teams"),
-    ("Foundry House", "Leeds", 2016, 212, "engineering, finance"),
-    ("Tejo Studio", "Lisbon", 2022, 64, "product design"),
-    ("Harbourfront", "Toronto", 2024, 41, "customer success"),
-    ("Kaiwharawhara", "Wellington", 2025, 18, "support (night shift)"),
+PARTNERS = [
+    ("Partner", "Country", "Speciality", "Certified consultants"),
+    ("Bramblecote Digital", "Ireland", "moving wikis from Confluence", 9),
+    ("Vela & Ortiz", "Spain", "workspace design", 5),
+    ("Northpaw Consulting", "Canada", "SSO and SCIM roll-outs", 7),
+    ("Kiwi Lattice", "New Zealand", "training for large teams", 3),
 ]
 COURSES = [
     ("Course", "Length", "Format", "Price per person"),
@@ -32,10 +32,10 @@ COURSES = [
 
 def build(target: Path) -> None:
     book = Workbook()
-    offices = book.active
-    offices.title = "Offices"
-    for row in OFFICES:
-        offices.append(row)
+    partners = book.active
+    partners.title = "Implementation partners"
+    for row in PARTNERS:
+        partners.append(row)
     courses = book.create_sheet("Training courses")
     for row in COURSES:
         courses.append(row)

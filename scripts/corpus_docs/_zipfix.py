@@ -19,3 +19,15 @@ def write_fixed(data: bytes, target: Path) -> None:
             fixed.external_attr = 0o644 << 16
             dest.writestr(fixed, source.read(info))
     target.write_bytes(out.getvalue())
+
+
+def save_office(document, target: Path, author: str, title: str, when) -> None:
+    """Save a python-docx or python-pptx document with fixed properties and zip dates."""
+    props = document.core_properties
+    props.author = props.last_modified_by = author
+    props.title = title
+    props.created = props.modified = props.last_printed = when
+    props.revision = 1
+    out = io.BytesIO()
+    document.save(out)
+    write_fixed(out.getvalue(), target)

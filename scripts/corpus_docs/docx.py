@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
-import io
 from pathlib import Path
 
 _WHEN = dt.datetime(2026, 3, 2, 9, 0, 0)
@@ -57,13 +56,5 @@ def _document():
 
 
 def build(target: Path) -> None:
-    d = _document()
-    props = d.core_properties
-    props.author = "Orrery Lane Support Enablement"
-    props.last_modified_by = "Orrery Lane Support Enablement"
-    props.title = "Kestrelbook Support Onboarding Handbook"
-    props.created = props.modified = props.last_printed = _WHEN
-    props.revision = 1
-    out = io.BytesIO()
-    d.save(out)
-    _zipfix().write_fixed(out.getvalue(), target)
+    _zipfix().save_office(_document(), target, "Orrery Lane Support Enablement",
+                          "Kestrelbook Support Onboarding Handbook", _WHEN)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
-import io
 from pathlib import Path
 
 _WHEN = dt.datetime(2026, 10, 6, 14, 0, 0)
@@ -62,13 +61,5 @@ def _presentation():
 
 
 def build(target: Path) -> None:
-    p = _presentation()
-    props = p.core_properties
-    props.author = "Orrery Lane Product"
-    props.last_modified_by = "Orrery Lane Product"
-    props.title = "Kestrelbook Q3 2026 Roadmap Review"
-    props.created = props.modified = props.last_printed = _WHEN
-    props.revision = 1
-    out = io.BytesIO()
-    p.save(out)
-    _zipfix().write_fixed(out.getvalue(), target)
+    _zipfix().save_office(_presentation(), target, "Orrery Lane Product",
+                          "Kestrelbook Q3 2026 Roadmap Review", _WHEN)

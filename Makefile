@@ -69,6 +69,7 @@ fuzz: $(DEV)  ## schemathesis against the running service (with and without a ke
 
 bench-ingest: $(DEV)  ## ingest throughput: pipeline vs raw model.encode, and an unchanged re-run
 	$(PY) -m tests.bench.bench_ingest $(ARGS)
+	$(PY) -m tests.bench.bench_formats
 
 bench-ask: $(DEV)  ## /ask latency percentiles at 1 and 8 clients, starter corpus and 100k chunks (1M: ARGS="--chunks 1000000 --store sqlite --no-starter")
 	$(PY) -m tests.bench.bench_ask $(ARGS)
@@ -91,7 +92,7 @@ bench-middleware: $(DEV)  ## what the request log line, metrics and API-key chec
 bench-limits: $(DEV)  ## what hostile clients make the service hold: big bodies, half-sent headers
 	$(PY) -m tests.bench.bench_limits $(ARGS)
 
-bench: bench-ingest bench-formats bench-ask bench-extractive bench-freshness bench-middleware bench-limits  ## every benchmark (about 15 minutes)
+bench: bench-ingest bench-ask bench-extractive bench-freshness bench-middleware bench-limits  ## every benchmark (about 15 minutes)
 
 corpus-pdfs: $(DEV)  ## rebuild the starter corpus' PDFs from scripts/pdf_sources (deterministic)
 	$(PY) scripts/build_corpus_pdfs.py

@@ -167,4 +167,4 @@ def test_the_gold_documents_cover_the_whole_corpus_and_both_folders_in_each_spli
         folders = {g.split("/")[0] for r in rows if r["split"] == split for g in r["gold"]}
         assert folders == {"kestrelbook", "guides"}, split
         formats = {Path(g).suffix for r in rows if r["split"] == split for g in r["gold"]}
-        assert formats == {".md", ".txt", ".html", ".pdf"}, (split, formats)
+        assert {".md", ".txt", ".html", ".pdf"} <= formats, (split, formats)

@@ -186,10 +186,10 @@ def test_an_unexpected_error_while_loading_stops_the_run_without_a_commit(tmp_pa
         write(settings.corpus_dir, f"d{i:02d}.md", f"# D{i}\n\nDocument {i} says hello.\n")
     real = sync.load
 
-    def load(path, data):
+    def load(path, data, options):
         if path.name == "d07.md":
             raise ZeroDivisionError("a bug in a loader")
-        return real(path, data)
+        return real(path, data, options)
     monkeypatch.setattr(sync, "load", load)
     with pytest.raises(ZeroDivisionError, match="a bug in a loader"):
         run_ingest(settings, HashingEmbedder())

@@ -80,16 +80,16 @@ def test_failed_files_are_reported_and_the_rest_ingested(settings, hashing_embed
     write(c, "blank.md", "  \n\n\t \n")
     write(c, "binary.txt", bytes(range(256)) * 4)
     write(c, "broken.pdf", b"%PDF-1.4\n1 0 obj garbage")
-    write(c, "notes.docx", b"PK\x03\x04 not supported")
+    write(c, "notes.odt", b"PK\x03\x04 not supported")
     settings = settings.model_copy(update={"max_file_bytes": 10_000})
     write(c, "huge.txt", "word " * 5000)
     report = run_ingest(settings, hashing_embedder)
     assert report.added == ["good.md"]
     failed = dict(report.failed)
-    assert set(failed) == {"empty.txt", "blank.md", "binary.txt", "broken.pdf", "notes.docx",
+    assert set(failed) == {"empty.txt", "blank.md", "binary.txt", "broken.pdf", "notes.odt",
                            "huge.txt"}
     assert all("\n" not in reason and reason for reason in failed.values())
-    assert "unsupported" in failed["notes.docx"] and "limit" in failed["huge.txt"]
+    assert "unsupported" in failed["notes.odt"] and "limit" in failed["huge.txt"]
     assert state(settings)["failures"] == sorted(failed.items())
 
 

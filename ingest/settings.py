@@ -110,6 +110,10 @@ class IngestSettings(BaseSettings):
     # The SQLite store's FAISS index: exhaustive (exact) below this many chunks, HNSW (the
     # RAG_HNSW_* settings above) from there on. README, "Dense search past a million chunks".
     ann_min_chunks: int = Field(250_000, ge=1)
+    # The SQLite store's BM25 ranking: "memory" (posting lists held in memory, built in the
+    # background after each commit; FTS5 answers until it is ready) or "fts5" (SQLite's own
+    # full-text index on every request: no memory, slower on big indexes). README, "Speed".
+    lexical_index: Literal["memory", "fts5"] = "memory"
 
     @field_validator("collections_file", mode="before")
     @classmethod

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -77,6 +78,19 @@ def store_state(settings) -> dict:
                         for c in snap.chunks(snap.chunk_ids()))
         return {"docs": docs, "chunks": chunks, "failures": [f[:2] for f in snap.failures()],
                 "dense": snap.chunk_count}
+
+
+def open_with_memory_index(open_snapshot: Callable, previous=None, wait_s: float = 60.0):
+    """A SQLite snapshot (`open_snapshot` is a reader's `open`) taken once the reader's
+    in-memory BM25 index of its commit is built: snapshots opened before that rank by FTS5."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        snap = open_snapshot(previous)
+        if snap.lexical is not None or time.monotonic() > deadline:
+            assert snap.lexical is not None, "the in-memory BM25 index was never built"
+            return snap
+        snap.close()
+        time.sleep(0.005)
 
 
 def assert_citations_are_exact(corpus: Path, citations: list[dict]) -> None:

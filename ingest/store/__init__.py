@@ -30,7 +30,8 @@ def open_reader(settings: IngestSettings, expect: IndexParams | None = None) -> 
     from ingest.store.sqlite.dense import DenseParams
     from ingest.store.sqlite.reader import SqliteReader
 
-    return SqliteReader(settings.index_dir, expect, dense=DenseParams.of(settings))
+    return SqliteReader(settings.index_dir, expect, dense=DenseParams.of(settings),
+                        lexical=settings.lexical_index == "memory")
 
 
 @contextmanager

@@ -95,17 +95,28 @@ def damage_pages(db, table_prefix: str) -> None:
     conn.close()
 
 
-def test_damage_found_while_serving_is_a_503_and_is_rebuilt(indexed):
+def found(snap) -> list:
+    """The chunks BM25 finds for "herons" (reads the lexical index, then the chunks)."""
+    return snap.chunks([i for i, _ in snap.search_lexical("herons", 3)])
+
+
+# FTS5 reads its own pages on every search; the in-memory index (built before the damage)
+# reads none, and the damage is found by the chunks' read
+@pytest.mark.parametrize("lexical,table", [("fts5", "chunks_fts"), ("memory", "chunks")])
+def test_damage_found_while_serving_is_a_503_and_is_rebuilt(indexed, lexical, table):
+    indexed = indexed.model_copy(update={"lexical_index": lexical})
     holder, runner = holder_and_runner(indexed)
+    if lexical == "memory":
+        until(lambda: holder.current().lexical is not None)  # built in the background
     before = holder.current()
     lost = []
     holder.on_lost = lambda why: (lost.append(why), runner.recover(why))
     with holder.lease() as snap:
-        assert snap.search_lexical("herons", 3)
-    damage_pages(indexed.index_dir / "index.db", "chunks_fts")
+        assert found(snap) and (snap.lexical is None) == (lexical == "fts5")
+    damage_pages(indexed.index_dir / "index.db", table)
     with pytest.raises(IndexNotReady, match="damaged"):  # found by the read, not at the open
         with holder.lease() as snap:
-            snap.search_lexical("herons", 3)
+            found(snap)
     snap = until(lambda: ready(holder))
     assert lost == ["damaged"] and snap.index_id != before.index_id
     with holder.lease() as snap:

@@ -40,7 +40,18 @@ async def readyz(request: Request) -> JSONResponse:
                              "ingest": ingest}, status_code=503)
     return JSONResponse({"ready": True, "index_id": snap.index_id,
                          "index_generation": snap.generation, "documents": snap.document_count,
-                         "chunks": snap.chunk_count, "ingest": ingest})
+                         "chunks": snap.chunk_count, "ingest": ingest,
+                         "lexical_index": _lexical_state(request.app.state.settings, snap)})
+
+
+def _lexical_state(settings, snap) -> str:
+    """How BM25 is ranked now: "memory" (the SQLite store's in-memory index of this commit),
+    "building" (FTS5 answers while it is built), "fts5" (RAG_LEXICAL_INDEX=fts5), "postgres"."""
+    if settings.store != "sqlite":
+        return settings.store
+    if settings.lexical_index == "fts5":
+        return "fts5"
+    return "memory" if getattr(snap, "lexical", None) is not None else "building"
 
 
 @router.get("/metrics", response_class=Response,

@@ -11,12 +11,13 @@ from typing import Callable, Sequence
 import numpy as np
 import psycopg
 
+from ingest.store.bm25 import K1, B, idf, query_terms, rarest, terms
 from ingest.store.postgres.connect import qualified, unavailable
-from ingest.store.postgres.lexical import K1, B, glob_regex, idf, query_terms, rarest, terms
+from ingest.store.postgres.lexical import glob_regex
 from ingest.store.postgres.schema import DOCUMENTS_SQL, hnsw_expr
 from ingest.store.records import ChunkFilter, ChunkRecord, DocumentRow, RefusedFile
 
-MAX_LEXICAL_ROWS = 10_000  # postings a lexical query reads at most (see lexical.rarest)
+MAX_LEXICAL_ROWS = 10_000  # postings a lexical query reads at most (see bm25.rarest)
 
 
 def where_sql(where: ChunkFilter | None) -> tuple[str, list]:

@@ -25,7 +25,7 @@ from ingest.store.export import no_index
 from ingest.store.postgres.connect import qualified
 from ingest.store.postgres.dense import ensure_hnsw
 from ingest.store.postgres.export import read_batches, read_stored
-from ingest.store.postgres.lexical import postings
+from ingest.store.bm25 import postings
 from ingest.store.postgres.schema import DDL, DOCUMENTS_SQL, SCHEMA_VERSION
 from ingest.store.records import (DocumentRow, IndexParams, NewDocument, StoredBatch, StoredIndex,
                                   check_params)

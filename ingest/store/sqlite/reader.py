@@ -22,6 +22,7 @@ from ingest.store.records import IndexParams
 from ingest.store.sqlite.dense import DenseParams, dense_path
 from ingest.store.sqlite.lock import ingest_running
 from ingest.store.sqlite.faults import damaged, is_damage
+from ingest.store.sqlite.lexical import LexicalBuilder
 from ingest.store.sqlite.snapshot import SqliteSnapshot
 from ingest.store.sqlite.store import DB_NAME, connect
 
@@ -35,7 +36,8 @@ def _state(st) -> tuple[int, int, int, int]:
 
 class SqliteReader:
     def __init__(self, index_dir: Path, expect: IndexParams | None = None, *,
-                 save_dense: bool = True, dense: DenseParams = DenseParams()) -> None:
+                 save_dense: bool = True, dense: DenseParams = DenseParams(),
+                 lexical: bool = False) -> None:
         # A service searches one query at a time: an exhaustive scan gains nothing from
         # OpenMP threads (measured 8 ms with one thread against 19-40 ms with two, at 100,000
         # chunks). Process-wide, as FAISS has it.
@@ -49,6 +51,8 @@ class SqliteReader:
         self._inode: tuple[int, int] | None = None  # of the file the pool's connections read
         self._damaged: tuple | None = None  # the file found damaged, as it was then
         self._closed = False
+        # lexical: BM25 from an in-memory index (built in the background) instead of FTS5
+        self._lexical = LexicalBuilder(lambda: connect(self._db)) if lexical else None
 
     @property
     def _db(self) -> Path:
@@ -127,7 +131,7 @@ class SqliteReader:
         # Asked only when a commit's FAISS index is loaded, not on every request.
         conn = self._connection()
         try:
-            return SqliteSnapshot.open(self.index_dir, self.expect, previous=previous,
+            snap = SqliteSnapshot.open(self.index_dir, self.expect, previous=previous,
                                        save_dense=lambda: (self.save_dense
                                                            and not ingest_running(self.index_dir)),
                                        conn=conn, release=self._release,
@@ -135,6 +139,9 @@ class SqliteReader:
         except IndexDamagedError:
             self._mark_damaged()
             raise
+        if self._lexical is not None:
+            snap.lexical = self._lexical.get(snap.commit)
+        return snap
 
     def storage(self) -> dict[str, int]:
         """Bytes on disk: the database, its write-ahead log, and the FAISS files."""
@@ -157,6 +164,8 @@ class SqliteReader:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+        if self._lexical is not None:
+            self._lexical.close()
 
     def __enter__(self) -> "SqliteReader":
         return self

@@ -18,11 +18,13 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ingest.errors import IndexNotFoundError
+from ingest.store.bm25 import rarest, terms
 from ingest.store.reader import Snapshot
 from ingest.store.records import (ChunkFilter, ChunkRecord, DocumentRow, IndexParams,
                                   RefusedFile, check_params)
 from ingest.store.sqlite.dense import DenseParams, load_dense, search
 from ingest.store.sqlite.faults import damaged, is_damage
+from ingest.store.sqlite.lexical import MAX_ROWS, LexicalIndex
 from ingest.store.sqlite.store import DB_NAME, DOCUMENTS_SQL, connect, read_meta
 
 _TERM = re.compile(r"\w+", re.UNICODE)
@@ -70,6 +72,8 @@ class SqliteSnapshot:
         self.dense_params = dense_params
         self.chunk_count = chunk_count
         self.document_count = document_count
+        # This commit's in-memory BM25 index when the reader has it ready; FTS5 otherwise.
+        self.lexical: LexicalIndex | None = None
 
     @classmethod
     def open(cls, index_dir: Path, expect: IndexParams | None = None, *,
@@ -158,24 +162,28 @@ class SqliteSnapshot:
         return search(self.dense, query, k, allowed, self.dense_params)
 
     def search_lexical(self, query: str, k: int, where: ChunkFilter | None = None,
-                       max_rows: int = 10_000) -> list[tuple[int, float]]:
+                       max_rows: int = MAX_ROWS) -> list[tuple[int, float]]:
         """FTS5 scores every matching row, so a query of common words over a big index costs
         tens of milliseconds. When the query would match more than `max_rows` rows, only
         its rarest words (together matching at most `max_rows`, at least one word) are
-        searched: Lucene's "common terms" idea. Common words weigh little in BM25 anyway."""
-        terms = list(dict.fromkeys(t.lower() for t in _TERM.findall(query)))
-        if not terms:
+        searched: Lucene's "common terms" idea. Common words weigh little in BM25 anyway.
+        The in-memory index (lexical.py), when ready, ranks the same way in far less time."""
+        if self.lexical is not None:
+            allowed = None if where is None else np.array(self.chunk_ids(where), dtype=np.int64)
+            return self.lexical.search(query, k, allowed, max_rows)
+        words: dict[str, str] = {}  # each distinct term (bm25.terms), as FTS5 is asked for it
+        for word in dict.fromkeys(t.lower() for t in _TERM.findall(query)):
+            key = " ".join(terms(word))
+            if key:
+                words.setdefault(key, '"' + word.replace('"', '""') + '"')
+        if not words:
             return []
-        quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
-        if len(quoted) > 1 and self._matches(" OR ".join(quoted)) > max_rows:
-            by_df = sorted((self._matches(q), q) for q in quoted)
-            kept, rows = [], 0
-            for df, q in by_df:
-                if kept and rows + df > max_rows:
-                    break
-                kept.append(q)
-                rows += df
-            quoted = kept
+        # the cut the other stores make (bm25.rarest), on FTS5's counts
+        dfs = {key: self._matches(q) for key, q in words.items()} if len(words) > 1 else {
+            key: 1 for key in words}
+        quoted = [words[key] for key in rarest(dfs, max_rows)]
+        if not quoted:
+            return []
         match = " OR ".join(quoted)
         if where is None:
             rows = self._query("SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts"
@@ -192,6 +200,8 @@ class SqliteSnapshot:
         """Counted up to a cap that keeps common words cheap at any index size; above it the
         weight is small anyway."""
         cap = max(1000, self.chunk_count // 20)
+        if self.lexical is not None:
+            return min(self.lexical.doc_freq(word), cap)
         return self._query("SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts "
                            "MATCH ? LIMIT ?)", ('"' + word.replace('"', '""') + '"', cap))[0][0]
 

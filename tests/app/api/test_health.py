@@ -1,6 +1,8 @@
 """/healthz, /readyz and /metrics in-process."""
 from __future__ import annotations
 
+import time
+
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -22,6 +24,21 @@ def test_health_and_readiness(client):
     assert set(body["ingest"]) == {"watching", "running", "runs", "failures", "last",
                                    "retrying"}
     assert len(body["index_id"]) == 16
+    if body["lexical_index"] == "postgres":  # BM25 in SQL (ingest/store/postgres/lexical.py)
+        return
+    assert body["lexical_index"] in ("building", "memory")  # the default: in-memory BM25
+    for _ in range(2000):  # built in the background from the first snapshot on
+        if client.get("/readyz").json()["lexical_index"] == "memory":
+            break
+        time.sleep(0.005)
+    assert client.get("/readyz").json()["lexical_index"] == "memory"
+
+
+def test_readiness_says_fts5_ranks_when_set_so(small_index):
+    with serving(small_index.model_copy(update={"lexical_index": "fts5"})) as client:
+        expected = "fts5" if small_index.store == "sqlite" else "postgres"  # Postgres: in SQL
+        assert client.get("/readyz").json()["lexical_index"] == expected
+        assert client.post("/ask", json={"question": REFUND_QUESTION}).status_code == 200
 
 
 def test_not_ready_without_an_index(no_index):

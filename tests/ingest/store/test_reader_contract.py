@@ -6,6 +6,7 @@ SQLite-only behaviour (the derived FAISS file) is in test_sqlite_snapshot.py; Po
 behaviour (the HNSW index, the advisory lock) in test_postgres_store.py."""
 from __future__ import annotations
 
+import functools
 import shutil
 from contextlib import closing
 
@@ -17,20 +18,24 @@ from ingest.errors import IndexMismatchError, IndexNotFoundError
 from ingest.settings import IngestSettings
 from ingest.store import ChunkFilter, IndexParams, open_reader
 from ingest.sync import run_ingest
-from tests.helpers import write
+from tests.helpers import open_with_memory_index, write
 from tests.postgres import drop_schema, new_schema
 
 EMBEDDER = HashingEmbedder()
 
 
-@pytest.fixture(params=["sqlite", "sqlite-hnsw", "postgres"])
+@pytest.fixture(params=["sqlite", "sqlite-memory", "sqlite-hnsw", "postgres"])
 def backend(request, tmp_path) -> IngestSettings:
     """Settings of an empty index on the backend under test, over an empty corpus.
+    `sqlite`: BM25 by FTS5 on every read (RAG_LEXICAL_INDEX=fts5); `sqlite-memory`: by the
+    in-memory index, each snapshot opened once its commit's index is built (see `reader`);
     `sqlite-hnsw`: SQLite with its HNSW index from the first chunk (RAG_ANN_MIN_CHUNKS=1)."""
     (tmp_path / "corpus").mkdir()
     extra = {}
+    if request.param in ("sqlite", "sqlite-hnsw"):
+        extra = {"lexical_index": "fts5"}
     if request.param == "sqlite-hnsw":
-        extra = {"ann_min_chunks": 1}
+        extra["ann_min_chunks"] = 1
     if request.param == "postgres":
         extra = {"store": "postgres", "database_url": request.getfixturevalue("pg_url"),
                  "database_schema": new_schema()}
@@ -70,6 +75,8 @@ def ingest(settings: IngestSettings, **files: str | bytes):
 @pytest.fixture
 def reader(backend):
     with closing(open_reader(backend, params(backend))) as r:
+        if backend.store == "sqlite" and backend.lexical_index == "memory":
+            r.open = functools.partial(open_with_memory_index, r.open)
         yield r
 
 

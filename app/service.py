@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -30,7 +30,7 @@ from app.settings import Settings
 from app.sources import Source
 from ingest.embedders import Embedder, build_embedder
 from ingest.errors import EmbedderUnavailableError
-from ingest.store import IndexParams, open_reader
+from ingest.store import ChunkFilter, IndexParams, open_reader
 
 log = logging.getLogger(__name__)
 
@@ -155,16 +155,20 @@ class RagService:
         with self.index.lease() as snapshot:
             retriever = Retriever(snapshot, o.candidates, o.rrf_k, o.lexical_weight)
             where = make_filter(q.path, q.types)
-            lexical = (self._lexical_pool.submit(retriever.lexical, query, where)
-                       if q.mode != Mode.DENSE else None)
+            # BM25 on another thread: beside the embedding when it is read from the store
+            # (SQLite's FTS5 and PostgreSQL let go of the GIL, and at 100,000 chunks take
+            # longer than the embedding); beside the dense search when it is in memory (it
+            # holds the GIL, which FAISS' scan does not, and the embedding does in part).
+            early = not snapshot.lexical_in_memory
+            lexical = self._lexical(retriever, q, query, where) if early else None
             weights = (self._lexical_pool.submit(term_weights, query, snapshot)
                        if o.min_term_coverage > 0 else None)
             try:
                 t0 = time.perf_counter()
                 vector = self._embed_now([query])[0]
                 t1 = time.perf_counter()
-                # while BM25 may still run on the other core (FAISS and SQLite both let go
-                # of the GIL): at 100,000 chunks BM25 takes longer than the embedding
+                if not early:
+                    lexical = self._lexical(retriever, q, query, where)
                 dense = (retriever.dense(vector, where) if q.mode != Mode.LEXICAL else None)
             finally:  # both read the snapshot: done before the lease ends
                 hits = lexical.result() if lexical else None
@@ -184,6 +188,13 @@ class RagService:
         return Retrieved(q, generation, index_id, sources, abstain, started, _ms(t1 - t0),
                          _ms(t2 - t1), best, coverage, query, deadline,
                          _ms(condensed - started))
+
+    def _lexical(self, retriever: Retriever, q: Question, query: str,
+                 where: ChunkFilter | None) -> Future | None:
+        """The BM25 ranking, started on another thread (none for a dense-only question)."""
+        if q.mode == Mode.DENSE:
+            return None
+        return self._lexical_pool.submit(retriever.lexical, query, where)
 
     def _standalone(self, q: Question, deadline: float) -> str:
         """What to search for. A question that stands alone is searched as it is; a follow-up

@@ -27,6 +27,8 @@ class Snapshot(Protocol):
     index_id: str  # names the index: a new one (built from nothing) gets a new id
     chunk_count: int
     document_count: int
+    # BM25 is answered from memory (fast, but holding the GIL) rather than by the store
+    lexical_in_memory: bool
 
     def search_dense(self, vector: np.ndarray, k: int,
                      where: ChunkFilter | None = None) -> list[tuple[int, float]]:

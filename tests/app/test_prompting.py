@@ -107,6 +107,17 @@ def test_nothing_is_dropped_when_everything_fits() -> None:
     assert prompt_tokens(messages) + 512 <= 8192
 
 
+def test_sources_that_fit_by_tokens_but_not_by_bytes_are_all_kept() -> None:
+    """fit_sources keeps sources without counting their tokens when their bytes fit (a token
+    is at least a byte); when they do not, it counts, and keeps what fits by tokens."""
+    sources = long_sources(4)
+    full = prompt_tokens(build_messages(QUESTION, sources, 100_000, 256)[0])
+    window = full + 256 + 50
+    assert sum(len(format_source(s).encode()) for s in sources) > window
+    assert fit_sources(QUESTION, sources, window, 256) == sources
+    assert len(fit_sources(QUESTION, sources, window - 100, 256)) == 3
+
+
 def test_a_small_window_drops_the_lowest_ranked_first() -> None:
     sources = long_sources(6)
     each = count_tokens(format_source(sources[0]))

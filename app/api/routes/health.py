@@ -51,7 +51,7 @@ def _lexical_state(settings, snap) -> str:
         return settings.store
     if settings.lexical_index == "fts5":
         return "fts5"
-    return "memory" if getattr(snap, "lexical", None) is not None else "building"
+    return "memory" if snap.lexical_in_memory else "building"
 
 
 @router.get("/metrics", response_class=Response,

@@ -37,6 +37,8 @@ class SnapshotClosed(RuntimeError):
 
 
 class PostgresSnapshot:
+    lexical_in_memory = False  # BM25 is summed in SQL (lexical.py)
+
     def __init__(self, conn: psycopg.Connection, schema: str, meta: dict[str, str],
                  release: Callable[[psycopg.Connection], None]) -> None:
         self._conn: psycopg.Connection | None = conn

@@ -75,6 +75,10 @@ class SqliteSnapshot:
         # This commit's in-memory BM25 index when the reader has it ready; FTS5 otherwise.
         self.lexical: LexicalIndex | None = None
 
+    @property
+    def lexical_in_memory(self) -> bool:
+        return self.lexical is not None
+
     @classmethod
     def open(cls, index_dir: Path, expect: IndexParams | None = None, *,
              save_dense: bool | Callable[[], bool] = True, previous: Snapshot | None = None,

@@ -7,7 +7,8 @@ of a unit is in the source's text, so the citation check can verify it lexically
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from app.sources import Source
 from app.text import LIST_NUMBER, MARKERS, sentence_spans, terms
@@ -125,19 +126,28 @@ def _without_heading_line(text: str, s: int, e: int) -> int:
 
 def source_units(source: Source, rank: int) -> list[Unit]:
     """The source's units in reading order."""
-    return _Reader(source, rank).units()
+    units = _units(source.text, source.heading, source.start > 0)
+    return [replace(u, n=source.n, rank=rank) for u in units]
+
+
+@lru_cache(maxsize=4096)
+def _units(text: str, heading: tuple[str, ...], mid_document: bool) -> tuple[Unit, ...]:
+    """A passage's units (with n and rank 0): cached, as the same passages come back in
+    answer after answer and reading them was an eighth of the time an /ask holds the GIL."""
+    return tuple(_Reader(text, heading, mid_document).units())
 
 
 class _Reader:
-    """One pass over a source's spans, keeping the table and the heading it is in."""
+    """One pass over a source's spans, keeping the table and the heading it is in.
+    `mid_document`: the passage does not start at its document's start."""
 
-    def __init__(self, source: Source, rank: int) -> None:
-        self.source, self.rank, self.text = source, rank, source.text
+    def __init__(self, text: str, heading: tuple[str, ...], mid_document: bool) -> None:
+        self.text, self.mid_document = text, mid_document
         self.out: list[Unit] = []
         self.para = 0
         # the heading the text is under (the chunk's own, until the passage shows one); a
         # table row quotes it only when the passage has it (the citation check reads the passage)
-        self.caption = source.heading[-1] if source.heading else ""
+        self.caption = heading[-1] if heading else ""
         self.quotable = self.caption in self.text
         self.header: list[str] | None = None  # the current table's header cells
 
@@ -161,7 +171,7 @@ class _Reader:
     def _add(self, pos: int, text: str, scored: str, row: bool = False,
              context: str = "") -> None:
         words = terms(context + scored)
-        self.out.append(Unit(self.source.n, self.rank, pos, self.para, text,
+        self.out.append(Unit(0, 0, pos, self.para, text,
                              frozenset(words), context + scored, row))
 
     def _row(self, pos: int, raw: str, cells: list[str], previous: list[str] | None) -> None:
@@ -196,7 +206,7 @@ class _Reader:
         if _run_in_heading(text, s, e, unit):
             self.caption, self.quotable = unit.rstrip("."), True
             return
-        if s == 0 and self.source.start > 0 and unit[0].islower():
+        if s == 0 and self.mid_document and unit[0].islower():
             unit = "… " + unit  # the passage starts in the middle of a sentence
         if len(unit.split()) < MIN_WORDS or len(unit) > MAX_UNIT_CHARS:
             return

@@ -43,7 +43,7 @@ def stem(word: str) -> str:
     return word
 
 
-@lru_cache(maxsize=16_384)
+@lru_cache(maxsize=4096)  # ~7 KB per 1,000-character text: ~30 MB at most
 def terms(text: str) -> tuple[str, ...]:
     """Content terms: folded words (see ingest.text.fold) minus stop words, stemmed. Cached:
     the same passages come back in answer after answer, and their terms were 15% of the time

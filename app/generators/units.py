@@ -130,7 +130,7 @@ def source_units(source: Source, rank: int) -> list[Unit]:
     return [replace(u, n=source.n, rank=rank) for u in units]
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)  # ~22 KB per passage: ~25 MB at most
 def _units(text: str, heading: tuple[str, ...], mid_document: bool) -> tuple[Unit, ...]:
     """A passage's units (with n and rank 0): cached, as the same passages come back in
     answer after answer and reading them was an eighth of the time an /ask holds the GIL."""

@@ -20,16 +20,21 @@ idf and tokenizer are not FTS5's.
 """
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from array import array
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from ingest.store.bm25 import B, K1, idf, query_terms, rarest, terms
+from ingest.store.sqlite.store import connect
+
+log = logging.getLogger(__name__)
 
 MAX_ROWS = 10_000  # postings a query reads at most, as the FTS5 path (see bm25.rarest)
 
@@ -149,13 +154,14 @@ def build(conn: sqlite3.Connection, previous: LexicalIndex | None = None,
     if not np.array_equal(np.asarray(new_ids, dtype=np.int64), added):
         return build(conn, None, stop) if previous is not None else None  # rows changed under us
     term_of = np.frombuffer(p_terms, dtype=np.int32)
-    rows = np.searchsorted(ids_now, added)[np.frombuffer(p_rows, dtype=np.int32)]
+    at = np.searchsorted(ids_now, added).astype(np.int32)  # int32: bounds the build's memory
+    rows = at[np.frombuffer(p_rows, dtype=np.int32)]
     tfs = np.minimum(np.frombuffer(p_tfs, dtype=np.int32), 65_535).astype(np.uint16)
     lengths = np.zeros(len(ids_now), dtype=np.float32)
-    lengths[np.searchsorted(ids_now, added)] = new_lengths
+    lengths[at] = new_lengths
     if previous is not None and len(old_ids):
         kept = np.isin(old_ids, ids_now, assume_unique=True)
-        now_row = np.searchsorted(ids_now, old_ids)
+        now_row = np.searchsorted(ids_now, old_ids).astype(np.int32)
         lengths[now_row[kept]] = previous.lengths[kept]
         live = kept[previous.rows]
         term_of = np.concatenate([_terms_of(previous)[live], term_of])
@@ -187,12 +193,16 @@ def _texts(conn: sqlite3.Connection, ids: np.ndarray, stop: Callable[[], bool],
 
 class LexicalBuilder:
     """Builds the latest commit's index in a background thread, one build at a time: `get`
-    hands out the index of a commit when it is ready and starts a build when it is not."""
+    hands out the index of a commit when it is ready and starts a build when it is not. A
+    build that failed other than by SQLite (out of memory) is not retried for that commit:
+    FTS5 answers for it."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
-        self._connect = connect
+    def __init__(self, db: Path) -> None:
+        self._db = db
         self._lock = threading.Lock()
         self._ready: LexicalIndex | None = None
+        self._ready_file: tuple[int, int] | None = None  # (device, inode) it was built from
+        self._failed: str | None = None  # the commit whose build failed
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -201,28 +211,40 @@ class LexicalBuilder:
             ready = self._ready
             if ready is not None and ready.commit == commit:
                 return ready
-            if self._closed or (self._thread is not None and self._thread.is_alive()):
+            if (self._closed or self._failed == commit
+                    or (self._thread is not None and self._thread.is_alive())):
                 return None
-            self._thread = threading.Thread(target=self._build, name="lexical-index",
-                                            daemon=True)
+            self._thread = threading.Thread(target=self._build, args=(commit,),
+                                            name="lexical-index", daemon=True)
             self._thread.start()
         return None
 
-    def _build(self) -> None:
+    def _build(self, commit: str) -> None:
         try:
-            conn = self._connect()
+            st = self._db.stat()
+            conn = connect(self._db)
         except (sqlite3.Error, OSError):
             return  # the next request tries again
+        # A copy of an index keeps its id but numbers its chunks anew: only the same file's
+        # previous index is built upon.
+        file = (st.st_dev, st.st_ino)
+        previous = self._ready if self._ready_file == file else None
         try:
             conn.execute("BEGIN")  # one read transaction: one commit's chunks
-            index = build(conn, self._ready, lambda: self._closed)
+            index = build(conn, previous, lambda: self._closed)
         except sqlite3.Error:
             index = None  # the file went away or broke: the reader reports that on its path
+        except Exception:  # noqa: BLE001 - a bug or no memory must not retry on every request
+            log.exception("the in-memory BM25 index of commit %s could not be built; FTS5 "
+                          "answers for it", commit)
+            with self._lock:
+                self._failed = commit
+            index = None
         finally:
             conn.close()  # ends the read transaction
         if index is not None:
             with self._lock:
-                self._ready = index
+                self._ready, self._ready_file = index, file
 
     def close(self, timeout: float = 10.0) -> None:
         with self._lock:

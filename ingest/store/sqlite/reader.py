@@ -52,7 +52,7 @@ class SqliteReader:
         self._damaged: tuple | None = None  # the file found damaged, as it was then
         self._closed = False
         # lexical: BM25 from an in-memory index (built in the background) instead of FTS5
-        self._lexical = LexicalBuilder(lambda: connect(self._db)) if lexical else None
+        self._lexical = LexicalBuilder(self._db) if lexical else None
 
     @property
     def _db(self) -> Path:

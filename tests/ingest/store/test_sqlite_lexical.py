@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
+from pathlib import Path
 from contextlib import closing
 
 import numpy as np
@@ -211,3 +213,51 @@ def test_terms_no_chunk_holds_leave_the_vocabulary(settings, hashing_embedder):
     assert set(after.vocab) == set(index_of(settings.index_dir).vocab)
     assert all(after.df(t) for t in after.vocab) and after.df("word3a") == 0
     assert [i for i, _ in after.search("word0b word5b", 5)] == list(after.ids)
+
+
+def test_a_copy_with_the_same_index_id_is_built_from_nothing(settings, hashing_embedder,
+                                                            tmp_path):
+    """A copy of an index keeps its id but numbers its chunks from 1 again: postings of the
+    file that was there before must not be kept for chunk ids that now hold other text."""
+    import os
+
+    from ingest.store.sqlite.lexical import LexicalBuilder
+
+    write(settings.corpus_dir, "a.md", "# A\n\nAlbatross facts.\n")
+    run_ingest(settings, hashing_embedder)
+    other = settings.model_copy(update={"corpus_dir": tmp_path / "other",
+                                        "index_dir": tmp_path / "other-index"})
+    write(other.corpus_dir, "b.md", "# B\n\nBuzzard facts.\n")
+    run_ingest(other, hashing_embedder)
+    db, other_db = settings.index_dir / DB_NAME, other.index_dir / DB_NAME
+    with closing(sqlite3.connect(db)) as conn:
+        index_id = conn.execute("SELECT value FROM meta WHERE key = 'index_id'").fetchone()[0]
+    with closing(sqlite3.connect(other_db)) as conn, conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'index_id'", (index_id,))
+    builder = LexicalBuilder(db)
+    try:
+        first = wait_for(builder, commit_of(db))
+        assert first.search("albatross", 5)
+        for suffix in ("-wal", "-shm"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+        os.replace(other_db, db)
+        copied = wait_for(builder, commit_of(db))
+        assert copied.index_id == first.index_id and list(copied.ids) == list(first.ids)
+        assert copied.search("buzzard", 5) and not copied.search("albatross", 5)
+    finally:
+        builder.close()
+
+
+def commit_of(db) -> str:
+    with closing(sqlite3.connect(db)) as conn:
+        return conn.execute("SELECT value FROM meta WHERE key = 'commit'").fetchone()[0]
+
+
+def wait_for(builder, commit: str, wait_s: float = 60.0) -> LexicalIndex:
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while (index := builder.get(commit)) is None:
+        assert time.monotonic() < deadline, "never built"
+        time.sleep(0.005)
+    return index

@@ -127,6 +127,7 @@ def test_pick_upload_ask_cite_open_replace_delete(browser, site):
         asked = sent_asks(page)
         # Two collections: the picker shows them; the page starts on the file's first, hr.
         picker = page.get_by_label("Collection")
+        picker.wait_for(timeout=30_000)  # shown once the page has read /collections
         assert picker.is_visible()
         assert picker.locator("option").all_inner_texts() == ["hr", "eng"]
         assert picker.input_value() == "hr"

@@ -17,6 +17,7 @@ import snowballstemmer
 from ingest.text import fold
 
 K1, B = 1.2, 0.75  # FTS5's bm25() defaults
+MAX_ROWS = 10_000  # postings a lexical query reads at most, on every store (see `rarest`)
 _TOKEN = re.compile(r"[^\W_]+")
 _STEMMER = snowballstemmer.stemmer("porter")
 

@@ -11,13 +11,11 @@ from typing import Callable, Sequence
 import numpy as np
 import psycopg
 
-from ingest.store.bm25 import K1, B, idf, query_terms, rarest, terms
+from ingest.store.bm25 import B, K1, MAX_ROWS, idf, query_terms, rarest, terms
 from ingest.store.postgres.connect import qualified, unavailable
 from ingest.store.postgres.lexical import glob_regex
 from ingest.store.postgres.schema import DOCUMENTS_SQL, hnsw_expr
 from ingest.store.records import ChunkFilter, ChunkRecord, DocumentRow, RefusedFile
-
-MAX_LEXICAL_ROWS = 10_000  # postings a lexical query reads at most (see bm25.rarest)
 
 
 def where_sql(where: ChunkFilter | None) -> tuple[str, list]:
@@ -98,7 +96,7 @@ class PostgresSnapshot:
         if not wanted or self.chunk_count == 0:
             return []
         dfs = self._dfs(wanted)
-        kept = rarest(dfs, MAX_LEXICAL_ROWS)
+        kept = rarest(dfs, MAX_ROWS)
         if not kept:
             return []
         weights = [idf(dfs[t], self.chunk_count) for t in kept]

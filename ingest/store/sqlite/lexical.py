@@ -31,12 +31,10 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from ingest.store.bm25 import B, K1, idf, query_terms, rarest, terms
+from ingest.store.bm25 import B, K1, MAX_ROWS, idf, query_terms, rarest, terms
 from ingest.store.sqlite.store import connect
 
 log = logging.getLogger(__name__)
-
-MAX_ROWS = 10_000  # postings a query reads at most, as the FTS5 path (see bm25.rarest)
 
 
 @dataclass(frozen=True)
@@ -72,13 +70,12 @@ class LexicalIndex:
         kept = rarest(dfs, max_rows)
         if not kept or n == 0:
             return []
-        norm = self.norm
         scores = np.zeros(n)
         for term in kept:
             t = self.vocab[term]
             rows = self.rows[self.offsets[t]:self.offsets[t + 1]]
             tf = self.tfs[self.offsets[t]:self.offsets[t + 1]].astype(np.float64)
-            scores[rows] += idf(dfs[term], n) * tf * (K1 + 1) / (tf + norm[rows])
+            scores[rows] += idf(dfs[term], n) * tf * (K1 + 1) / (tf + self.norm[rows])
         hit = np.flatnonzero(scores)
         if allowed is not None:
             hit = hit[np.isin(self.ids[hit], allowed)]
@@ -88,22 +85,20 @@ class LexicalIndex:
         return [(int(self.ids[r]), float(scores[r])) for r in hit[order]]
 
 
-def _postings(texts: Iterable[tuple[int, str]], vocab: dict[str, int]
-              ) -> tuple[list[int], list[int], array, array, array]:
-    """(ids, lengths, term of each posting, row of each posting, frequency of each posting) of
-    (id, text) pairs, new terms added to `vocab`. The postings in C arrays: a list would hold
-    an object per number (hundreds of MB at 100,000 chunks)."""
-    ids: list[int] = []
+def _postings(texts: Iterable[str], vocab: dict[str, int]
+              ) -> tuple[list[int], array, array, array]:
+    """(lengths, term of each posting, row of each posting, frequency of each posting) of the
+    texts, new terms added to `vocab`. The postings in C arrays: a list would hold an object
+    per number (hundreds of MB at 100,000 chunks)."""
     lengths: list[int] = []
     post_terms, post_rows, post_tfs = array("i"), array("i"), array("i")
-    for row, (cid, text) in enumerate(texts):
+    for row, text in enumerate(texts):
         counts = Counter(terms(text))
-        ids.append(cid)
         lengths.append(sum(counts.values()))
         post_terms.extend(vocab.setdefault(t, len(vocab)) for t in counts)
         post_rows.extend([row] * len(counts))
         post_tfs.extend(counts.values())
-    return ids, lengths, post_terms, post_rows, post_tfs
+    return lengths, post_terms, post_rows, post_tfs
 
 
 def _group(term_of: np.ndarray, rows: np.ndarray, tfs: np.ndarray, vocab_size: int
@@ -148,11 +143,9 @@ def build(conn: sqlite3.Connection, previous: LexicalIndex | None = None,
     old_ids = previous.ids if previous is not None else np.zeros(0, dtype=np.int64)
     added = np.setdiff1d(ids_now, old_ids, assume_unique=True)
     try:
-        new_ids, new_lengths, p_terms, p_rows, p_tfs = _postings(_texts(conn, added, stop), vocab)
+        new_lengths, p_terms, p_rows, p_tfs = _postings(_texts(conn, added, stop), vocab)
     except _Stopped:
         return None
-    if not np.array_equal(np.asarray(new_ids, dtype=np.int64), added):
-        return build(conn, None, stop) if previous is not None else None  # rows changed under us
     term_of = np.frombuffer(p_terms, dtype=np.int32)
     at = np.searchsorted(ids_now, added).astype(np.int32)  # int32: bounds the build's memory
     rows = at[np.frombuffer(p_rows, dtype=np.int32)]
@@ -179,16 +172,16 @@ class _Stopped(Exception):
 
 
 def _texts(conn: sqlite3.Connection, ids: np.ndarray, stop: Callable[[], bool],
-           batch: int = 2000) -> Iterator[tuple[int, str]]:
-    """(id, text) of the chunks `ids` (ascending), read in batches, so that only a batch of
-    texts is held at a time."""
+           batch: int = 2000) -> Iterator[str]:
+    """The texts of the chunks `ids` (ascending, all there: the caller's read transaction
+    listed them), read in batches, so that only a batch of texts is held at a time."""
     for at in range(0, len(ids), batch):
         if stop():
             raise _Stopped
         part = ids[at:at + batch].tolist()
-        yield from conn.execute(
-            f"SELECT id, text FROM chunks WHERE id IN ({','.join('?' * len(part))}) ORDER BY id",
-            part)
+        yield from (text for (text,) in conn.execute(
+            f"SELECT text FROM chunks WHERE id IN ({','.join('?' * len(part))}) ORDER BY id",
+            part))
 
 
 class LexicalBuilder:

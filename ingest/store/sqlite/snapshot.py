@@ -18,13 +18,13 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ingest.errors import IndexNotFoundError
-from ingest.store.bm25 import rarest, terms
+from ingest.store.bm25 import MAX_ROWS, rarest, terms
 from ingest.store.reader import Snapshot
 from ingest.store.records import (ChunkFilter, ChunkRecord, DocumentRow, IndexParams,
                                   RefusedFile, check_params)
 from ingest.store.sqlite.dense import DenseParams, load_dense, search
 from ingest.store.sqlite.faults import damaged, is_damage
-from ingest.store.sqlite.lexical import MAX_ROWS, LexicalIndex
+from ingest.store.sqlite.lexical import LexicalIndex
 from ingest.store.sqlite.store import DB_NAME, DOCUMENTS_SQL, connect, read_meta
 
 _TERM = re.compile(r"\w+", re.UNICODE)

@@ -4,13 +4,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEV    := $(VENV)/.installed-dev
+PEER   := .venv-peer
 ARGS   ?=
 Q      ?= What does the Business plan cost?
 # Where pip finds the CPU build of torch. Empty: pip's own configuration (these build machines
 # carry the CPU wheel locally). Elsewhere: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: help install install-dev system-deps run ingest serve ask demo eval eval-beir test test-fast fuzz bench bench-ingest bench-formats bench-ask bench-ann bench-extractive bench-freshness bench-middleware bench-limits corpus-pdfs corpus-docs clean
+.PHONY: help install install-dev system-deps run ingest serve ask demo eval eval-beir test test-fast fuzz bench bench-ingest bench-formats bench-ask bench-ann bench-extractive bench-freshness bench-middleware bench-limits bench-peer peer-venv corpus-pdfs corpus-docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -70,9 +71,11 @@ fuzz: $(DEV)  ## schemathesis against the running service (with and without a ke
 bench-ingest: $(DEV)  ## ingest throughput: pipeline vs raw model.encode, and an unchanged re-run
 	$(PY) -m tests.bench.bench_ingest $(ARGS)
 	$(PY) -m tests.bench.bench_formats
+	$(PY) -m tests.bench.bench_peer --part ingest
 
 bench-ask: $(DEV)  ## /ask latency percentiles at 1 and 8 clients, starter corpus and 100k chunks (1M: ARGS="--chunks 1000000 --store sqlite --no-starter")
 	$(PY) -m tests.bench.bench_ask $(ARGS)
+	$(PY) -m tests.bench.bench_peer --part ask
 
 bench-formats: $(DEV)  ## load+chunk MB/s and chunks/s per document format, beside the embedder's rate (ARGS="--ocr 5": OCR pages/s)
 	$(PY) -m tests.bench.bench_formats $(ARGS)
@@ -92,7 +95,19 @@ bench-middleware: $(DEV)  ## what the request log line, metrics and API-key chec
 bench-limits: $(DEV)  ## what hostile clients make the service hold: big bodies, half-sent headers
 	$(PY) -m tests.bench.bench_limits $(ARGS)
 
-bench: bench-ingest bench-ask bench-extractive bench-freshness bench-middleware bench-limits  ## every benchmark (about 15 minutes)
+bench: peer-venv bench-ingest bench-ask bench-extractive bench-freshness bench-middleware bench-limits  ## every benchmark, LlamaIndex beside ours (about 45 minutes)
+
+$(PEER)/.installed: tests/bench/peer-requirements.txt
+	$(PYTHON) -m venv $(PEER)
+	$(PEER)/bin/python -m pip install --upgrade pip
+	$(PEER)/bin/python -m pip install torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PEER)/bin/python -m pip install -r tests/bench/peer-requirements.txt
+	touch $@
+
+peer-venv: $(PEER)/.installed  ## LlamaIndex 0.14 in its own .venv-peer, for the side-by-side benchmarks
+
+bench-peer: $(DEV) peer-venv  ## ragfirst beside LlamaIndex: whole ingest, query embedding + hybrid top 10 (SciFact)
+	$(PY) -m tests.bench.bench_peer $(ARGS)
 
 corpus-pdfs: $(DEV)  ## rebuild the starter corpus' PDFs from scripts/pdf_sources (deterministic)
 	$(PY) scripts/build_corpus_pdfs.py
@@ -101,4 +116,4 @@ corpus-docs: $(DEV)  ## rebuild the starter corpus' Word, PowerPoint, Excel, CSV
 	$(PY) scripts/build_corpus_docs.py
 
 clean:  ## remove the virtual environment and the default index
-	rm -rf $(VENV) index
+	rm -rf $(VENV) $(PEER) index

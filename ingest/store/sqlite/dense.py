@@ -15,6 +15,7 @@ import errno
 import os
 import sqlite3
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +35,27 @@ EF_SEARCH = 400
 # scan of one query is single-threaded in FAISS (OpenMP splits the queries, not the codes),
 # and below this the hand-off costs about what it saves.
 SPLIT_MIN_CHUNKS = 20_000
-_SCAN_PARTS = max(1, min(os.cpu_count() or 1, 8))
+_SCAN_PARTS = max(1, min(len(os.sched_getaffinity(0)), 8))
 _scan_pool: ThreadPoolExecutor | None = None
+_searcher = threading.local()
+
+
+def _reset_pool() -> None:  # a forked child has the pool but none of its threads
+    global _scan_pool
+    _scan_pool = None
+
+
+os.register_at_fork(after_in_child=_reset_pool)
+
+
+def _one_omp_thread() -> None:
+    """One query is scanned by one thread, but FAISS opens an OpenMP parallel region per
+    search anyway, with a team as big as the calling thread's setting (per thread in
+    libgomp: the cores, unless this thread said otherwise). The rest of the team would only
+    wait, or spin, beside the other requests: every thread that searches asks for one."""
+    if not getattr(_searcher, "single", False):
+        faiss.omp_set_num_threads(1)
+        _searcher.single = True
 
 
 def _default(name: str) -> int:
@@ -181,6 +201,7 @@ def search(index: faiss.Index, query: np.ndarray, k: int, allowed: np.ndarray | 
     can end the walk with fewer than k of them: those few are scored exactly instead (their
     vectors read back from the index), as are filters leaving fewer than RAG_ANN_MIN_CHUNKS
     chunks, where exhaustive search is cheap anyway and exact."""
+    _one_omp_thread()
     hnsw = _hnsw(index) is not None
     if allowed is None:
         k = min(k, index.ntotal)
@@ -206,7 +227,8 @@ def split_scan(index: faiss.IndexIDMap2, query: np.ndarray, k: int,
     of its own (a range selector on the inner index scores only its own codes), merged."""
     global _scan_pool
     if _scan_pool is None:  # a race makes two pools, one of them unused: harmless
-        _scan_pool = ThreadPoolExecutor(_SCAN_PARTS, thread_name_prefix="dense-scan")
+        _scan_pool = ThreadPoolExecutor(_SCAN_PARTS, thread_name_prefix="dense-scan",
+                                        initializer=_one_omp_thread)
     inner, n = faiss.downcast_index(index.index), index.ntotal
     bounds = [n * i // parts for i in range(parts + 1)]
 
@@ -215,8 +237,11 @@ def split_scan(index: faiss.IndexIDMap2, query: np.ndarray, k: int,
         scores, rows = inner.search(query, min(k, hi - lo), params=sp)
         return scores[0], rows[0]
 
-    done = [f.result() for f in [_scan_pool.submit(scan, lo, hi)
-                                 for lo, hi in zip(bounds, bounds[1:]) if hi > lo]]
+    ranges = [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
+    try:
+        done = [f.result() for f in [_scan_pool.submit(scan, *r) for r in ranges]]
+    except RuntimeError:  # the interpreter is shutting down: no new threads, scan here
+        done = [scan(*r) for r in ranges]
     scores = np.concatenate([d[0] for d in done])
     rows = np.concatenate([d[1] for d in done])
     keep = rows != -1

@@ -40,8 +40,8 @@ class SqliteReader:
                  lexical: bool = False) -> None:
         # A service searches one query at a time: an exhaustive scan gains nothing from
         # OpenMP threads (measured 8 ms with one thread against 19-40 ms with two, at 100,000
-        # chunks). Process-wide, as FAISS has it. A big scan is split by ranges of codes
-        # instead, on threads of ours (dense.split_scan).
+        # chunks). libgomp keeps this per thread: dense.search sets it again on each thread
+        # that searches, and a big scan is split by ranges of codes on threads of ours.
         faiss.omp_set_num_threads(1)
         self.index_dir = index_dir
         self.expect = expect

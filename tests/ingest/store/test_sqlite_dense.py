@@ -163,7 +163,8 @@ def test_the_split_exhaustive_scan_finds_what_one_scan_finds():
     vecs[4000:4100] = vecs[:100]  # the same vectors in the first and the last range
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     index = dense.empty_index(32, EXACT, FLAT)
-    index.add_with_ids(vecs, rng.permutation(np.arange(10_000, 15_000)).astype(np.int64))
+    # ids in reverse: the copy of row 0 (row 4000, a later range) has the smaller id
+    index.add_with_ids(vecs, np.arange(15_000, 10_000, -1, dtype=np.int64))
     by_rank = lambda hits: sorted(hits, key=lambda h: (-h[1], h[0]))  # noqa: E731
     for query, k in ((vecs[:1], 50), (rng.standard_normal((1, 32)).astype(np.float32), 50),
                      (vecs[:1], 5000)):
@@ -175,4 +176,29 @@ def test_the_split_exhaustive_scan_finds_what_one_scan_finds():
             assert [i for i, _ in split] == [i for i, _ in whole]
             assert np.allclose([s for _, s in split], [s for _, s in whole], atol=1e-6)
     top = dense.split_scan(index, vecs[:1], 2, 2)  # the tie: row 0 and its copy, by id
-    assert top[0][1] == top[1][1] and top[0][0] < top[1][0]
+    assert top == [(11_000, top[0][1]), (15_000, top[0][1])]
+
+
+def test_only_a_big_unfiltered_exact_search_is_split(monkeypatch):
+    """The split is for the exhaustive index alone: not for HNSW, not under a filter (an id
+    selector of its own), not below SPLIT_MIN_CHUNKS."""
+    from ingest.store.sqlite import dense
+
+    calls = []
+    real = dense.split_scan
+    monkeypatch.setattr(dense, "split_scan", lambda *a, **kw: calls.append(a) or real(*a, **kw))
+    monkeypatch.setattr(dense, "_SCAN_PARTS", 2)
+    monkeypatch.setattr(dense, "SPLIT_MIN_CHUNKS", 30)
+    rng = np.random.default_rng(5)
+    vecs = rng.standard_normal((40, 32)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = np.arange(100, 140, dtype=np.int64)
+    flat, graph = dense.empty_index(32, EXACT, FLAT), dense.empty_index(32, "hnsw", HNSW)
+    for index in (flat, graph):
+        index.add_with_ids(vecs, ids)
+    query = vecs[:1]
+    assert search(flat, query, 5, None, FLAT)[0][0] == 100 and len(calls) == 1
+    assert search(flat, query, 5, ids[:20], FLAT)[0][0] == 100 and len(calls) == 1
+    assert search(graph, query, 5, None, HNSW)[0][0] == 100 and len(calls) == 1
+    monkeypatch.setattr(dense, "SPLIT_MIN_CHUNKS", 41)
+    assert search(flat, query, 5, None, FLAT)[0][0] == 100 and len(calls) == 1

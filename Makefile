@@ -10,6 +10,11 @@ Q      ?= What does the Business plan cost?
 # Where pip finds the CPU build of torch. Empty: pip's own configuration (these build machines
 # carry the CPU wheel locally). Elsewhere: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
+# llama.cpp built for AVX2 on x86-64, not for this CPU (-march=native): on CPUs with AMX
+# (Sapphire Rapids) the native build's AMX kernels crash decoding a prompt in these VMs (a
+# segfault in llama_decode, 0.3.35 and 0.3.36, seen 2026-12-03); AVX2 runs on any x86-64 of
+# the last decade and is plenty for the tests' 135M model. Elsewhere: llama.cpp's defaults.
+LLAMA_CMAKE ?= $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON)
 
 .PHONY: help install install-dev system-deps run ingest serve ask demo eval eval-beir test test-fast fuzz bench bench-ingest bench-formats bench-ask bench-ann bench-extractive bench-freshness bench-middleware bench-limits bench-peer peer-venv peer-try corpus-pdfs corpus-docs clean
 
@@ -26,7 +31,7 @@ $(STAMP): pyproject.toml
 
 $(DEV): $(STAMP) pyproject.toml
 	# Test tools, and llama-cpp-python (built from source, ~6 min) for the real LLM tests.
-	$(PY) -m pip install -e '.[dev,llamacpp]'
+	CMAKE_ARGS="$(LLAMA_CMAKE)" $(PY) -m pip install -e '.[dev,llamacpp]'
 	touch $(DEV)
 
 install: $(STAMP)  ## create .venv and install what the service needs

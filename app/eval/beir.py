@@ -92,24 +92,31 @@ def file_name(doc_id: str) -> str:
     return f"id-{hashlib.sha1(doc_id.encode()).hexdigest()}.txt"
 
 
+def write_documents(corpus: dict[str, tuple[str, str]], folder: Path) -> dict[str, str]:
+    """Each document as a text file (title, blank line, text) in `folder`, rewritten only when
+    it differs, and files of documents no longer there removed. Returns file name -> doc id."""
+    folder.mkdir(parents=True, exist_ok=True)
+    doc_of: dict[str, str] = {}
+    for did, (title, text) in corpus.items():
+        name = file_name(did)
+        doc_of[name] = did
+        body = (f"{title}\n\n{text}\n" if title else f"{text}\n").encode()
+        target = folder / name
+        if not target.exists() or target.read_bytes() != body:
+            target.write_bytes(body)
+    for stale in folder.iterdir():
+        if stale.name not in doc_of:
+            stale.unlink()
+    return doc_of
+
+
 def build_index(ds: BeirDataset, settings: Settings, embedder: Embedder,
                 progress: bool | None = None) -> tuple[Settings, dict[str, str]]:
     """Write the documents as files and ingest them (incrementally: a second run costs a
     scan). Returns the settings of that index and the map file path -> doc id."""
     work = settings.index_dir / "eval" / f"{ds.name}-{settings.chunk_tokens}-{settings.chunk_overlap}"
     corpus_dir = work / "corpus"
-    corpus_dir.mkdir(parents=True, exist_ok=True)
-    doc_of: dict[str, str] = {}
-    for did, (title, text) in ds.corpus.items():
-        name = file_name(did)
-        doc_of[name] = did
-        body = (f"{title}\n\n{text}\n" if title else f"{text}\n").encode()
-        target = corpus_dir / name
-        if not target.exists() or target.read_bytes() != body:
-            target.write_bytes(body)
-    for stale in corpus_dir.iterdir():
-        if stale.name not in doc_of:
-            stale.unlink()
+    doc_of = write_documents(ds.corpus, corpus_dir)
     # its own index: a folder beside the corpus, or on PostgreSQL a schema of its own
     schema = re.sub(r"[^a-z0-9_]", "_", f"{settings.database_schema}_eval_{work.name}".lower())
     eval_settings = settings.model_copy(update={"corpus_dir": corpus_dir,

@@ -42,16 +42,11 @@ from tests.bench import bench_hnsw
 from tests.bench.big_index import build_big_index, corpus_sentences
 from tests.bench.stores import (BenchStore, parse_stores, postgres_url, process_memory,
                                 server_memory, service_pids, table_sizes)
-from tests.bench.report import print_table, write_json
+from tests.bench.report import percentiles, print_table, write_json
 from tests.service_process import running_service
 from tests.helpers import ROOT
 
 QUESTIONS = ROOT / "tests" / "data" / "abstention_questions.jsonl"
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    qs = statistics.quantiles(values, n=100, method="inclusive")
-    return {"p50": round(qs[49], 1), "p95": round(qs[94], 1), "p99": round(qs[98], 1)}
 
 
 def load_rows(url: str, questions: list[str] | list[dict], clients: int,

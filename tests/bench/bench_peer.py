@@ -32,39 +32,29 @@ from pathlib import Path
 
 import httpx
 
-from tests.bench.report import print_table, write_json
+from app.eval.beir import load_beir, write_documents
+from tests.bench.report import percentiles, print_table, write_json
 from tests.helpers import ROOT, subprocess_env
 from tests.service_process import running_service
 
-PEER_PYTHON = ROOT / ".venv-peer" / "bin" / "python"
-PEER_INSTALLED = ROOT / ".venv-peer" / ".installed"  # make peer-venv's stamp: pip is done
+PEER = ROOT / ".venv-peer"
+PEER_PYTHON = PEER / "bin" / "python"
+PEER_INSTALLED = PEER / ".installed"  # make peer-venv's stamp: pip is done
 PEER_SCRIPT = ROOT / "tests" / "bench" / "peer_llamaindex.py"
 SCIFACT = ROOT.parent / "shared" / "data" / "beir" / "scifact"
 OURS = ("torch", "onnx-int8")
 
 
-def scifact_subset(data: Path, n_docs: int) -> tuple[list[dict], list[str]]:
-    """`n_docs` abstracts: those the test questions are judged against first, then the rest
-    in corpus order; and the test questions whose judged abstracts are all among them."""
-    judged: dict[str, set[str]] = {}
-    for line in (data / "qrels" / "test.tsv").read_text().splitlines()[1:]:
-        qid, doc, _ = line.split("\t")
-        judged.setdefault(qid, set()).add(doc)
-    wanted = set().union(*judged.values())
-    rows = [json.loads(x) for x in (data / "corpus.jsonl").read_text().splitlines() if x.strip()]
-    docs = ([r for r in rows if r["_id"] in wanted] + [r for r in rows if r["_id"] not in wanted])
-    docs = docs[:n_docs]
-    held = {d["_id"] for d in docs}
-    lines = (data / "queries.jsonl").read_text().splitlines()
-    texts = {q["_id"]: q["text"] for q in map(json.loads, filter(str.strip, lines))}
-    questions = [texts[qid] for qid, ds in judged.items() if ds <= held]
+def scifact_subset(data: Path, n_docs: int) -> tuple[dict[str, tuple[str, str]], list[str]]:
+    """`n_docs` abstracts (id -> title, text): those the test questions are judged against
+    first, then the rest in corpus order; and the test questions whose judged abstracts are
+    all among them."""
+    ds = load_beir(data)
+    wanted = set().union(*ds.qrels.values())
+    order = [d for d in ds.corpus if d in wanted] + [d for d in ds.corpus if d not in wanted]
+    docs = {d: ds.corpus[d] for d in order[:n_docs]}
+    questions = [ds.queries[q] for q, judged in ds.qrels.items() if judged.keys() <= docs.keys()]
     return docs, questions
-
-
-def write_corpus(folder: Path, docs: list[dict]) -> None:
-    folder.mkdir(parents=True)
-    for d in docs:
-        (folder / f"{d['_id']}.txt").write_text(f"{d['title']}\n\n{d['text']}\n", encoding="utf-8")
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, dict]:
@@ -120,9 +110,8 @@ def label(name: str) -> str:
     return "LlamaIndex 0.14 (torch)" if name == "llamaindex" else f"ragfirst ({name})"
 
 
-def percentiles(values: list[float]) -> str:
-    qs = statistics.quantiles(values, n=100, method="inclusive")
-    return f"{qs[49]:.1f} / {qs[94]:.1f} / {qs[98]:.1f}"
+def p50_95_99(values: list[float]) -> str:
+    return " / ".join(f"{v:.1f}" for v in percentiles(values).values())
 
 
 def ours_ask(corpus: Path, index: Path, backend: str, questions: list[str]) -> dict:
@@ -146,12 +135,12 @@ def ours_ask(corpus: Path, index: Path, backend: str, questions: list[str]) -> d
 
 def row(system: str, where: str, rows: list[dict]) -> dict:
     out = {"system": system, "where": where, "questions": len(rows),
-           "embed": percentiles([r["embed"] for r in rows]),
-           "retrieve": percentiles([r["retrieve"] for r in rows]),
-           "embed_plus_retrieve": percentiles([r["embed"] + r["retrieve"] for r in rows]),
+           "embed": p50_95_99([r["embed"] for r in rows]),
+           "retrieve": p50_95_99([r["retrieve"] for r in rows]),
+           "embed_plus_retrieve": p50_95_99([r["embed"] + r["retrieve"] for r in rows]),
            "p50_embed_plus_retrieve": statistics.median(r["embed"] + r["retrieve"]
                                                         for r in rows)}
-    out["end_to_end"] = percentiles([r["total"] for r in rows]) if "total" in rows[0] else "-"
+    out["end_to_end"] = p50_95_99([r["total"] for r in rows]) if "total" in rows[0] else "-"
     return out
 
 
@@ -196,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
     report: dict = {"documents": len(docs), "questions": len(questions)}
     with tempfile.TemporaryDirectory(prefix="bench-peer-") as tmp:
         work = Path(tmp)
-        write_corpus(work / "corpus", docs)
+        write_documents(docs, work / "corpus")
         if args.part in ("ingest", "both"):
             report["ingest"] = ingest_part(work, work / "corpus", args.repeat)
         if args.part in ("ask", "both"):

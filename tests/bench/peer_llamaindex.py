@@ -4,11 +4,12 @@ ours. It imports only the standard library and LlamaIndex's packages; tests/benc
 runs it and reads the one JSON line it prints.
 
     python peer_llamaindex.py ingest CORPUS PERSIST_DIR
-        Read the folder (SimpleDirectoryReader), split it (SentenceSplitter, sized as ragfirst's
-        chunks: 200 of the model's tokens, 32 overlap, the text alone), embed it (HuggingFaceEmbedding: the same
-        all-MiniLM-L6-v2, from the same offline package, its default batch of 10), build the
-        vector index and the BM25 retriever, and persist both: ragfirst's `python -m ingest`,
-        whole process (imports and the model load included, as a user waits for them).
+        Read the folder (SimpleDirectoryReader), split it (SentenceSplitter, sized as
+        ragfirst's chunks: 200 of the model's tokens, 32 overlap, the text alone), embed it
+        (HuggingFaceEmbedding: the same all-MiniLM-L6-v2, from the same offline package, its
+        default batch of 10), build the vector index and the BM25 retriever, and persist
+        both: ragfirst's `python -m ingest`, whole process (imports and the model load
+        included, as a user waits for them).
     python peer_llamaindex.py retrieve PERSIST_DIR QUERIES.jsonl
         Load what ingest persisted, then for each query time the query embedding and a hybrid
         top-10 (QueryFusionRetriever: vector top 10 + BM25 top 10, reciprocal-rank fusion, no

@@ -72,12 +72,20 @@ class OnnxEmbedder:
         try:
             counter, tokenizer = _tokenizer(folder, None), _tokenizer(folder, max_len)
             session = _session(folder / MODEL_FILE, spin=self._bulk)
+            # A service's urgent work (a question, an answer's check: a few short texts) runs
+            # on a session of one thread: 2.9 ms a query, 3.1 ms of CPU, against 3.6 ms and
+            # 4.8 ms on both cores, where the second thread costs more waking than it saves
+            # (int8, 2 cores, `make bench-ask`). Same graph, same kernels: the same vectors,
+            # bit for bit, as the test checks.
+            quick = session if self._bulk else _session(folder / MODEL_FILE, spin=False,
+                                                        threads=1)
         except Exception as exc:  # onnxruntime's and tokenizers' own error types
             raise ModelUnavailableError(f"cannot load the ONNX model in {folder} "
                                         f"({type(exc).__name__}: {exc})") from exc
         self._tokenizer, self._counter = tokenizer, counter
         self._max_len, self._dim = max_len, int(manifest["dim"])
         self.folder = folder
+        self._quick = quick
         self._session = session  # last: a caller that sees the session sees the rest
 
     def _export(self, folder: Path) -> tuple[Path, dict]:
@@ -121,11 +129,13 @@ class OnnxEmbedder:
             return np.zeros((0, self._dim), dtype=np.float32)
         # RAG_EMBED_BATCH_SIZE texts per turn on the encode thread: a question waits for one
         # such turn, not for a whole checkpoint of an ingest.
-        parts = [self._queue.submit(self._encode, texts[i:i + self._batch_size], urgent=urgent)
+        session = self._quick if urgent else self._session
+        parts = [self._queue.submit(self._encode, texts[i:i + self._batch_size], session,
+                                    urgent=urgent)
                  for i in range(0, len(texts), self._batch_size)]
         return np.ascontiguousarray(np.vstack(parts), dtype=np.float32)
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str], session) -> np.ndarray:
         """One text per run, unpadded. Faster here than padded batches of 32 (SciFact
         abstracts 26.7 against 13.8 per second, sentences 118 against 84, int8, 2 cores), and a
         text's vector never depends on its neighbours: int8 quantizes activations per run."""
@@ -133,7 +143,7 @@ class OnnxEmbedder:
         for row, enc in enumerate(self._tokenizer.encode_batch(texts)):
             feeds = dict(zip(INPUTS, (np.asarray([ids], dtype=np.int64) for ids in
                                       (enc.ids, enc.attention_mask, enc.type_ids))))
-            out[row] = self._session.run(None, feeds)[0][0]
+            out[row] = session.run(None, feeds)[0][0]
         # the graph normalises; again here so float rounding never leaves a row off unit length
         return out / np.linalg.norm(out, axis=1, keepdims=True)
 
@@ -153,16 +163,17 @@ def _tokenizer(folder: Path, max_len: int | None):
     return tokenizer
 
 
-def _session(path: Path, spin: bool):
-    """Intra-op threads on every core. Between operators they spin only for a bulk embedder
-    (`python -m ingest`, where nothing else wants the cores): int8, 2 cores, quiet machine,
-    60 SciFact abstracts/s spinning against 48 sleeping. In the service they sleep, because
-    HTTP, BM25 and the other clients' requests run on the same two cores; a query embeds in
-    1-2 ms either way in-process (3-4 ms p50 as the service times it, under load)."""
+def _session(path: Path, spin: bool, threads: int = 0):
+    """Intra-op threads on every core (`threads` 0), or that many. Between operators they
+    spin only for a bulk embedder (`python -m ingest`, where nothing else wants the cores):
+    int8, 2 cores, quiet machine, 60 SciFact abstracts/s spinning against 48 sleeping. In the
+    service they sleep, because HTTP, BM25 and the other clients' requests run on the same
+    two cores."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.inter_op_num_threads = 1
+    options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -32,6 +32,18 @@ def test_fp32_gives_torchs_vectors_and_int8_close_ones(torch_embedder, onnx_embe
     assert int8.min() > 0.97 and int8.mean() > 0.985  # SciFact abstracts: 0.995 mean
 
 
+def test_a_question_gets_the_vector_an_ingest_gives_the_same_text(onnx_embedder,
+                                                                  real_embedder):
+    """Urgent work runs on a one-thread session of its own (quicker for a few short texts),
+    bulk work on all cores: the same text gets the same vector, bit for bit, either way."""
+    paragraphs = [p for f in sorted(STARTER_CORPUS.rglob("*.md"))[:4]
+                  for p in f.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    for embedder in (onnx_embedder, real_embedder):
+        assert embedder._quick is not embedder._session
+        urgent = np.vstack([embedder.embed([t], urgent=True) for t in TEXTS + paragraphs])
+        np.testing.assert_array_equal(urgent, embedder.embed(TEXTS + paragraphs))
+
+
 def test_same_tokens_and_window_as_torch(torch_embedder, onnx_embedder, real_embedder):
     """The tokenizers library reads the tokenizer.json the export saved: token for token what
     sentence-transformers' tokenizer gives, over every paragraph of the starter corpus."""

@@ -202,3 +202,30 @@ def test_only_a_big_unfiltered_exact_search_is_split(monkeypatch):
     assert search(graph, query, 5, None, HNSW)[0][0] == 100 and len(calls) == 1
     monkeypatch.setattr(dense, "SPLIT_MIN_CHUNKS", 41)
     assert search(flat, query, 5, None, FLAT)[0][0] == 100 and len(calls) == 1
+
+
+def test_a_scan_takes_only_the_cores_no_other_scan_holds(monkeypatch):
+    """Under load (every core already scanning for another request) a scan runs whole on its
+    own thread, with the same top k as the split one; the cores it held are given back."""
+    from ingest.store.sqlite import dense
+
+    calls = []
+    real = dense.split_scan
+    monkeypatch.setattr(dense, "split_scan", lambda *a, **kw: calls.append(a) or real(*a, **kw))
+    monkeypatch.setattr(dense, "_SCAN_PARTS", 3)
+    monkeypatch.setattr(dense, "SPLIT_MIN_CHUNKS", 30)
+    rng = np.random.default_rng(6)
+    vecs = rng.standard_normal((60, 32)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    flat = dense.empty_index(32, EXACT, FLAT)
+    flat.add_with_ids(vecs, np.arange(200, 260, dtype=np.int64))
+    alone = search(flat, vecs[:1], 8, None, FLAT)
+    assert [a[-1] for a in calls] == [3] and dense._scanning == 0
+    monkeypatch.setattr(dense, "_scanning", 1)  # one core busy: the other two split it
+    assert search(flat, vecs[:1], 8, None, FLAT) == alone
+    assert [a[-1] for a in calls] == [3, 2] and dense._scanning == 1
+    monkeypatch.setattr(dense, "_scanning", 3)  # all busy: one scan, here
+    whole = search(flat, vecs[:1], 8, None, FLAT)
+    assert len(calls) == 2 and dense._scanning == 3
+    assert [i for i, _ in whole] == [i for i, _ in alone]
+    assert np.allclose([s for _, s in whole], [s for _, s in alone], atol=1e-6)

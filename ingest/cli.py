@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m ingest") -> int:
     try:
         settings = IngestSettings.load(**overrides)
         chosen = _chosen(args, settings)
-        embedder = None if args.copy_to else build_embedder(settings, bulk=True)  # loads when used
+        embedder = None if args.copy_to else build_embedder(settings)  # loads when used
     except IngestError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -50,9 +50,8 @@ class Embedder(Protocol):
         ...
 
 
-def build_embedder(settings: IngestSettings, *, bulk: bool = False) -> Embedder:
-    """The embedder the settings name. `bulk`: for a process that only ingests (`python -m
-    ingest`), which may keep every core busy."""
+def build_embedder(settings: IngestSettings) -> Embedder:
+    """The embedder the settings name."""
     if settings.embedder == "hashing":
         return HashingEmbedder()
     if settings.embedder == "openai":
@@ -70,4 +69,4 @@ def build_embedder(settings: IngestSettings, *, bulk: bool = False) -> Embedder:
                                            allow_download=settings.allow_model_download)
     return OnnxEmbedder(settings.embedding_model, quantized=settings.embed_backend == "onnx-int8",
                         cache_dir=settings.embed_cache_dir, batch_size=settings.embed_batch_size,
-                        allow_download=settings.allow_model_download, bulk=bulk)
+                        allow_download=settings.allow_model_download)

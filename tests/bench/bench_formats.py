@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     settings = IngestSettings.load(ocr=bool(args.ocr))
-    embedder = build_embedder(settings, bulk=True)
+    embedder = build_embedder(settings)
     chunker = chunker_for(settings, embedder)
     embedder.embed(["warm up"])
     rows, figures = [], {}

@@ -315,11 +315,10 @@ def _embedders(names: list[str], backends: list[str]) -> list[tuple[str, Embedde
 
 
 def _real_model(backend: str) -> Embedder:
-    """all-MiniLM-L6-v2 on `backend`, built through the settings as `make ingest` builds it
-    (bulk: ONNX Runtime's threads may spin), loaded and warmed (kernels, allocations) outside
-    every timing."""
+    """all-MiniLM-L6-v2 on `backend`, built through the settings as `make ingest` builds it,
+    loaded and warmed (kernels, allocations) outside every timing."""
     settings = IngestSettings(embedder="sentence-transformers", embed_backend=backend)
-    embedder = build_embedder(settings, bulk=True)
+    embedder = build_embedder(settings)
     embedder.embed([f"warm-up passage {i} " * (i * 4 + 1) for i in range(64)])
     return embedder
 

@@ -179,19 +179,30 @@ def test_the_split_exhaustive_scan_finds_what_one_scan_finds():
     assert top == [(11_000, top[0][1]), (15_000, top[0][1])]
 
 
+def _counted_splits(monkeypatch, cores: int) -> list[tuple]:
+    """The arguments of every split_scan call, on `cores` cores, splitting from 30 chunks."""
+    from ingest.store.sqlite import dense
+
+    calls: list[tuple] = []
+    real = dense.split_scan
+    monkeypatch.setattr(dense, "split_scan", lambda *a, **kw: calls.append(a) or real(*a, **kw))
+    monkeypatch.setattr(dense, "_SCAN_PARTS", cores)
+    monkeypatch.setattr(dense, "SPLIT_MIN_CHUNKS", 30)
+    return calls
+
+
+def _unit_vectors(seed: int, n: int, dim: int = 32) -> np.ndarray:
+    vecs = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+
+
 def test_only_a_big_unfiltered_exact_search_is_split(monkeypatch):
     """The split is for the exhaustive index alone: not for HNSW, not under a filter (an id
     selector of its own), not below SPLIT_MIN_CHUNKS."""
     from ingest.store.sqlite import dense
 
-    calls = []
-    real = dense.split_scan
-    monkeypatch.setattr(dense, "split_scan", lambda *a, **kw: calls.append(a) or real(*a, **kw))
-    monkeypatch.setattr(dense, "_SCAN_PARTS", 2)
-    monkeypatch.setattr(dense, "SPLIT_MIN_CHUNKS", 30)
-    rng = np.random.default_rng(5)
-    vecs = rng.standard_normal((40, 32)).astype(np.float32)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    calls = _counted_splits(monkeypatch, 2)
+    vecs = _unit_vectors(5, 40)
     ids = np.arange(100, 140, dtype=np.int64)
     flat, graph = dense.empty_index(32, EXACT, FLAT), dense.empty_index(32, "hnsw", HNSW)
     for index in (flat, graph):
@@ -209,14 +220,8 @@ def test_a_scan_takes_only_the_cores_no_other_scan_holds(monkeypatch):
     own thread, with the same top k as the split one; the cores it held are given back."""
     from ingest.store.sqlite import dense
 
-    calls = []
-    real = dense.split_scan
-    monkeypatch.setattr(dense, "split_scan", lambda *a, **kw: calls.append(a) or real(*a, **kw))
-    monkeypatch.setattr(dense, "_SCAN_PARTS", 3)
-    monkeypatch.setattr(dense, "SPLIT_MIN_CHUNKS", 30)
-    rng = np.random.default_rng(6)
-    vecs = rng.standard_normal((60, 32)).astype(np.float32)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    calls = _counted_splits(monkeypatch, 3)
+    vecs = _unit_vectors(6, 60)
     flat = dense.empty_index(32, EXACT, FLAT)
     flat.add_with_ids(vecs, np.arange(200, 260, dtype=np.int64))
     alone = search(flat, vecs[:1], 8, None, FLAT)

@@ -71,7 +71,8 @@ class EncodeQueue:
 
     One thread, not a pool: torch's OpenMP pool is per calling thread, and a service that
     embeds from many worker threads gets one spinning pool per thread (a 15 ms query
-    embedding turned into 500 ms on two cores); the model is loaded on it too.
+    embedding turned into 500 ms on two cores); the model is loaded on it too. (The ONNX
+    backend's job deals its texts out to helper threads of its own, one run per thread.)
     concurrent.futures has no priorities, so this small queue is ours."""
 
     URGENT_PER_BULK = 4

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from ingest.embedders import OnnxEmbedder
 from ingest.embedders.onnx_export import MANIFEST, MODEL_FILE, cached_model
 from ingest.errors import IndexMismatchError
+from ingest.settings import IngestSettings
 from ingest.sync import run_ingest
 from tests.helpers import STARTER_CORPUS, write
 
@@ -32,17 +35,47 @@ def test_fp32_gives_torchs_vectors_and_int8_close_ones(torch_embedder, onnx_embe
     assert int8.min() > 0.97 and int8.mean() > 0.985  # SciFact abstracts: 0.995 mean
 
 
-def test_a_question_gets_the_vector_an_ingest_gives_the_same_text(onnx_embedder,
-                                                                  real_embedder):
-    """A question runs alone on the encode thread, an ingest's texts side by side on the
-    cores: the same text gets the same vector, bit for bit, either way and in any company."""
+def test_a_question_gets_the_vector_an_ingest_gives_the_same_text(monkeypatch, onnx_embedder):
+    """A question runs alone on the encode thread, an ingest's texts side by side on helper
+    threads (three lanes here, whatever the cores): the same text gets the same vector, bit
+    for bit, either way and in any order."""
+    from ingest.embedders import onnx
+
+    monkeypatch.setattr(onnx, "LANES", 3)
     paragraphs = [p for f in sorted(STARTER_CORPUS.rglob("*.md"))[:4]
                   for p in f.read_text(encoding="utf-8").split("\n\n") if p.strip()]
-    for embedder in (onnx_embedder, real_embedder):
-        texts = TEXTS + paragraphs
+    texts = TEXTS + paragraphs
+    assert len(texts) % 3
+    int8 = OnnxEmbedder(quantized=True, cache_dir=IngestSettings().embed_cache_dir)
+    fp32 = OnnxEmbedder(quantized=False, cache_dir=onnx_embedder._cache_dir)
+    for embedder in (fp32, int8):
         urgent = np.vstack([embedder.embed([t], urgent=True) for t in texts])
         np.testing.assert_array_equal(urgent, embedder.embed(texts))
         np.testing.assert_array_equal(urgent[::-1], embedder.embed(texts[::-1]))
+        assert embedder._helpers is not None  # the lanes ran
+
+
+def test_a_lane_that_fails_fails_the_piece_and_leaves_none_running(monkeypatch, onnx_embedder):
+    from ingest.embedders import onnx
+
+    monkeypatch.setattr(onnx, "LANES", 3)
+    embedder = OnnxEmbedder(quantized=False, cache_dir=onnx_embedder._cache_dir)
+    embedder.warm_up()
+    real, finished = embedder._run, []
+
+    def first_lane_fails(feeds):  # lane 0 runs on the encode thread, the others on helpers
+        if not threading.current_thread().name.startswith("embed-lane"):
+            raise RuntimeError("lane failed")
+        time.sleep(0.2)
+        finished.append(len(feeds))
+        return real(feeds)
+
+    monkeypatch.setattr(embedder, "_run", first_lane_fails)
+    with pytest.raises(RuntimeError, match="lane failed"):
+        embedder.embed(TEXTS)
+    assert sorted(finished) == [1, 2]  # the helpers' lanes had ended when the error came
+    monkeypatch.setattr(embedder, "_run", real)
+    np.testing.assert_array_equal(embedder.embed(TEXTS), onnx_embedder.embed(TEXTS))
 
 
 def test_same_tokens_and_window_as_torch(torch_embedder, onnx_embedder, real_embedder):

@@ -30,12 +30,12 @@ EXACT = "flat"
 # HNSW candidates per search when RAG_HNSW_EF_SEARCH is unset: recall@10 >= 0.99 against
 # exact search at 1M stand-in chunks with m 16, ef_construction 64 (`make bench-ann`).
 EF_SEARCH = 400
-# An exhaustive scan of this many chunks or more is split into one range per core, searched
+# An exhaustive scan of this many chunks or more is split into one range per free core, searched
 # at once (FAISS lets go of the GIL): 8.1 -> 3.8 ms p50 at 100,000 chunks on two cores. The
 # scan of one query is single-threaded in FAISS (OpenMP splits the queries, not the codes),
 # and below this the hand-off costs about what it saves. A split costs more CPU than one
 # scan (4.6 against 3.7 ms of core time at 100,000): it takes only the cores that no other
-# search is scanning on, so under load each scan runs whole on its caller's thread.
+# exhaustive scan holds (`scan`), so under load each scan runs whole on its caller's thread.
 SPLIT_MIN_CHUNKS = 20_000
 _SCAN_PARTS = max(1, min(len(os.sched_getaffinity(0)), 8))
 _scan_pool: ThreadPoolExecutor | None = None
@@ -44,9 +44,9 @@ _scanning = 0  # exhaustive scans in progress in this process
 _scanning_lock = threading.Lock()
 
 
-def _reset_pool() -> None:  # a forked child has the pool but none of its threads
-    global _scan_pool
-    _scan_pool = None
+def _reset_pool() -> None:  # a forked child has the pool but none of its threads, nor scans
+    global _scan_pool, _scanning, _scanning_lock
+    _scan_pool, _scanning, _scanning_lock = None, 0, threading.Lock()
 
 
 os.register_at_fork(after_in_child=_reset_pool)
@@ -118,6 +118,7 @@ def build_dense(conn: sqlite3.Connection, dim: int, kind: str,
     have counted) over every chunk's vector (vectors are normalized: cosine), ids = chunk ids.
     Reads inside whatever transaction `conn` is in."""
     index = empty_index(dim, kind, params)
+    # rows in id order: a whole scan's ties then fall as a split scan's do (`scan`)
     cursor = conn.execute(
         "SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.key = c.vec_key ORDER BY c.id")
     # HNSW inserts in parallel within one add call: bigger batches keep both cores busy.
@@ -235,6 +236,8 @@ def scan(index: faiss.IndexIDMap2, query: np.ndarray, k: int) -> list[tuple[int,
     try:
         if parts > 1:
             return split_scan(index, query, k, parts)
+        # ties by id, as split_scan's; which tied rows make the cut is FAISS's (the first
+        # rows), and rows are in id order (build_dense): the same hits as a split
         return sorted(_hits(*index.search(query, k)), key=lambda h: (-h[1], h[0]))
     finally:
         with _scanning_lock:
@@ -252,16 +255,16 @@ def split_scan(index: faiss.IndexIDMap2, query: np.ndarray, k: int,
     inner, n = faiss.downcast_index(index.index), index.ntotal
     bounds = [n * i // parts for i in range(parts + 1)]
 
-    def scan(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    def scan_range(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         sp = faiss.SearchParameters(sel=faiss.IDSelectorRange(lo, hi))
         scores, rows = inner.search(query, min(k, hi - lo), params=sp)
         return scores[0], rows[0]
 
     ranges = [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
     try:
-        done = [f.result() for f in [_scan_pool.submit(scan, *r) for r in ranges]]
+        done = [f.result() for f in [_scan_pool.submit(scan_range, *r) for r in ranges]]
     except RuntimeError:  # the interpreter is shutting down: no new threads, scan here
-        done = [scan(*r) for r in ranges]
+        done = [scan_range(*r) for r in ranges]
     scores = np.concatenate([d[0] for d in done])
     rows = np.concatenate([d[1] for d in done])
     keep = rows != -1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import faiss
 import numpy as np
+import pytest
 
 from ingest.settings import IngestSettings
 from ingest.store import ChunkFilter
@@ -230,7 +231,28 @@ def test_a_scan_takes_only_the_cores_no_other_scan_holds(monkeypatch):
     assert search(flat, vecs[:1], 8, None, FLAT) == alone
     assert [a[-1] for a in calls] == [3, 2] and dense._scanning == 1
     monkeypatch.setattr(dense, "_scanning", 3)  # all busy: one scan, here
-    whole = search(flat, vecs[:1], 8, None, FLAT)
+    assert search(flat, vecs[:1], 8, None, FLAT) == alone
     assert len(calls) == 2 and dense._scanning == 3
-    assert [i for i, _ in whole] == [i for i, _ in alone]
-    assert np.allclose([s for _, s in whole], [s for _, s in alone], atol=1e-6)
+
+
+def test_a_whole_scan_orders_ties_as_a_split_one_and_gives_its_cores_back(monkeypatch):
+    from ingest.store.sqlite import dense
+
+    calls = _counted_splits(monkeypatch, 2)
+    vecs = _unit_vectors(7, 60)
+    vecs[40:] = vecs[:20]  # ties: each of the first 20 again, 40 rows later
+    flat = dense.empty_index(32, EXACT, FLAT)
+    flat.add_with_ids(vecs, np.arange(300, 360, dtype=np.int64))
+    split = search(flat, vecs[:1], 6, None, FLAT)
+    monkeypatch.setattr(dense, "_scanning", 2)
+    assert search(flat, vecs[:1], 6, None, FLAT) == split and len(calls) == 1
+    assert [i for i, _ in split[:2]] == [300, 340]  # the tie, by id
+    monkeypatch.setattr(dense, "_scanning", 0)
+
+    def broken(*args):
+        raise RuntimeError("scan failed")
+
+    monkeypatch.setattr(dense, "split_scan", broken)
+    with pytest.raises(RuntimeError, match="scan failed"):
+        search(flat, vecs[:1], 6, None, FLAT)
+    assert dense._scanning == 0

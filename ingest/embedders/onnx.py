@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import wait
 from pathlib import Path
 from typing import Sequence
 
@@ -37,6 +37,7 @@ from ingest.embedders.local import (EncodeQueue, load_sentence_transformer, mode
 from ingest.embedders.onnx_export import (INPUTS, MODEL_FILE, cache_folder, cached_model,
                                           cpu_quantization, export)
 from ingest.errors import ModelUnavailableError
+from ingest.side_pool import SidePool
 from ingest.settings import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,7 @@ class OnnxEmbedder:
         self._batch_size = batch_size
         self._allow_download = allow_download
         self._queue = EncodeQueue()
-        self._helpers: ThreadPoolExecutor | None = None  # LANES - 1 threads, made on first use
-        self._helpers_pid = 0
+        self._helpers = SidePool(LANES - 1, "embed-lane")
         self._load_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._session = None
@@ -145,7 +145,7 @@ class OnnxEmbedder:
                                    (enc.ids, enc.attention_mask, enc.type_ids))))
                  for enc in self._tokenizer.encode_batch(texts)]
         lanes = min(LANES, len(feeds))
-        helped = [self._help(self._run, feeds[lane::lanes]) for lane in range(1, lanes)]
+        helped = [self._helpers.submit(self._run, feeds[lane::lanes]) for lane in range(1, lanes)]
         try:
             first = self._run(feeds[0::lanes])
         finally:  # no lane still running once this piece ends, even when one failed
@@ -159,23 +159,6 @@ class OnnxEmbedder:
 
     def _run(self, feeds: list[dict]) -> np.ndarray:
         return np.vstack([self._session.run(None, f)[0] for f in feeds])
-
-    def _help(self, fn, *args) -> Future:
-        """fn(*args) on a helper thread (only the encode thread calls this: no race). A forked
-        child gets helpers of its own; at interpreter shutdown (no new threads) it runs here."""
-        if self._helpers is None or self._helpers_pid != os.getpid():
-            self._helpers = ThreadPoolExecutor(LANES - 1, thread_name_prefix="embed-lane")
-            self._helpers_pid = os.getpid()
-        try:
-            return self._helpers.submit(fn, *args)
-        except RuntimeError:
-            done: Future = Future()
-            try:
-                done.set_result(fn(*args))
-            except Exception as exc:  # handed to the caller, as a helper's would be
-                done.set_exception(exc)
-            return done
-
 
 def _tokenizer(folder: Path, max_len: int | None):
     """The model's own tokenizer, saved with the export (its tokenizer.json: the same

@@ -16,7 +16,6 @@ import os
 import sqlite3
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import numpy as np
 
 from ingest import failpoints
 from ingest.settings import IngestSettings
+from ingest.side_pool import SidePool
 
 EXACT = "flat"
 # HNSW candidates per search when RAG_HNSW_EF_SEARCH is unset: recall@10 >= 0.99 against
@@ -38,18 +38,17 @@ EF_SEARCH = 400
 # exhaustive scan holds (`scan`), so under load each scan runs whole on its caller's thread.
 SPLIT_MIN_CHUNKS = 20_000
 _SCAN_PARTS = max(1, min(len(os.sched_getaffinity(0)), 8))
-_scan_pool: ThreadPoolExecutor | None = None
 _searcher = threading.local()
 _scanning = 0  # exhaustive scans in progress in this process
 _scanning_lock = threading.Lock()
 
 
-def _reset_pool() -> None:  # a forked child has the pool but none of its threads, nor scans
-    global _scan_pool, _scanning, _scanning_lock
-    _scan_pool, _scanning, _scanning_lock = None, 0, threading.Lock()
+def _reset_scans() -> None:  # a forked child has none of its parent's scans running
+    global _scanning, _scanning_lock
+    _scanning, _scanning_lock = 0, threading.Lock()
 
 
-os.register_at_fork(after_in_child=_reset_pool)
+os.register_at_fork(after_in_child=_reset_scans)
 
 
 def _one_omp_thread() -> None:
@@ -60,6 +59,9 @@ def _one_omp_thread() -> None:
     if not getattr(_searcher, "single", False):
         faiss.omp_set_num_threads(1)
         _searcher.single = True
+
+
+_scan_pool = SidePool(_SCAN_PARTS, "dense-scan", initializer=_one_omp_thread)
 
 
 def _default(name: str) -> int:
@@ -232,7 +234,8 @@ def scan(index: faiss.IndexIDMap2, query: np.ndarray, k: int) -> list[tuple[int,
     global _scanning
     with _scanning_lock:
         parts = _SCAN_PARTS - _scanning
-        _scanning += max(parts, 1)
+        held = max(parts, 1)
+        _scanning += held
     try:
         if parts > 1:
             return split_scan(index, query, k, parts)
@@ -241,17 +244,13 @@ def scan(index: faiss.IndexIDMap2, query: np.ndarray, k: int) -> list[tuple[int,
         return sorted(_hits(*index.search(query, k)), key=lambda h: (-h[1], h[0]))
     finally:
         with _scanning_lock:
-            _scanning -= max(parts, 1)
+            _scanning -= held
 
 
 def split_scan(index: faiss.IndexIDMap2, query: np.ndarray, k: int,
                parts: int = _SCAN_PARTS) -> list[tuple[int, float]]:
     """The exhaustive top-k, each of `parts` ranges of the stored vectors scanned on a thread
     of its own (a range selector on the inner index scores only its own codes), merged."""
-    global _scan_pool
-    if _scan_pool is None:  # a race makes two pools, one of them unused: harmless
-        _scan_pool = ThreadPoolExecutor(_SCAN_PARTS, thread_name_prefix="dense-scan",
-                                        initializer=_one_omp_thread)
     inner, n = faiss.downcast_index(index.index), index.ntotal
     bounds = [n * i // parts for i in range(parts + 1)]
 
@@ -261,10 +260,7 @@ def split_scan(index: faiss.IndexIDMap2, query: np.ndarray, k: int,
         return scores[0], rows[0]
 
     ranges = [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
-    try:
-        done = [f.result() for f in [_scan_pool.submit(scan_range, *r) for r in ranges]]
-    except RuntimeError:  # the interpreter is shutting down: no new threads, scan here
-        done = [scan_range(*r) for r in ranges]
+    done = [f.result() for f in [_scan_pool.submit(scan_range, *r) for r in ranges]]
     scores = np.concatenate([d[0] for d in done])
     rows = np.concatenate([d[1] for d in done])
     keep = rows != -1

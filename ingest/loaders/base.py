@@ -25,9 +25,11 @@ class LoadedDocument:
 
 @dataclass(frozen=True)
 class LoadOptions:
-    """What the settings let a loader do: limits on what a small file may grow into, and OCR."""
+    """What the settings let a loader do: limits on what a small file may grow into, OCR, and
+    the PDF reader."""
 
     # Office files and EPUBs are zips: the most their entries may inflate to, together.
     max_unzipped_bytes: int = 100_000_000
     max_sheet_cells: int = 1_000_000  # non-empty cells a spreadsheet (.xlsx, .csv) may hold
     ocr: bool = False  # read PDF pages without a text layer with tesseract
+    pdf_reader: str = "pdfium"  # what reads a PDF's text layer: "pdfium" or "pypdf"

@@ -18,9 +18,15 @@ import math
 import os
 import re
 import shutil
+from typing import TYPE_CHECKING
 
 from ingest.errors import LoadError
 from ingest.loaders.common import normalize_newlines, short_exc
+from ingest.loaders.pdfium import LOCK, open_document
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+    from pypdfium2 import PdfDocument
 
 DPI = 300
 MAX_PIXELS = 25_000_000  # ~A4 at 300 dpi is 8.7 MP; US Letter 8.4 MP
@@ -55,31 +61,43 @@ def clean(text: str) -> str:
     return _JUNK_CONTROLS.sub("", normalize_newlines(text)).rstrip()
 
 
+def _render(document: PdfDocument, number: int) -> Image:
+    """Page `number` (1-based) as a grayscale image, at most MAX_PIXELS; the caller holds LOCK."""
+    page = document[number - 1]
+    try:
+        width, height = page.get_size()
+        bitmap = page.render(scale=render_scale(width, height), grayscale=True)
+        try:
+            return bitmap.to_pil().copy()  # the copy owns its pixels; the bitmap can go
+        finally:
+            bitmap.close()
+    finally:
+        page.close()
+
+
 def ocr_pages(data: bytes, numbers: list[int]) -> dict[int, str]:
-    """The OCR text of the (1-based) pages `numbers` of the PDF in `data`."""
-    import pypdfium2  # imported here: only OCR pays for them
-    import pytesseract
+    """The OCR text of the (1-based) pages `numbers` of the PDF in `data`. PDFium renders a
+    page under its lock (pdfium.py); tesseract, the slow part, reads it without the lock."""
+    import pytesseract  # imported here: only OCR pays for it
 
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # read by each tesseract child at start
-    try:
-        document = pypdfium2.PdfDocument(data)
-    except Exception as exc:
-        raise LoadError(f"PDF could not be rendered for OCR: {short_exc(exc, 60)}") from exc
+    with LOCK:
+        try:
+            document = open_document(data)
+        except LoadError as exc:
+            raise LoadError(f"PDF could not be rendered for OCR: {exc}") from exc
     texts: dict[int, str] = {}
     try:
         for number in numbers:
-            page = document[number - 1]
             try:
-                width, height = page.get_size()
-                bitmap = page.render(scale=render_scale(width, height), grayscale=True)
-                image = bitmap.to_pil()
+                with LOCK:
+                    image = _render(document, number)
                 raw = pytesseract.image_to_string(image, lang=LANGUAGE, timeout=PAGE_TIMEOUT)
             except Exception as exc:
                 raise LoadError(f"page {number} could not be read by OCR: "
                                 f"{short_exc(exc, 60)}") from exc
-            finally:
-                page.close()
             texts[number] = clean(raw)
     finally:
-        document.close()
+        with LOCK:
+            document.close()
     return texts

@@ -1,5 +1,6 @@
-"""PDF: the text layer of each page (pypdf), one section per page that has text; with RAG_OCR,
-pages without one are read by OCR (ocr.py: pypdfium2 + tesseract)."""
+"""PDF: the text layer of each page, one section per page that has text; with RAG_OCR, pages
+without one are read by OCR (ocr.py: pypdfium2 + tesseract). The text layer is read by PDFium
+(pdfium.py, the default) or pypdf (here), as RAG_PDF_READER says."""
 from __future__ import annotations
 
 import io
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ingest.errors import LoadError
+from ingest.loaders import pdfium
 from ingest.loaders.base import LoadedDocument, LoadOptions
 from ingest.loaders.common import build_sections, normalize_newlines, short_exc
 
@@ -41,11 +43,10 @@ def check_envelope(data: bytes) -> None:
         raise LoadError("truncated PDF (no %%EOF at the end); re-export or re-download it")
 
 
-def page_texts(data: bytes) -> list[str]:
-    """The extracted text of every page (newlines normalised, trailing whitespace stripped)."""
+def _pypdf_texts(data: bytes) -> list[str]:
+    """The text layer of every page, as pypdf reads it (not yet normalised)."""
     from pypdf import PdfReader  # imported here: only PDF ingestion pays for it
 
-    check_envelope(data)
     with quiet_pypdf():
         try:
             reader = PdfReader(io.BytesIO(data), strict=False)
@@ -69,11 +70,18 @@ def page_texts(data: bytes) -> list[str]:
         texts: list[str] = []
         for number in range(1, count + 1):
             try:
-                raw = reader.pages[number - 1].extract_text() or ""
+                texts.append(reader.pages[number - 1].extract_text() or "")
             except Exception as exc:
                 raise LoadError(f"page {number} could not be read: {short_exc(exc, 60)}") from exc
-            texts.append(_JUNK_CONTROLS.sub("", normalize_newlines(raw)).rstrip())
     return texts
+
+
+def page_texts(data: bytes, reader: str = "pdfium") -> list[str]:
+    """The extracted text of every page (newlines normalised, trailing whitespace stripped),
+    read by `reader`: "pdfium" or "pypdf"."""
+    check_envelope(data)
+    raw = pdfium.raw_page_texts(data) if reader == "pdfium" else _pypdf_texts(data)
+    return [_JUNK_CONTROLS.sub("", normalize_newlines(text)).rstrip() for text in raw]
 
 
 SCANNED = "scanned PDF: enable RAG_OCR (needs tesseract)"
@@ -107,7 +115,7 @@ def load_pdf(data: bytes, options: LoadOptions = LoadOptions()) -> LoadedDocumen
 
     With `options.ocr`, pages whose text layer is (almost) empty are read by OCR (ocr.py), and
     the kind is "pdf-ocr" if any page was."""
-    texts = page_texts(data)
+    texts = page_texts(data, options.pdf_reader)
     used_ocr = False
     if options.ocr:
         texts, used_ocr = _with_ocr(data, texts)

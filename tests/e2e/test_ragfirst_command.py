@@ -138,6 +138,7 @@ def test_bad_settings_are_one_error_line_not_a_traceback():
                              "RAG_MAX_UNZIPPED_BYTES"),
                             (["ingest"], {"RAG_MAX_SHEET_CELLS": "lots"}, "RAG_MAX_SHEET_CELLS"),
                             (["ingest"], {"RAG_OCR": "maybe"}, "RAG_OCR"),
+                            (["ingest"], {"RAG_PDF_READER": "mupdf"}, "RAG_PDF_READER"),
                             (["serve"], {"RAG_LEXICAL_INDEX": "bm25s"}, "RAG_LEXICAL_INDEX")):
         out = ragfirst(*args, **env)
         assert out.returncode == 2 and out.stderr.startswith("error: invalid settings: ")

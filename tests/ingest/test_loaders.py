@@ -1,12 +1,10 @@
-"""Tests for ingest.loaders: text decoding, Markdown, HTML and PDF extraction, and refusals."""
+"""Tests for ingest.loaders: text decoding, Markdown and HTML extraction, and refusals (PDF:
+test_pdf.py)."""
 from __future__ import annotations
 
 import codecs
-import io
-import logging
 import random
-import re
-from pathlib import Path, PurePath
+from pathlib import PurePath
 
 import pytest
 
@@ -471,129 +469,6 @@ def test_html_whitespace_file_is_refused() -> None:
     assert refusal("blank.html", b"  \n\n ") == "file has only whitespace"
 
 
-# --------------------------------------------------------------------------- PDF
-
-
-def make_pdf(pages: list[str]) -> bytes:
-    """A PDF (fpdf2) with one page per string; an empty string makes a blank page."""
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.set_font("Helvetica", size=12)
-    for page_text in pages:
-        pdf.add_page()
-        if page_text:
-            pdf.multi_cell(0, 8, page_text)
-    return bytes(pdf.output())
-
-
-def encrypt_pdf(data: bytes, user_password: str) -> bytes:
-    from pypdf import PdfReader, PdfWriter
-
-    writer = PdfWriter()
-    writer.append(PdfReader(io.BytesIO(data)))
-    writer.encrypt(user_password=user_password, owner_password="o", algorithm="AES-128")
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-THREE_PAGES = ["Alpha page one.", "Bravo page two.\nIts second line.", "Charlie page three."]
-
-
-@pytest.fixture(scope="module")
-def three_page_pdf() -> bytes:
-    return make_pdf(THREE_PAGES)
-
-
-def test_pdf_one_section_per_page(three_page_pdf: bytes, tmp_path: Path) -> None:
-    path = tmp_path / "three.pdf"
-    path.write_bytes(three_page_pdf)
-    doc = loaded(path.name, path.read_bytes())
-    assert doc.kind == "pdf"
-    assert [s.page for s in doc.sections] == [1, 2, 3]
-    assert headings(doc) == [(), (), ()]
-    assert texts(doc) == THREE_PAGES
-    assert doc.text == "\n\n".join(THREE_PAGES)
-
-
-def test_pdf_blank_middle_page_is_skipped() -> None:
-    doc = loaded("gap.pdf", make_pdf(["First page text.", "", "Third page text."]))
-    assert [s.page for s in doc.sections] == [1, 3]
-    assert texts(doc) == ["First page text.", "Third page text."]
-
-
-def test_pdf_without_text_layer_is_refused() -> None:
-    assert refusal("scan.pdf", make_pdf(["", ""])) == "scanned PDF: enable RAG_OCR (needs tesseract)"
-
-
-def test_pdf_with_user_password_is_refused(three_page_pdf: bytes) -> None:
-    assert refusal("locked.pdf", encrypt_pdf(three_page_pdf, "secret")) == (
-        "encrypted PDF (password required); save an unencrypted copy"
-    )
-
-
-def test_pdf_encrypted_with_empty_user_password_loads(three_page_pdf: bytes) -> None:
-    doc = loaded("owner-only.pdf", encrypt_pdf(three_page_pdf, ""))
-    assert texts(doc) == THREE_PAGES
-    assert [s.page for s in doc.sections] == [1, 2, 3]
-
-
-def test_truncated_pdf_is_refused(three_page_pdf: bytes) -> None:
-    reason = refusal("cut.pdf", three_page_pdf[: len(three_page_pdf) // 2])
-    assert reason == "truncated PDF (no %%EOF at the end); re-export or re-download it"
-
-
-def test_corrupt_pdf_is_refused() -> None:
-    rng = random.Random(7)
-    garbage = bytes(rng.randrange(256) for _ in range(3000))
-    reason = refusal("corrupt.pdf", b"%PDF-1.7\n" + garbage + b"\n%%EOF\n")
-    assert reason.startswith("corrupt PDF: ")
-
-
-def test_non_pdf_under_pdf_extension_is_refused() -> None:
-    assert refusal("fake.pdf", b"<html><p>not a pdf</p></html>\n%%EOF") == (
-        "not a PDF file (bad header)"
-    )
-
-
-def test_pdf_with_zero_pages_is_refused() -> None:
-    from pypdf import PdfWriter
-
-    out = io.BytesIO()
-    PdfWriter().write(out)
-    assert refusal("nothing.pdf", out.getvalue()) == "PDF has no pages"
-
-
-def test_pdf_page_that_fails_is_reported_not_skipped(
-    three_page_pdf: bytes, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from pypdf import PageObject
-
-    original = PageObject.extract_text
-    calls = []
-
-    def flaky(self: PageObject, *args: object, **kwargs: object) -> str:
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyError("/Font\nresource missing")
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(PageObject, "extract_text", flaky)
-    reason = refusal("flaky.pdf", three_page_pdf)
-    assert reason.startswith("page 2 could not be read: ")
-
-
-def test_pdf_warnings_are_silenced(caplog: pytest.LogCaptureFixture) -> None:
-    data = make_pdf(["Recovered text."])
-    damaged = re.sub(rb"startxref\s+\d+", b"startxref\n999", data)  # pypdf warns and recovers
-    level = logging.getLogger("pypdf").level
-    with caplog.at_level(logging.DEBUG):
-        assert loaded("damaged.pdf", damaged).text == "Recovered text."
-    assert not [r for r in caplog.records if r.name.startswith("pypdf")]
-    assert logging.getLogger("pypdf").level == level
-
-
 # --------------------------------------------------------------------------- properties
 
 
@@ -658,10 +533,6 @@ def test_html_sections_hold_for_random_tag_soup() -> None:
 )
 def test_every_loader_output_is_well_formed(name: str, data: str) -> None:
     loaded(name, data)
-
-
-def test_pdf_output_is_well_formed(three_page_pdf: bytes) -> None:
-    assert_well_formed(load(PurePath("x.pdf"), three_page_pdf))
 
 
 # --------------------------------------------------------------------------- refusal messages

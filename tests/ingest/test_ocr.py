@@ -133,3 +133,28 @@ def test_huge_scanned_page_is_rendered_within_the_pixel_cap(tesseract: None) -> 
     assert sizes and all(w * h <= MAX_PIXELS for w, h in sizes), sizes
     assert doc.kind == "pdf-ocr"
     assert "retention ninety" in doc.text.lower()  # the image is blurred by the scaling
+
+
+def test_pdfium_renders_under_its_lock_and_tesseract_reads_without_it(tesseract: None) -> None:
+    import pypdfium2
+    import pytesseract
+
+    from ingest.loaders.pdfium import LOCK
+
+    held: dict[str, list[bool]] = {"render": [], "tesseract": []}
+    render, read = pypdfium2.PdfPage.render, pytesseract.image_to_string
+
+    def watched_render(page, **kwargs):
+        held["render"].append(LOCK.locked())
+        return render(page, **kwargs)
+
+    def watched_read(image, **kwargs):
+        held["tesseract"].append(LOCK.locked())
+        return read(image, **kwargs)
+
+    with mock.patch.object(pypdfium2.PdfPage, "render", watched_render), \
+            mock.patch.object(pytesseract, "image_to_string", watched_read):
+        doc = loaded("scan.pdf", make_pdf([SCAN_LINES, ["second page here"]]), OCR)
+    assert doc.kind == "pdf-ocr"
+    assert held == {"render": [True, True], "tesseract": [False, False]}
+    assert not LOCK.locked()

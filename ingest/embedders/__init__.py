@@ -30,6 +30,9 @@ __all__ = ["Embedder", "EncodeQueue", "HashingEmbedder", "OnnxEmbedder", "OpenAI
 
 class Embedder(Protocol):
     model_id: str  # what the index records; opening it with another id is refused
+    # True when embedding one text keeps every core busy (torch's OpenMP team): the service
+    # then runs no other work of the question beside its embedding.
+    uses_all_cores: bool
 
     @property
     def dim(self) -> int: ...

@@ -18,6 +18,7 @@ class HashingEmbedder:
     Tokens are words and punctuation marks; a word longer than 16 characters counts as one
     token per 16 characters, roughly like a word-piece tokenizer would split it.
     """
+    uses_all_cores = False
 
     model_id = "hashing-v1"
 

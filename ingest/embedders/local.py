@@ -118,6 +118,7 @@ class EncodeQueue:
 
 
 class SentenceTransformerEmbedder:
+    uses_all_cores = True  # torch runs one text on an OpenMP team of a thread per core
     def __init__(self, name: str = DEFAULT_MODEL, *, batch_size: int = 32,
                  allow_download: bool = False, device: str = "cpu") -> None:
         self.model_id = model_identity(name)

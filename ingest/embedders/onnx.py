@@ -46,6 +46,7 @@ LANES = max(1, min(len(os.sched_getaffinity(0)), 8))
 
 
 class OnnxEmbedder:
+    uses_all_cores = False  # one thread per text (`_encode`)
     def __init__(self, name: str = DEFAULT_MODEL, *, quantized: bool = True,
                  cache_dir: Path, batch_size: int = 32,
                  allow_download: bool = False) -> None:

@@ -57,7 +57,9 @@ class IngestSettings(BaseSettings):
     # weights on first use and kept in RAG_EMBED_CACHE_DIR. Part of the index's model identity.
     embed_backend: Literal["torch", "onnx", "onnx-int8"] = "onnx-int8"
     embed_cache_dir: Path = Field(default_factory=lambda: default_cache_dir() / "onnx")
-    embed_batch_size: int = Field(32, ge=1, le=4096)  # texts per encode, or per request
+    # Texts per encode, or per request; unset: the backend's own (torch 10: a whole ingest
+    # 16% faster than with 32 here; ONNX, which runs texts unpadded, and a server 32).
+    embed_batch_size: int | None = Field(None, ge=1, le=4096)
     # Texts embedded between two commits of their vectors: what a killed run can lose at most.
     embed_checkpoint: int = Field(512, ge=1)
     # The remote embedder (RAG_EMBEDDER=openai; README, "A remote embedder"). The key is sent

@@ -55,6 +55,7 @@ class Embedder(Protocol):
 
 def build_embedder(settings: IngestSettings) -> Embedder:
     """The embedder the settings name."""
+    batch = {"batch_size": settings.embed_batch_size} if settings.embed_batch_size else {}
     if settings.embedder == "hashing":
         return HashingEmbedder()
     if settings.embedder == "openai":
@@ -63,13 +64,12 @@ def build_embedder(settings: IngestSettings) -> Embedder:
         return OpenAIEmbedder(RemoteOptions(
             settings.embed_base_url, settings.embed_model,
             tokenizer=settings.embed_tokenizer or known_tokenizer(settings.embed_model) or "",
-            api_key=key or None, max_tokens=settings.embed_max_tokens,
-            batch_size=settings.embed_batch_size, timeout_s=settings.embed_timeout_s,
+            api_key=key or None, max_tokens=settings.embed_max_tokens, **batch,
+            timeout_s=settings.embed_timeout_s,
             retries=settings.embed_retries, allow_download=settings.allow_model_download))
     if settings.embed_backend == "torch":
-        return SentenceTransformerEmbedder(settings.embedding_model,
-                                           batch_size=settings.embed_batch_size,
+        return SentenceTransformerEmbedder(settings.embedding_model, **batch,
                                            allow_download=settings.allow_model_download)
     return OnnxEmbedder(settings.embedding_model, quantized=settings.embed_backend == "onnx-int8",
-                        cache_dir=settings.embed_cache_dir, batch_size=settings.embed_batch_size,
+                        cache_dir=settings.embed_cache_dir, **batch,
                         allow_download=settings.allow_model_download)

@@ -47,6 +47,7 @@ LANES = max(1, min(len(os.sched_getaffinity(0)), 8))
 
 class OnnxEmbedder:
     uses_all_cores = False  # one thread per text (`_encode`)
+
     def __init__(self, name: str = DEFAULT_MODEL, *, quantized: bool = True,
                  cache_dir: Path, batch_size: int = 32,
                  allow_download: bool = False) -> None:
@@ -56,7 +57,7 @@ class OnnxEmbedder:
         self._name = name
         self._variant = cpu_quantization() if quantized else "fp32"
         self._cache_dir = Path(cache_dir)
-        self._batch_size = batch_size
+        self.batch_size = batch_size
         self._allow_download = allow_download
         self._queue = EncodeQueue()
         self._helpers = SidePool(LANES - 1, "embed-lane")
@@ -129,8 +130,8 @@ class OnnxEmbedder:
             return np.zeros((0, self._dim), dtype=np.float32)
         # RAG_EMBED_BATCH_SIZE texts per turn on the encode thread: a question waits for one
         # such turn, not for a whole checkpoint of an ingest.
-        parts = [self._queue.submit(self._encode, texts[i:i + self._batch_size], urgent=urgent)
-                 for i in range(0, len(texts), self._batch_size)]
+        parts = [self._queue.submit(self._encode, texts[i:i + self.batch_size], urgent=urgent)
+                 for i in range(0, len(texts), self.batch_size)]
         return np.ascontiguousarray(np.vstack(parts), dtype=np.float32)
 
     def _encode(self, texts: list[str]) -> np.ndarray:

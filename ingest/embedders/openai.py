@@ -89,6 +89,7 @@ class RemoteOptions:
 
 class OpenAIEmbedder:
     uses_all_cores = False  # the server embeds
+
     def __init__(self, options: RemoteOptions) -> None:
         self.options = options
         self.url = embeddings_url(options.base_url)  # as messages name it

@@ -145,12 +145,14 @@ def read_seconds(corpus: Path, settings: IngestSettings, embedder: Embedder) -> 
 
 def raw_encoder(embedder: Embedder):
     """The model's own encode on a list of texts (None for the hashing embedder): a
-    sentence-transformers model's `encode`, else the embedder's `embed`."""
+    sentence-transformers model's `encode`, in the embedder's batches, else the embedder's
+    `embed`."""
     if isinstance(embedder, HashingEmbedder):
         return None
     model = getattr(embedder, "model", None)
     if model is not None and hasattr(model, "encode"):
-        return lambda texts: model.encode(texts, batch_size=32, normalize_embeddings=True,
+        size = embedder.batch_size
+        return lambda texts: model.encode(texts, batch_size=size, normalize_embeddings=True,
                                           convert_to_numpy=True, show_progress_bar=False)
     return embedder.embed
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from ingest.embedders import (EncodeQueue, HashingEmbedder, OpenAIEmbedder,
-                              SentenceTransformerEmbedder, resolve_model_path)
+                              SentenceTransformerEmbedder, build_embedder, resolve_model_path)
 from ingest.errors import ModelUnavailableError
+from ingest.settings import IngestSettings
 
 
 @pytest.fixture(params=["hashing", "torch", "onnx", "onnx-int8",
@@ -178,3 +179,17 @@ def test_counting_while_questions_are_embedded_gives_the_same_counts(real_embedd
         t.join(120)
     assert errors == [] and len(results) == 40
     assert all(r == expected for r in results)
+
+
+@pytest.mark.parametrize("backend,default", [("torch", 10), ("onnx", 32), ("onnx-int8", 32)])
+def test_the_batch_size_is_the_backend_s_own_unless_set(backend: str, default: int) -> None:
+    assert build_embedder(IngestSettings(embed_backend=backend)).batch_size == default
+    assert build_embedder(IngestSettings(embed_backend=backend,
+                                         embed_batch_size=7)).batch_size == 7
+
+
+def test_a_remote_embedder_sends_32_texts_a_request_unless_set() -> None:
+    remote = {"embedder": "openai", "embed_base_url": "http://127.0.0.1:9/v1",
+              "embed_model": "all-minilm"}
+    assert build_embedder(IngestSettings(**remote)).options.batch_size == 32
+    assert build_embedder(IngestSettings(**remote, embed_batch_size=5)).options.batch_size == 5

@@ -141,7 +141,8 @@ class RagService:
     def retrieve(self, q: Question) -> Retrieved:
         """Embed and retrieve, then decide whether to abstain. The BM25 search and the
         question's word weights run on other threads while the question is embedded, unless
-        the embedder takes every core (then the weights wait for the dense search). A follow-up is searched in its standalone form (`_standalone`), and
+        the embedder takes every core (then the weights start after it, beside the dense
+        search). A follow-up is searched in its standalone form (`_standalone`), and
         abstention judges that form: a follow-up's own words ("Who can bring it back?") are
         too few and too vague to check against the passages (measured: README,
         "Conversations")."""

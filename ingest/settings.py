@@ -58,7 +58,7 @@ class IngestSettings(BaseSettings):
     embed_backend: Literal["torch", "onnx", "onnx-int8"] = "onnx-int8"
     embed_cache_dir: Path = Field(default_factory=lambda: default_cache_dir() / "onnx")
     # Texts per encode, or per request; unset: the backend's own (torch 10: a whole ingest
-    # 16% faster than with 32 here; ONNX, which runs texts unpadded, and a server 32).
+    # 13-16% faster than with 32 here; ONNX, which runs texts unpadded, and a server 32).
     embed_batch_size: int | None = Field(None, ge=1, le=4096)
     # Texts embedded between two commits of their vectors: what a killed run can lose at most.
     embed_checkpoint: int = Field(512, ge=1)

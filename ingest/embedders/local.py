@@ -121,8 +121,8 @@ class SentenceTransformerEmbedder:
     uses_all_cores = True  # torch runs one text on an OpenMP team of a thread per core
 
     # Batches of 10 (LlamaIndex's default): a whole ingest of 400 SciFact abstracts took
-    # 34.5-36.5 s against 41.0-43.3 s with 32, 2 cores; padded batches of fewer texts of
-    # like lengths (sorted) cost less attention and stay in cache.
+    # 31.9-36.5 s against 36.8-43.3 s with 32 (two A/B pairs of runs, 2 cores); padded
+    # batches of fewer texts of like lengths (sorted) cost less attention and stay in cache.
     def __init__(self, name: str = DEFAULT_MODEL, *, batch_size: int = 10,
                  allow_download: bool = False, device: str = "cpu") -> None:
         self.model_id = model_identity(name)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -32,4 +33,4 @@ class LoadOptions:
     max_unzipped_bytes: int = 100_000_000
     max_sheet_cells: int = 1_000_000  # non-empty cells a spreadsheet (.xlsx, .csv) may hold
     ocr: bool = False  # read PDF pages without a text layer with tesseract
-    pdf_reader: str = "pdfium"  # what reads a PDF's text layer: "pdfium" or "pypdf"
+    pdf_reader: Literal["pdfium", "pypdf"] = "pdfium"  # what reads a PDF's text layer

@@ -80,6 +80,8 @@ def page_texts(data: bytes, reader: str = "pdfium") -> list[str]:
     """The extracted text of every page (newlines normalised, trailing whitespace stripped),
     read by `reader`: "pdfium" or "pypdf"."""
     check_envelope(data)
+    if reader not in ("pdfium", "pypdf"):
+        raise ValueError(f"unknown PDF reader {reader!r}: pdfium or pypdf")
     raw = pdfium.raw_page_texts(data) if reader == "pdfium" else _pypdf_texts(data)
     return [_JUNK_CONTROLS.sub("", normalize_newlines(text)).rstrip() for text in raw]
 

@@ -205,19 +205,34 @@ def test_every_pdfium_call_holds_the_lock(
 ) -> None:
     import pypdfium2
 
-    seen: list[bool] = []
-    for owner, name in ((pypdfium2.PdfDocument, "__len__"), (pypdfium2.PdfPage, "get_textpage"),
-                        (pypdfium2.PdfTextPage, "get_text_bounded")):
+    seen: list[str] = []  # the calls made without the lock
+    calls: list[str] = []
+    for owner, name in ((pypdfium2.PdfDocument, "__init__"), (pypdfium2.PdfDocument, "__len__"),
+                        (pypdfium2.PdfDocument, "__getitem__"),
+                        (pypdfium2.PdfDocument, "close"), (pypdfium2.PdfPage, "get_textpage"),
+                        (pypdfium2.PdfPage, "close"), (pypdfium2.PdfTextPage, "get_text_bounded"),
+                        (pypdfium2.PdfTextPage, "close")):
         original = getattr(owner, name)
 
-        def watched(self: object, *args: object, _original=original, **kwargs: object) -> object:
-            seen.append(pdfium.LOCK.locked())
+        def watched(self: object, *args: object, _original=original, _name=name,
+                    **kwargs: object) -> object:
+            calls.append(_name)
+            if not pdfium.LOCK.locked():
+                seen.append(_name)
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(owner, name, watched)
     assert page_texts(three_page_pdf, "pdfium") == THREE_PAGES
-    assert len(seen) == 1 + 3 + 3 and all(seen)
+    assert seen == []
+    for name, at_least in (("__init__", 1), ("__getitem__", 3), ("get_text_bounded", 3),
+                           ("close", 1 + 3 + 3)):
+        assert calls.count(name) >= at_least, (name, calls)
     assert not pdfium.LOCK.locked()
+
+
+def test_an_unknown_reader_is_refused(three_page_pdf: bytes) -> None:
+    with pytest.raises(ValueError, match="unknown PDF reader 'mupdf'"):
+        page_texts(three_page_pdf, "mupdf")
 
 
 def test_threads_reading_pdfs_at_once_get_what_one_thread_gets(three_page_pdf: bytes) -> None:

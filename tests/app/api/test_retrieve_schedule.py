@@ -28,7 +28,7 @@ class WatchedEmbedder(HashingEmbedder):
         if urgent and not self.weighed.is_set():  # the question's own embedding
             self.embedding = True
             self.started.set()
-            self.weighed.wait(0.5)
+            self.weighed.wait(0.1 if self.uses_all_cores else 0.5)
             self.embedding = False
         return super().embed(texts, urgent=urgent)
 

@@ -165,15 +165,16 @@ class RagService:
             # The question's word weights (pure Python, ~0.5 ms) go beside the embedding
             # when it leaves a core free (ONNX: one thread per text; a remote server), else
             # beside the dense search: next to torch's OpenMP team they cost its embedding
-            # 1-2 ms (10.2-9.5 against 11.3-11.6 ms p50, SciFact questions, 2 cores).
+            # 1-2 ms (9.5-10.2 against 11.3-11.6 ms p50, SciFact questions, 2 cores).
             weigh = o.min_term_coverage > 0
-            beside = weigh and not self.embedder.uses_all_cores
-            weights = self._lexical_pool.submit(term_weights, query, snapshot) if beside else None
+            weights = None
+            if weigh and not self.embedder.uses_all_cores:
+                weights = self._lexical_pool.submit(term_weights, query, snapshot)
             try:
                 t0 = time.perf_counter()
                 vector = self._embed_now([query])[0]
                 t1 = time.perf_counter()
-                if weigh and not beside:
+                if weigh and weights is None:
                     weights = self._lexical_pool.submit(term_weights, query, snapshot)
                 if not early:
                     lexical = self._lexical(retriever, q, query, where)

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+from ingest.errors import LoadError
 from ingest.loaders.base import Section
 
 _MAX_REASON = 100
@@ -44,6 +45,20 @@ class HeadingStack:
     @property
     def path(self) -> tuple[str, ...]:
         return tuple(title for _, title in self._open)
+
+
+def page_by_page(count: int, read: Callable[[int], str]) -> list[str]:
+    """read(0), ..., read(count - 1), the PDF readers' one loop: a PDF with no pages, or a page
+    whose read raises, is refused with the page's number (never skipped)."""
+    if count == 0:
+        raise LoadError("PDF has no pages")
+    texts: list[str] = []
+    for index in range(count):
+        try:
+            texts.append(read(index))
+        except Exception as exc:
+            raise LoadError(f"page {index + 1} could not be read: {short_exc(exc, 60)}") from exc
+    return texts
 
 
 def build_sections(

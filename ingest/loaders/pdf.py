@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from ingest.errors import LoadError
 from ingest.loaders import pdfium
 from ingest.loaders.base import LoadedDocument, LoadOptions
-from ingest.loaders.common import build_sections, normalize_newlines, short_exc
+from ingest.loaders.common import build_sections, normalize_newlines, page_by_page, short_exc
 
 _HEADER_WINDOW = 1024  # readers accept a header a little way into the file
 _EOF_WINDOW = 2048
@@ -65,24 +65,20 @@ def _pypdf_texts(data: bytes) -> list[str]:
             count = len(reader.pages)
         except Exception as exc:
             raise LoadError(f"corrupt PDF: {short_exc(exc)}") from exc
-        if count == 0:
-            raise LoadError("PDF has no pages")
-        texts: list[str] = []
-        for number in range(1, count + 1):
-            try:
-                texts.append(reader.pages[number - 1].extract_text() or "")
-            except Exception as exc:
-                raise LoadError(f"page {number} could not be read: {short_exc(exc, 60)}") from exc
-    return texts
+        return page_by_page(count, lambda index: reader.pages[index].extract_text() or "")
+
+
+_READERS = {"pdfium": pdfium.raw_page_texts, "pypdf": _pypdf_texts}
 
 
 def page_texts(data: bytes, reader: str = "pdfium") -> list[str]:
     """The extracted text of every page (newlines normalised, trailing whitespace stripped),
     read by `reader`: "pdfium" or "pypdf"."""
-    check_envelope(data)
-    if reader not in ("pdfium", "pypdf"):
+    read = _READERS.get(reader)
+    if read is None:
         raise ValueError(f"unknown PDF reader {reader!r}: pdfium or pypdf")
-    raw = pdfium.raw_page_texts(data) if reader == "pdfium" else _pypdf_texts(data)
+    check_envelope(data)
+    raw = read(data)
     return [_JUNK_CONTROLS.sub("", normalize_newlines(text)).rstrip() for text in raw]
 
 

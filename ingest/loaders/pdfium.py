@@ -17,7 +17,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from ingest.errors import LoadError
-from ingest.loaders.common import short_exc
+from ingest.loaders.common import page_by_page, short_exc
 
 if TYPE_CHECKING:
     from pypdfium2 import PdfDocument
@@ -43,6 +43,11 @@ def open_document(data: bytes) -> PdfDocument:
         raise LoadError(f"corrupt PDF: {short_exc(exc)}") from exc
 
 
+def _locked_page_text(document: PdfDocument, index: int) -> str:
+    with LOCK:
+        return _page_text(document, index)
+
+
 def _page_text(document: PdfDocument, index: int) -> str:
     page = document[index]
     try:
@@ -64,17 +69,7 @@ def raw_page_texts(data: bytes) -> list[str]:
     try:
         with LOCK:
             count = len(document)
-        if count == 0:  # PDFium refuses to open one today; a later version might not
-            raise LoadError("PDF has no pages")
-        texts: list[str] = []
-        for index in range(count):
-            try:
-                with LOCK:
-                    texts.append(_page_text(document, index))
-            except Exception as exc:
-                raise LoadError(f"page {index + 1} could not be read: "
-                                f"{short_exc(exc, 60)}") from exc
-        return texts
+        return page_by_page(count, lambda index: _locked_page_text(document, index))
     finally:
         with LOCK:
             document.close()

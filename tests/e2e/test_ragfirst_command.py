@@ -139,6 +139,9 @@ def test_bad_settings_are_one_error_line_not_a_traceback():
                             (["ingest"], {"RAG_MAX_SHEET_CELLS": "lots"}, "RAG_MAX_SHEET_CELLS"),
                             (["ingest"], {"RAG_OCR": "maybe"}, "RAG_OCR"),
                             (["ingest"], {"RAG_PDF_READER": "mupdf"}, "RAG_PDF_READER"),
+                            (["ingest"], {"RAG_EMBED_BATCH_SIZE": "0"}, "RAG_EMBED_BATCH_SIZE"),
+                            (["serve"], {"RAG_EMBED_BATCH_SIZE": "ten"},
+                             "RAG_EMBED_BATCH_SIZE"),
                             (["serve"], {"RAG_LEXICAL_INDEX": "bm25s"}, "RAG_LEXICAL_INDEX")):
         out = ragfirst(*args, **env)
         assert out.returncode == 2 and out.stderr.startswith("error: invalid settings: ")
